@@ -1,0 +1,95 @@
+"""The one settings object: every ``THEO_*`` environment variable lives here.
+
+Nested groups use ``__`` as the delimiter (``THEO_WORKER__STARTUP_TIMEOUT_S=120``).
+Settings are built once at the edge (CLI or app factory) and passed in explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".theo"
+
+
+class WorkerSettings(BaseModel):
+    """How engine worker subprocesses are started, probed and restarted."""
+
+    startup_timeout_s: float = 300.0
+    """Longest time a worker may take to load its model and answer READY."""
+    health_interval_s: float = 5.0
+    """Interval between liveness probes of a READY worker."""
+    health_timeout_s: float = 3.0
+    """A worker that does not answer a probe within this time counts as failed."""
+    max_restarts: int = 3
+    """Automatic restarts allowed within ``restart_window_s`` before a worker stays CRASHED."""
+    restart_window_s: float = 60.0
+    """Sliding window over which restarts are counted."""
+    restart_backoff_s: float = 0.5
+    """First delay before a restart; doubled on each further restart in the window."""
+    stop_grace_s: float = 5.0
+    """Time between SIGTERM and SIGKILL when stopping a worker."""
+
+
+class Settings(BaseSettings):
+    """Runtime configuration for the Theo server and CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="THEO_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=_default_home)
+    """Theo's home directory (``THEO_HOME``); models live in ``<home>/models``."""
+    models_dir: Path | None = None
+    """Override for the models directory (``THEO_MODELS_DIR``)."""
+    host: str = "127.0.0.1"
+    """Address ``theo serve`` binds and the CLI clients talk to."""
+    port: int = 8000
+    """Port ``theo serve`` binds and the CLI clients talk to."""
+    download_cache_dir: Path | None = None
+    """Where ``theo pull`` keeps downloaded packages for reuse (``THEO_DOWNLOAD_CACHE_DIR``);
+    defaults to ``<home>/cache``."""
+    server_url: str | None = None
+    """Full base URL the CLI clients use (``THEO_SERVER_URL``); defaults to host and port."""
+    log_format: Literal["console", "json"] = "console"
+    """Log renderer: human-readable console lines or one JSON object per line."""
+    log_level: str = "INFO"
+    """Minimum log level."""
+    max_file_size_mb: float = 25.0
+    """Largest accepted upload for the audio endpoints, in MiB; bigger bodies get 413."""
+    retry_after_s: int = 5
+    """Value of the ``Retry-After`` header on 503 answers."""
+    request_timeout_s: float = 600.0
+    """Longest a single batch inference may run in a worker."""
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    """Worker supervision settings."""
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """The directory scanned for installed models."""
+        return self.models_dir if self.models_dir is not None else self.home / "models"
+
+    @property
+    def resolved_download_cache_dir(self) -> Path:
+        """The directory where downloads are cached between pulls."""
+        if self.download_cache_dir is not None:
+            return self.download_cache_dir
+        return self.home / "cache"
+
+    @property
+    def base_url(self) -> str:
+        """The URL CLI clients use to reach the server."""
+        if self.server_url:
+            return self.server_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 - wildcard binds are reached on loopback
+        return f"http://{host}:{self.port}"
+
+    @property
+    def max_file_size_bytes(self) -> int:
+        """Upload limit in bytes."""
+        return int(self.max_file_size_mb * 1024 * 1024)

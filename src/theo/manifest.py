@@ -1,0 +1,112 @@
+"""The ``theo.yaml`` model manifest: parsing and validation.
+
+Every installed model directory holds one. Capabilities are data the server branches
+on (e.g. whether a model can translate), never engine-specific ``isinstance`` checks.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from theo.errors import ManifestError
+from theo.types import ModelType, STTArchitecture
+
+MANIFEST_FILENAME = "theo.yaml"
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Capabilities(BaseModel):
+    """What a model can do, declared in its manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    languages: list[str] = Field(default_factory=list)
+    """ISO 639-1 codes the model accepts; empty means any language the engine knows."""
+    translation: bool = False
+    """Whether ``task=translate`` (speech to English text) is supported."""
+    word_timestamps: bool = True
+    """Whether word-level timestamps can be produced."""
+    streaming: bool = True
+    """Whether the model can serve realtime sessions."""
+    language_detection: bool = True
+    """Whether the language can be detected when none is given."""
+
+
+class EngineConfig(BaseModel):
+    """Engine settings handed to the worker."""
+
+    model_config = ConfigDict(extra="allow")
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto``: CUDA when available, otherwise CPU."""
+    compute_type: str = "auto"
+    """CTranslate2 compute type; ``auto`` means float16 on CUDA and int8 on CPU."""
+    cpu_threads: int = Field(default=0, ge=0)
+    """Intra-op threads on CPU; 0 lets the engine decide."""
+    beam_size: int = Field(default=5, ge=1)
+    """Beam width used for decoding."""
+    vad_filter: bool = False
+    """Whether the engine's own VAD filter drops silence before decoding."""
+
+
+class ModelManifest(BaseModel):
+    """A parsed ``theo.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str = "1.0"
+    type: ModelType
+    engine: str
+    architecture: STTArchitecture | None = None
+    description: str = ""
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    engine_config: EngineConfig = Field(default_factory=EngineConfig)
+    source: dict[str, Any] = Field(default_factory=dict)
+    """Where the files came from (written by ``theo pull``; informational)."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_PATTERN.match(value):
+            raise ValueError("must start with a letter or digit and hold only [A-Za-z0-9._-]")
+        return value
+
+    @classmethod
+    def from_dict(cls, data: object, origin: str = "<manifest>") -> ModelManifest:
+        """Validate a mapping, raising :class:`ManifestError` with a readable message."""
+        if not isinstance(data, dict):
+            raise ManifestError(f"{origin}: expected a mapping at the top level")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ManifestError(f"{origin}: {problems}") from exc
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelManifest:
+        """Read and validate ``<model_dir>/theo.yaml``."""
+        path = model_dir / MANIFEST_FILENAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ManifestError(f"{path}: manifest not found") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ManifestError(f"{path}: invalid YAML: {exc}") from exc
+        return cls.from_dict(data, origin=str(path))
+
+    def dump(self, model_dir: Path) -> Path:
+        """Write this manifest as ``<model_dir>/theo.yaml``."""
+        path = model_dir / MANIFEST_FILENAME
+        data = self.model_dump(mode="json", exclude_defaults=False)
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return path

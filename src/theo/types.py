@@ -1,0 +1,107 @@
+"""Core domain types shared by the server, scheduler and workers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class ModelType(enum.StrEnum):
+    """What a model does."""
+
+    STT = "stt"
+    TTS = "tts"
+
+
+class STTArchitecture(enum.StrEnum):
+    """How an STT engine produces text; streaming strategies branch on this as data."""
+
+    ENCODER_DECODER = "encoder-decoder"
+    CTC = "ctc"
+    STREAMING_NATIVE = "streaming-native"
+
+
+class Task(enum.StrEnum):
+    """Batch task: keep the spoken language or translate to English."""
+
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+class ResponseFormat(enum.StrEnum):
+    """Output formats of the OpenAI transcription contract."""
+
+    JSON = "json"
+    VERBOSE_JSON = "verbose_json"
+    TEXT = "text"
+    SRT = "srt"
+    VTT = "vtt"
+
+
+class WorkerState(enum.StrEnum):
+    """Lifecycle of a worker subprocess as seen by the manager."""
+
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A recognised word with its time span in seconds."""
+
+    word: str
+    start: float
+    end: float
+    probability: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A recognised segment with decoder statistics (OpenAI verbose_json fields)."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    seek: int = 0
+    tokens: tuple[int, ...] = ()
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Everything a batch transcription or translation returns."""
+
+    text: str
+    language: str
+    duration: float
+    segments: tuple[Segment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeParams:
+    """Decoding options passed from the API through the scheduler to the engine."""
+
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    word_timestamps: bool = False
+    task: Task = Task.TRANSCRIBE
+    hot_words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeRequest:
+    """A batch request ready for the scheduler: 16 kHz mono PCM16 audio plus options."""
+
+    model: str
+    audio_pcm16: bytes
+    params: TranscribeParams = field(default_factory=TranscribeParams)
+    request_id: str = ""
