@@ -39,9 +39,7 @@ class WorkerSettings(BaseModel):
 class Settings(BaseSettings):
     """Runtime configuration for the Theo server and CLI."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="THEO_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="THEO_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(default_factory=_default_home)
     """Theo's home directory (``THEO_HOME``); models live in ``<home>/models``."""
@@ -86,7 +84,7 @@ class Settings(BaseSettings):
         """The URL CLI clients use to reach the server."""
         if self.server_url:
             return self.server_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 - wildcard binds are reached on loopback
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
     @property

@@ -38,7 +38,7 @@ class ModelStore:
         self.models_dir = models_dir
 
     def list_installed(self, model_type: ModelType | None = None) -> list[InstalledModel]:
-        """Every valid installed model, sorted by name; invalid directories are logged and skipped."""
+        """Every valid installed model, sorted by name; invalid directories are skipped."""
         if not self.models_dir.is_dir():
             return []
         models: list[InstalledModel] = []

@@ -1,0 +1,122 @@
+"""``theo transcribe`` and ``theo translate``: thin clients of the running server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from theo.cli.client import fail, request, resolve_base_url, server_option
+
+_FORMATS = ["json", "text", "verbose_json", "srt", "vtt"]
+_TIMEOUT_S = 900.0
+
+
+def _pick_model(base_url: str, need_translation: bool) -> str:
+    """The first ready speech-to-text model on the server that can do the task."""
+    models = request("GET", base_url, "/v1/models", timeout=10.0).json()["data"]
+    candidates = [
+        m
+        for m in models
+        if m.get("type") == "stt"
+        and (not need_translation or m.get("capabilities", {}).get("translation"))
+    ]
+    if not candidates:
+        what = "a translation-capable" if need_translation else "a speech-to-text"
+        fail(f"the server has no {what} model installed; run `theo pull faster-whisper-base`.")
+    ready = [m for m in candidates if m.get("status") in ("ready", "busy")]
+    return str((ready or candidates)[0]["id"])
+
+
+def _send(
+    endpoint: str,
+    file: Path,
+    model: str | None,
+    fields: dict[str, str],
+    word_timestamps: bool,
+    server_url: str | None,
+) -> None:
+    base_url = resolve_base_url(server_url)
+    chosen = model or _pick_model(base_url, need_translation=endpoint.endswith("translations"))
+    data: dict[str, Any] = {"model": chosen, **{k: v for k, v in fields.items() if v}}
+    if word_timestamps:
+        data["timestamp_granularities[]"] = ["word", "segment"]
+    with file.open("rb") as handle:
+        response = request(
+            "POST",
+            base_url,
+            endpoint,
+            data=data,
+            files={"file": (file.name, handle)},
+            timeout=_TIMEOUT_S,
+        )
+    if fields.get("response_format", "json") == "json":
+        click.echo(response.json()["text"])
+    else:
+        click.echo(response.text.rstrip("\n"))
+
+
+_file_argument = click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+_model_option = click.option(
+    "--model", "-m", default=None, help="Model name (default: first ready model on the server)."
+)
+_format_option = click.option(
+    "--format",
+    "-f",
+    "response_format",
+    type=click.Choice(_FORMATS),
+    default="json",
+    help="Output format; json prints just the text.",
+)
+_prompt_option = click.option("--prompt", default=None, help="Context or spelling hints.")
+
+
+@click.command("transcribe")
+@_file_argument
+@_model_option
+@click.option(
+    "--language", "-l", default=None, help="Spoken language (ISO 639-1); default: detect."
+)
+@_format_option
+@_prompt_option
+@click.option("--word-timestamps", is_flag=True, help="Include word timings (verbose_json).")
+@server_option
+def transcribe_cmd(
+    file: Path,
+    model: str | None,
+    language: str | None,
+    response_format: str,
+    prompt: str | None,
+    word_timestamps: bool,
+    server_url: str | None,
+) -> None:
+    """Transcribe an audio file with the running server."""
+    if word_timestamps and response_format != "verbose_json":
+        response_format = "verbose_json"
+    fields = {
+        "language": language or "",
+        "response_format": response_format,
+        "prompt": prompt or "",
+    }
+    _send("/v1/audio/transcriptions", file, model, fields, word_timestamps, server_url)
+
+
+@click.command("translate")
+@_file_argument
+@_model_option
+@_format_option
+@_prompt_option
+@server_option
+def translate_cmd(
+    file: Path,
+    model: str | None,
+    response_format: str,
+    prompt: str | None,
+    server_url: str | None,
+) -> None:
+    """Translate the speech in an audio file to English text."""
+    fields = {"response_format": response_format, "prompt": prompt or ""}
+    _send("/v1/audio/translations", file, model, fields, False, server_url)

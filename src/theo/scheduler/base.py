@@ -1,0 +1,24 @@
+"""The scheduler interface routes use; a priority scheduler can replace the simple one."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from theo.types import BatchResult, TranscribeRequest
+
+
+class Scheduler(Protocol):
+    """Routes a request to a worker of its model and returns the engine's result."""
+
+    async def transcribe(self, request: TranscribeRequest) -> BatchResult:
+        """Run a batch transcription or translation.
+
+        Cancelling the awaiting task cancels the call in the worker.
+
+        Raises:
+            ModelUnavailableError: no worker of the model is ready (loading/restarting).
+            WorkerCrashError: the worker died during the request.
+            WorkerTimeoutError: the worker did not answer in time.
+            InferenceError: the engine failed.
+        """
+        ...

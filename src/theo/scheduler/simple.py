@@ -1,0 +1,75 @@
+"""First-come scheduler: send each request to the least-loaded ready worker of its model."""
+
+from __future__ import annotations
+
+import grpc
+
+from theo.config import Settings
+from theo.errors import (
+    InferenceError,
+    InvalidRequestError,
+    ModelUnavailableError,
+    WorkerCrashError,
+    WorkerTimeoutError,
+)
+from theo.logging import get_logger
+from theo.types import BatchResult, TranscribeRequest, WorkerState
+from theo.workers.handle import WorkerHandle
+from theo.workers.manager import WorkerManager
+from theo.workers.stt.converters import request_to_proto, result_from_proto
+
+log = get_logger("scheduler")
+
+
+class SimpleScheduler:
+    """Routes to READY/BUSY workers; the worker queues requests it cannot start yet."""
+
+    def __init__(self, manager: WorkerManager, settings: Settings) -> None:
+        self._manager = manager
+        self._settings = settings
+
+    def _pick(self, model: str) -> WorkerHandle:
+        workers = self._manager.workers_for(model)
+        routable = [w for w in workers if w.routable and w.stub is not None]
+        if routable:
+            return min(routable, key=lambda w: w.active_requests)
+        if any(w.state == WorkerState.STARTING for w in workers) or any(
+            w.state == WorkerState.CRASHED and not w.last_error.startswith("crashed ")
+            for w in workers
+        ):
+            raise ModelUnavailableError(f"Model '{model}' is loading or restarting; retry shortly.")
+        detail = "; ".join(w.last_error for w in workers if w.last_error) or "no worker running"
+        raise ModelUnavailableError(f"Model '{model}' is unavailable: {detail}.")
+
+    async def transcribe(self, request: TranscribeRequest) -> BatchResult:
+        """Send the request to a worker; see :class:`theo.scheduler.base.Scheduler`."""
+        worker = self._pick(request.model)
+        assert worker.stub is not None
+        generation = worker.begin_request()
+        try:
+            response = await worker.stub.TranscribeFile(
+                request_to_proto(request), timeout=self._settings.request_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _map_rpc_error(exc, worker) from exc
+        finally:
+            worker.end_request(generation)
+        return result_from_proto(response)
+
+
+def _map_rpc_error(exc: grpc.aio.AioRpcError, worker: WorkerHandle) -> Exception:
+    code = exc.code()
+    detail = exc.details() or ""
+    log.warning("worker_call_failed", worker_id=worker.worker_id, code=code.name, detail=detail)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return WorkerTimeoutError(f"The worker for '{worker.model_name}' did not answer in time.")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        trailers = dict(exc.trailing_metadata() or ())
+        param = trailers.get("theo-param")
+        return InvalidRequestError(detail, param=str(param) if param else None)
+    if code == grpc.StatusCode.INTERNAL:
+        return InferenceError(f"The engine failed on this request: {detail}")
+    return WorkerCrashError(
+        f"The worker for '{worker.model_name}' stopped while serving the request; "
+        "it is being restarted. Retry shortly."
+    )

@@ -1,0 +1,63 @@
+"""FastAPI application factory and lifespan: store, workers, scheduler, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from theo import __version__
+from theo.config import Settings
+from theo.logging import get_logger
+from theo.registry.store import ModelStore
+from theo.scheduler.simple import SimpleScheduler
+from theo.server.body_limit import BodyLimitMiddleware
+from theo.server.errors import install_error_handlers
+from theo.server.metrics import Metrics
+from theo.server.request_metrics import RequestMetricsMiddleware
+from theo.server.routes import audio, health, models
+from theo.server.state import AppState
+from theo.workers.manager import WorkerManager
+
+log = get_logger("server")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; workers are spawned in the lifespan and stopped on shutdown."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ModelStore(settings.resolved_models_dir)
+        manager = WorkerManager(settings, on_change=metrics.worker_changed)
+        installed = store.list_installed()
+        log.info(
+            "server_starting",
+            models_dir=str(store.models_dir),
+            models=[m.name for m in installed],
+        )
+        if not installed:
+            log.warning("no_models_installed", hint="run `theo pull faster-whisper-tiny.en`")
+        await manager.start(installed)
+        app.state.theo = AppState(
+            settings=settings,
+            store=store,
+            manager=manager,
+            scheduler=SimpleScheduler(manager, settings),
+            metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            log.info("server_stopping")
+            await manager.stop()
+
+    app = FastAPI(title="Theo OpenVoice", version=__version__, lifespan=lifespan)
+    install_error_handlers(app, settings.retry_after_s)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(audio.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_file_size_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    return app

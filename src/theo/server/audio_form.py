@@ -1,0 +1,135 @@
+"""Parse and validate the OpenAI multipart form of the transcription/translation endpoints."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from starlette.datastructures import FormData, UploadFile
+
+from theo.errors import FileTooLargeError, InvalidRequestError
+from theo.types import ResponseFormat, Task, TranscribeParams
+
+_LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
+_GRANULARITIES = frozenset({"segment", "word"})
+
+
+@dataclass(frozen=True, slots=True)
+class AudioForm:
+    """A validated transcription or translation request."""
+
+    upload: UploadFile
+    model: str
+    response_format: ResponseFormat
+    params: TranscribeParams
+    include_words: bool
+
+
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"'{name}' must be a text field, not a file.", param=name)
+    return value.strip()
+
+
+def _language(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    # Accept BCP-47 tags such as "pt-BR": the engine needs only the primary language.
+    primary = raw.replace("_", "-").split("-")[0].lower()
+    if not _LANGUAGE_PATTERN.match(primary):
+        raise InvalidRequestError(
+            f"Invalid language '{raw}': use an ISO 639-1 code such as 'en' or 'pt'.",
+            param="language",
+        )
+    return primary
+
+
+def _temperature(raw: str | None) -> float:
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid temperature '{raw}': must be a number between 0 and 1.", param="temperature"
+        ) from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InvalidRequestError(
+            f"Invalid temperature '{raw}': must be between 0 and 1.", param="temperature"
+        )
+    return value
+
+
+def _response_format(raw: str | None) -> ResponseFormat:
+    if not raw:
+        return ResponseFormat.JSON
+    try:
+        return ResponseFormat(raw)
+    except ValueError:
+        allowed = ", ".join(f.value for f in ResponseFormat)
+        raise InvalidRequestError(
+            f"Invalid response_format '{raw}': must be one of {allowed}.", param="response_format"
+        ) from None
+
+
+def _granularities(form: FormData) -> set[str]:
+    values = [*form.getlist("timestamp_granularities[]"), *form.getlist("timestamp_granularities")]
+    granularities: set[str] = set()
+    for value in values:
+        if not isinstance(value, str):
+            raise InvalidRequestError(
+                "timestamp_granularities must be text.", param="timestamp_granularities"
+            )
+        for raw_item in value.split(","):
+            item = raw_item.strip()
+            if item not in _GRANULARITIES:
+                raise InvalidRequestError(
+                    f"Invalid timestamp granularity '{item}': use 'segment' or 'word'.",
+                    param="timestamp_granularities",
+                )
+            granularities.add(item)
+    return granularities
+
+
+def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioForm:
+    """Validate every field; the first problem raises an error naming its field."""
+    upload = form.get("file")
+    if upload is None:
+        raise InvalidRequestError("Missing required field 'file'.", param="file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequestError("'file' must be an uploaded audio file.", param="file")
+    if upload.size is not None and upload.size > max_file_bytes:
+        raise FileTooLargeError(
+            f"The uploaded file exceeds the maximum size of {max_file_bytes / 2**20:g} MB."
+        )
+    if upload.size == 0:
+        raise InvalidRequestError("The uploaded file is empty.", param="file")
+    model = _text(form, "model")
+    if not model:
+        raise InvalidRequestError("Missing required field 'model'.", param="model")
+    response_format = _response_format(_text(form, "response_format"))
+    granularities = _granularities(form)
+    include_words = "word" in granularities
+    if include_words and response_format != ResponseFormat.VERBOSE_JSON:
+        raise InvalidRequestError(
+            "Word timestamps require response_format 'verbose_json'.",
+            param="timestamp_granularities",
+        )
+    params = TranscribeParams(
+        language=_language(_text(form, "language")),
+        prompt=_text(form, "prompt") or None,
+        temperature=_temperature(_text(form, "temperature")),
+        word_timestamps=include_words,
+        task=task,
+    )
+    return AudioForm(
+        upload=upload,
+        model=model,
+        response_format=response_format,
+        params=params,
+        include_words=include_words,
+    )

@@ -1,0 +1,102 @@
+"""Domain errors mapped to HTTP answers in OpenAI's shape. This is the only place that does it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from theo.errors import (
+    FileTooLargeError,
+    InferenceError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    TheoError,
+    WorkerCrashError,
+    WorkerTimeoutError,
+)
+from theo.logging import get_logger
+
+log = get_logger("server.errors")
+
+# (status, OpenAI error type, code) per domain error; the most specific class wins.
+_ERROR_TABLE: list[tuple[type[TheoError], int, str, str]] = [
+    (FileTooLargeError, 413, "invalid_request_error", "file_too_large"),
+    (ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
+    (InvalidRequestError, 400, "invalid_request_error", "invalid_value"),
+    (ModelUnavailableError, 503, "server_error", "model_unavailable"),
+    (WorkerCrashError, 503, "server_error", "worker_crashed"),
+    (WorkerTimeoutError, 504, "server_error", "worker_timeout"),
+    (InferenceError, 500, "server_error", "inference_failed"),
+]
+
+
+def error_body(
+    message: str, error_type: str, code: str, param: str | None = None
+) -> dict[str, Any]:
+    """The OpenAI error envelope."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def classify(exc: TheoError) -> tuple[int, str, str]:
+    """HTTP status, error type and code for a domain error."""
+    for cls, status, error_type, code in _ERROR_TABLE:
+        if isinstance(exc, cls):
+            return status, error_type, code
+    return 500, "server_error", "internal_error"
+
+
+def response_for(exc: TheoError, retry_after_s: int) -> JSONResponse:
+    """Build the JSON error response for a domain error."""
+    status, error_type, code = classify(exc)
+    param = exc.param if isinstance(exc, InvalidRequestError) else None
+    headers = {"Retry-After": str(retry_after_s)} if status == 503 else None
+    return JSONResponse(
+        error_body(exc.message, error_type, code, param), status_code=status, headers=headers
+    )
+
+
+def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
+    """Register the handlers that turn every failure into an OpenAI-shaped answer."""
+
+    async def on_theo_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TheoError)
+        return response_for(exc, retry_after_s)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        param = ".".join(loc) or None
+        message = (
+            f"Invalid value for '{param}': {first.get('msg', 'invalid')}" if param else str(exc)
+        )
+        return JSONResponse(
+            error_body(message, "invalid_request_error", "invalid_value", param), status_code=400
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(str(exc.detail), error_type, code),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return JSONResponse(
+            error_body("Internal server error.", "server_error", "internal_error"),
+            status_code=500,
+        )
+
+    app.add_exception_handler(TheoError, on_theo_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

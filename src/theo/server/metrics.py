@@ -1,0 +1,81 @@
+"""Every metric the server exposes at ``GET /metrics``, behind named helpers.
+
+Each app owns its own registry, so tests and multiple apps in one process never collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import generate_latest
+
+from theo.types import WorkerState
+from theo.workers.handle import WorkerHandle
+
+# The *_created series double the exposition size and nobody graphs them.
+disable_created_metrics()
+
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """Prometheus collectors for requests, errors and workers."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "theo_requests_total",
+            "HTTP requests served, by endpoint, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "theo_request_duration_seconds",
+            "Time to serve an HTTP request, by endpoint.",
+            ["endpoint"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            "theo_errors_total",
+            "Requests answered with an error, by endpoint and error code.",
+            ["endpoint", "code"],
+            registry=self.registry,
+        )
+        self._worker_state = Enum(
+            "theo_worker_state",
+            "Current state of each worker subprocess.",
+            ["worker_id", "model"],
+            states=[s.value for s in WorkerState],
+            registry=self.registry,
+        )
+        self._worker_restarts = Gauge(
+            "theo_worker_restarts",
+            "Automatic restarts of each worker since the server started.",
+            ["worker_id", "model"],
+            registry=self.registry,
+        )
+
+    def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Record one finished HTTP request."""
+        self._requests.labels(endpoint, method, str(status)).inc()
+        self._duration.labels(endpoint).observe(seconds)
+
+    def error(self, endpoint: str, code: str) -> None:
+        """Record an error answer."""
+        self._errors.labels(endpoint, code).inc()
+
+    def worker_changed(self, handle: WorkerHandle) -> None:
+        """Mirror a worker's state (used as the manager's change listener)."""
+        self._worker_state.labels(handle.worker_id, handle.model_name).state(handle.state.value)
+        self._worker_restarts.labels(handle.worker_id, handle.model_name).set(handle.restarts_total)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,115 @@
+"""One supervised worker as the manager sees it: state machine, process and gRPC channel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from theo.proto import stt_worker_pb2_grpc as pb_grpc
+from theo.types import WorkerState
+
+_LEGAL_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
+    WorkerState.STARTING: frozenset({WorkerState.READY, WorkerState.CRASHED, WorkerState.STOPPED}),
+    WorkerState.READY: frozenset({WorkerState.BUSY, WorkerState.CRASHED, WorkerState.STOPPED}),
+    WorkerState.BUSY: frozenset({WorkerState.READY, WorkerState.CRASHED, WorkerState.STOPPED}),
+    WorkerState.CRASHED: frozenset({WorkerState.STARTING, WorkerState.STOPPED}),
+    WorkerState.STOPPED: frozenset(),
+}
+
+_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
+
+
+class IllegalTransitionError(RuntimeError):
+    """A state change the worker state machine does not allow."""
+
+
+@dataclass
+class WorkerHandle:
+    """A worker subprocess serving one model."""
+
+    worker_id: str
+    model_name: str
+    model_dir: Path
+    engine: str
+    on_change: Callable[[WorkerHandle], None] | None = None
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+    channel: grpc.aio.Channel | None = None
+    stub: pb_grpc.STTWorkerStub | None = None
+    restart_times: deque[float] = field(default_factory=deque)
+    restarts_total: int = 0
+    active_requests: int = 0
+    generation: int = 0
+    last_error: str = ""
+    device: str = ""
+    compute_type: str = ""
+    started_at: float = field(default_factory=time.time)
+    _state: WorkerState = WorkerState.STARTING
+
+    @property
+    def state(self) -> WorkerState:
+        """Current lifecycle state."""
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the current process, if any."""
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def routable(self) -> bool:
+        """Whether requests may be sent to this worker now."""
+        return self._state in (WorkerState.READY, WorkerState.BUSY)
+
+    def transition(self, new: WorkerState) -> None:
+        """Move to ``new``; illegal transitions fail loudly."""
+        if new == self._state:
+            return
+        if new not in _LEGAL_TRANSITIONS[self._state]:
+            raise IllegalTransitionError(f"{self.worker_id}: {self._state} -> {new} is illegal")
+        self._state = new
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def open_channel(self) -> None:
+        """Create the gRPC channel to the worker's current port."""
+        self.channel = grpc.aio.insecure_channel(
+            f"127.0.0.1:{self.port}",
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.stub = pb_grpc.STTWorkerStub(self.channel)
+
+    async def close_channel(self) -> None:
+        """Close the gRPC channel, failing any call still on it."""
+        if self.channel is not None:
+            await self.channel.close()
+        self.channel = None
+        self.stub = None
+
+    def begin_request(self) -> int:
+        """Count a request in flight (READY -> BUSY); returns the process generation."""
+        self.active_requests += 1
+        if self._state == WorkerState.READY:
+            self.transition(WorkerState.BUSY)
+        return self.generation
+
+    def end_request(self, generation: int) -> None:
+        """Count a request done (BUSY -> READY when idle).
+
+        Requests begun on an earlier process (before a restart) are ignored, so a crash
+        can never leave the counter wrong for the new process.
+        """
+        if generation != self.generation:
+            return
+        self.active_requests = max(0, self.active_requests - 1)
+        if self.active_requests == 0 and self._state == WorkerState.BUSY:
+            self.transition(WorkerState.READY)

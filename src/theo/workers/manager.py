@@ -1,0 +1,244 @@
+"""WorkerManager: spawns one worker subprocess per model and keeps it alive.
+
+A worker counts as alive only while it answers Health. Crashes are detected from the
+process exit (or from repeated failed probes), and the worker is restarted with
+exponential backoff, at most ``max_restarts`` times within ``restart_window_s``.
+Stopping sends SIGTERM, then SIGKILL after ``stop_grace_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+import grpc
+
+from theo.config import Settings
+from theo.logging import get_logger
+from theo.proto import stt_worker_pb2 as pb
+from theo.registry.store import InstalledModel
+from theo.types import ModelType, WorkerState
+from theo.workers.handle import WorkerHandle
+from theo.workers.log_drain import drain_lines
+from theo.workers.ports import find_free_port
+
+log = get_logger("worker.manager")
+
+_PROBE_FIRST_DELAY_S = 0.05
+_PROBE_MAX_DELAY_S = 1.0
+_LIVENESS_FAILURES_BEFORE_KILL = 3
+
+_WORKER_MODULES = {ModelType.STT: "theo.workers.stt"}
+
+
+class WorkerManager:
+    """Owns every worker subprocess and its supervision task."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_change: Callable[[WorkerHandle], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_change = on_change
+        self._handles: dict[str, WorkerHandle] = {}
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    @property
+    def handles(self) -> list[WorkerHandle]:
+        """Every worker, in start order."""
+        return list(self._handles.values())
+
+    def workers_for(self, model_name: str) -> list[WorkerHandle]:
+        """The workers serving ``model_name``."""
+        return [h for h in self._handles.values() if h.model_name == model_name]
+
+    async def start(self, models: Iterable[InstalledModel]) -> None:
+        """Spawn one worker per model whose type has a worker; returns without waiting."""
+        for model in models:
+            if model.manifest.type not in _WORKER_MODULES:
+                continue
+            worker_id = f"{model.manifest.type.value}-{model.name}"
+            handle = WorkerHandle(
+                worker_id=worker_id,
+                model_name=model.name,
+                model_dir=model.path,
+                engine=model.manifest.engine,
+                on_change=self._on_change,
+            )
+            self._handles[worker_id] = handle
+            if self._on_change is not None:
+                self._on_change(handle)
+            self._supervisors[worker_id] = asyncio.create_task(
+                self._supervise(handle, _WORKER_MODULES[model.manifest.type]),
+                name=f"supervise-{worker_id}",
+            )
+
+    async def stop(self) -> None:
+        """Stop every worker: SIGTERM, then SIGKILL after the grace period."""
+        self._stopping = True
+        await asyncio.gather(*(self._stop_one(h) for h in self._handles.values()))
+        for task in self._supervisors.values():
+            task.cancel()
+        await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
+        await asyncio.gather(*self._drains.values(), return_exceptions=True)
+
+    async def _stop_one(self, handle: WorkerHandle) -> None:
+        process = handle.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), self._settings.worker.stop_grace_s)
+            except TimeoutError:
+                log.warning("worker_kill_after_grace", worker_id=handle.worker_id)
+                process.kill()
+                await process.wait()
+        await handle.close_channel()
+        handle.transition(WorkerState.STOPPED)
+        log.info("worker_stopped", worker_id=handle.worker_id)
+
+    async def _supervise(self, handle: WorkerHandle, module: str) -> None:
+        cfg = self._settings.worker
+        while not self._stopping:
+            await self._spawn(handle, module)
+            if await self._wait_ready(handle):
+                await self._watch(handle)
+            if self._stopping:
+                return
+            process = handle.process
+            code = process.returncode if process is not None else None
+            handle.transition(WorkerState.CRASHED)
+            await handle.close_channel()
+            log.error(
+                "worker_crashed",
+                worker_id=handle.worker_id,
+                exit_code=code,
+                error=handle.last_error,
+            )
+            now = time.monotonic()
+            while handle.restart_times and now - handle.restart_times[0] > cfg.restart_window_s:
+                handle.restart_times.popleft()
+            if len(handle.restart_times) >= cfg.max_restarts:
+                handle.last_error = (
+                    f"crashed {cfg.max_restarts + 1} times within {cfg.restart_window_s:.0f} s; "
+                    "not restarting"
+                )
+                log.error("worker_restart_limit", worker_id=handle.worker_id)
+                return
+            delay = cfg.restart_backoff_s * (2 ** len(handle.restart_times))
+            handle.restart_times.append(now)
+            handle.restarts_total += 1
+            log.info("worker_restarting", worker_id=handle.worker_id, delay_s=delay)
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            handle.transition(WorkerState.STARTING)
+
+    async def _spawn(self, handle: WorkerHandle, module: str) -> None:
+        handle.port = find_free_port()
+        handle.active_requests = 0
+        handle.generation += 1
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        handle.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            "--model-dir",
+            str(handle.model_dir),
+            "--port",
+            str(handle.port),
+            "--worker-id",
+            handle.worker_id,
+            "--log-format",
+            "json",
+            "--log-level",
+            self._settings.log_level,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # a Ctrl+C on the terminal reaches the server, which stops us
+        )
+        assert handle.process.stdout is not None
+        self._drains[f"{handle.worker_id}-{handle.generation}"] = asyncio.create_task(
+            drain_lines(handle.process.stdout, handle.worker_id)
+        )
+        handle.open_channel()
+        handle.started_at = time.time()
+        log.info("worker_spawned", worker_id=handle.worker_id, pid=handle.pid, port=handle.port)
+
+    async def _probe(self, handle: WorkerHandle) -> pb.HealthResponse | None:
+        if handle.stub is None:
+            return None
+        try:
+            response: pb.HealthResponse = await handle.stub.Health(
+                pb.HealthRequest(), timeout=self._settings.worker.health_timeout_s
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return response
+
+    async def _wait_ready(self, handle: WorkerHandle) -> bool:
+        deadline = time.monotonic() + self._settings.worker.startup_timeout_s
+        delay = _PROBE_FIRST_DELAY_S
+        process = handle.process
+        assert process is not None
+        while time.monotonic() < deadline and not self._stopping:
+            if process.returncode is not None:
+                return False
+            health = await self._probe(handle)
+            if health is not None and health.status == pb.WORKER_STATUS_ERROR:
+                handle.last_error = health.error
+            elif health is not None and health.status != pb.WORKER_STATUS_LOADING:
+                handle.device, handle.compute_type = health.device, health.compute_type
+                handle.last_error = ""
+                handle.transition(WorkerState.READY)
+                log.info("worker_ready", worker_id=handle.worker_id, port=handle.port)
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), delay)
+            delay = min(delay * 2, _PROBE_MAX_DELAY_S)
+        if not self._stopping:
+            handle.last_error = "did not become ready before the startup timeout"
+            await self._kill(handle)
+        return False
+
+    async def _watch(self, handle: WorkerHandle) -> None:
+        """Return when the process exits or stops answering probes (then it is killed)."""
+        process = handle.process
+        assert process is not None
+        exited = asyncio.ensure_future(process.wait())
+        failures = 0
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {exited}, timeout=self._settings.worker.health_interval_s
+                )
+                if done or self._stopping:
+                    return
+                if await self._probe(handle) is None:
+                    failures += 1
+                    log.warning(
+                        "worker_probe_failed", worker_id=handle.worker_id, failures=failures
+                    )
+                    if failures >= _LIVENESS_FAILURES_BEFORE_KILL:
+                        handle.last_error = "stopped answering health probes"
+                        await self._kill(handle)
+                        return
+                else:
+                    failures = 0
+        finally:
+            if not exited.done():
+                exited.cancel()
+
+    async def _kill(self, handle: WorkerHandle) -> None:
+        process = handle.process
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
