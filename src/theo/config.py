@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     download_cache_dir: Path | None = None
     """Where ``theo pull`` keeps downloaded packages for reuse (``THEO_DOWNLOAD_CACHE_DIR``);
     defaults to ``<home>/cache``."""
+    catalog_path: Path | None = None
+    """Model catalog read by ``theo pull`` (``THEO_CATALOG_PATH``); defaults to the packaged
+    ``registry/catalog.yaml``. Useful for private mirrors and tests."""
     server_url: str | None = None
     """Full base URL the CLI clients use (``THEO_SERVER_URL``); defaults to host and port."""
     log_format: Literal["console", "json"] = "console"

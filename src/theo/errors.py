@@ -11,6 +11,7 @@ class TheoError(Exception):
     """
 
     retryable: bool = False
+    param: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -34,6 +35,8 @@ class AudioFormatError(InvalidRequestError):
 
 class FileTooLargeError(TheoError):
     """The upload exceeds the configured size limit."""
+
+    param = "file"
 
 
 class ModelNotFoundError(TheoError):

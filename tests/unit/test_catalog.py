@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from theo.config import Settings
 from theo.errors import CatalogError
 from theo.registry.catalog import (
-    CATALOG_PATH_ENV,
     HuggingFaceSpec,
     ModelCatalog,
     PyPISpec,
@@ -31,8 +31,7 @@ HUB_ONLY = {
 
 
 @pytest.fixture
-def catalog(monkeypatch: pytest.MonkeyPatch) -> ModelCatalog:
-    monkeypatch.delenv(CATALOG_PATH_ENV, raising=False)
+def catalog() -> ModelCatalog:
     return ModelCatalog.load()
 
 
@@ -143,8 +142,8 @@ def test_catalog_path_env_overrides_the_packaged_catalog(
 ) -> None:
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump({"models": {"only-one": _minimal_entry()}}))
-    monkeypatch.setenv(CATALOG_PATH_ENV, str(path))
-    assert ModelCatalog.load().names() == ["only-one"]
+    monkeypatch.setenv("THEO_CATALOG_PATH", str(path))
+    assert ModelCatalog.load(Settings().catalog_path).names() == ["only-one"]
 
 
 @pytest.mark.parametrize(

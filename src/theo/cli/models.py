@@ -80,7 +80,7 @@ def list_cmd() -> None:
     with _clean_errors():
         models = ModelStore(settings.resolved_models_dir).list_installed()
         if not models:
-            available = ", ".join(ModelCatalog.load().names())
+            available = ", ".join(ModelCatalog.load(settings.catalog_path).names())
             click.echo(f"No models installed in {settings.resolved_models_dir}.")
             click.echo(f"Install one with `theo pull NAME`; available: {available}.")
             return

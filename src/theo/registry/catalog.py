@@ -1,13 +1,12 @@
 """The model catalog: what ``theo pull NAME`` can install, which files it has, where from.
 
-The catalog ships with Theo as ``registry/catalog.yaml``. The ``THEO_CATALOG_PATH``
-environment variable points ``ModelCatalog.load()`` at another file (tests, private mirrors).
+The catalog ships with Theo as ``registry/catalog.yaml``; ``Settings.catalog_path``
+(``THEO_CATALOG_PATH``) points ``theo pull`` at another file (tests, private mirrors).
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +18,6 @@ from theo.errors import CatalogError
 from theo.manifest import Capabilities, EngineConfig, ModelManifest
 from theo.types import ModelType, STTArchitecture
 
-CATALOG_PATH_ENV = "THEO_CATALOG_PATH"
 _PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -172,14 +170,13 @@ class ModelCatalog:
         """Read and validate a catalog file.
 
         Args:
-            path: the YAML file; defaults to ``$THEO_CATALOG_PATH``, then the packaged catalog.
+            path: the YAML file (``Settings.catalog_path``); defaults to the packaged catalog.
 
         Raises:
             CatalogError: the file is missing, is not YAML, or an entry is invalid.
         """
         if path is None:
-            override = os.environ.get(CATALOG_PATH_ENV)
-            path = Path(override) if override else _PACKAGED_CATALOG
+            path = _PACKAGED_CATALOG
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:

@@ -76,7 +76,7 @@ def pull_model(
         DownloadError: no source could deliver the files (:class:`DiskSpaceError` if the
             disk filled up).
     """
-    entry = (catalog if catalog is not None else ModelCatalog.load()).get(name)
+    entry = (catalog if catalog is not None else ModelCatalog.load(settings.catalog_path)).get(name)
     sources: list[ModelSource] = (
         [LocalSource(from_path)]
         if from_path is not None

@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
             manager=manager,
             scheduler=SimpleScheduler(manager, settings),
             metrics=metrics,
+            models={m.name: m for m in installed},
         )
         try:
             yield

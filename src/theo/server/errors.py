@@ -53,7 +53,7 @@ def classify(exc: TheoError) -> tuple[int, str, str]:
 def response_for(exc: TheoError, retry_after_s: int) -> JSONResponse:
     """Build the JSON error response for a domain error."""
     status, error_type, code = classify(exc)
-    param = exc.param if isinstance(exc, InvalidRequestError) else None
+    param = exc.param
     headers = {"Retry-After": str(retry_after_s)} if status == 503 else None
     return JSONResponse(
         error_body(exc.message, error_type, code, param), status_code=status, headers=headers

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from theo.config import Settings
-from theo.registry.store import ModelStore
+from theo.errors import ModelNotFoundError
+from theo.registry.store import InstalledModel, ModelStore
 from theo.scheduler.base import Scheduler
 from theo.server.metrics import Metrics
 from theo.workers.manager import WorkerManager
@@ -20,3 +21,12 @@ class AppState:
     manager: WorkerManager
     scheduler: Scheduler
     metrics: Metrics
+    models: dict[str, InstalledModel]
+    """The models found at start-up: the ones this server has workers for."""
+
+    def model(self, name: str) -> InstalledModel:
+        """A served model by name; raises :class:`ModelNotFoundError` listing the others."""
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ModelNotFoundError(name, list(self.models)) from None

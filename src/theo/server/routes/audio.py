@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import numpy as np
+import numpy.typing as npt
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import FormData
@@ -37,8 +39,14 @@ async def _read_form(request: Request) -> FormData:
         raise InvalidRequestError(f"Malformed multipart body: {exc.message}", param="file") from exc
 
 
+def _decode_checked(data: bytes) -> npt.NDArray[np.int16]:
+    samples = decode_to_pcm16(data)
+    check_has_signal(samples)
+    return samples
+
+
 def _check_model(state: AppState, form: AudioForm) -> None:
-    model = state.store.get(form.model)
+    model = state.model(form.model)
     if model.manifest.type != ModelType.STT:
         raise InvalidRequestError(
             f"Model '{form.model}' is a {model.manifest.type.value} model, not speech-to-text.",
@@ -69,8 +77,7 @@ async def _handle(request: Request, task: Task) -> Response:
         await form_data.close()
     if not data:
         raise InvalidRequestError("The uploaded file is empty.", param="file")
-    samples = await asyncio.to_thread(decode_to_pcm16, data)
-    check_has_signal(samples)
+    samples = await asyncio.to_thread(_decode_checked, data)
     transcribe_request = TranscribeRequest(
         model=form.model,
         audio_pcm16=samples.tobytes(),

@@ -34,7 +34,7 @@ def _model_object(state: AppState, model: InstalledModel) -> dict[str, Any]:
 async def list_models(request: Request) -> JSONResponse:
     """Every installed model and whether its worker is ready."""
     state: AppState = request.app.state.theo
-    data = [_model_object(state, m) for m in state.store.list_installed()]
+    data = [_model_object(state, m) for m in state.models.values()]
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -42,4 +42,4 @@ async def list_models(request: Request) -> JSONResponse:
 async def get_model(request: Request, model_id: str) -> JSONResponse:
     """One installed model; 404 lists the installed ones."""
     state: AppState = request.app.state.theo
-    return JSONResponse(_model_object(state, state.store.get(model_id)))
+    return JSONResponse(_model_object(state, state.model(model_id)))

@@ -1,0 +1,144 @@
+"""Batch transcription through a real `theo serve` with real models and real human speech."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.conftest import BASE, TINY_EN, reference
+from tests.helpers.server import FIXTURES, RunningServer, theo_executable
+from tests.helpers.wer import normalize, wer
+
+pytestmark = pytest.mark.e2e
+
+EN_CLIP = FIXTURES / "en_librivox.wav"
+
+
+def _transcribe(server: RunningServer, path: Path, **fields: str) -> str:
+    with server.client() as client, path.open("rb") as handle:
+        response = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": (path.name, handle)},
+            data={"model": TINY_EN, **fields},
+        )
+    assert response.status_code == 200, response.text
+    return str(response.json()["text"])
+
+
+def test_httpx_transcription_matches_reference(server: RunningServer) -> None:
+    text = _transcribe(server, EN_CLIP)
+    assert wer(reference("en_librivox.txt"), text) <= 0.10, text
+
+
+def test_openai_sdk_transcription(server: RunningServer) -> None:
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused")
+    with EN_CLIP.open("rb") as handle:
+        result = client.audio.transcriptions.create(model=TINY_EN, file=handle)
+    assert wer(reference("en_librivox.txt"), result.text) <= 0.10, result.text
+
+
+def test_openai_sdk_verbose_json_with_words(server: RunningServer) -> None:
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused")
+    with EN_CLIP.open("rb") as handle:
+        result = client.audio.transcriptions.create(
+            model=TINY_EN,
+            file=handle,
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+        )
+    assert result.language == "en"
+    assert result.duration == pytest.approx(27.13, abs=0.05)
+    assert result.segments and result.words
+    assert [normalize(w.word) for w in result.words] == normalize(result.text).split()
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts)
+    assert all(w.end >= w.start for w in result.words)
+    assert wer(reference("en_librivox.txt"), result.text) <= 0.10
+
+
+def test_theo_transcribe_command(server: RunningServer) -> None:
+    result = subprocess.run(
+        [
+            theo_executable(),
+            "transcribe",
+            str(EN_CLIP),
+            "--model",
+            TINY_EN,
+            "--server",
+            server.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert wer(reference("en_librivox.txt"), result.stdout) <= 0.10, result.stdout
+
+
+def test_theo_transcribe_picks_a_model_and_prints_srt(server: RunningServer) -> None:
+    result = subprocess.run(
+        [
+            theo_executable(),
+            "transcribe",
+            str(FIXTURES / "en_short.wav"),
+            "-f",
+            "srt",
+            "--language",
+            "en",
+            "--server",
+            server.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1\n00:00:00,")
+    assert "young man" in result.stdout.lower()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "en_librivox_44k_stereo.mp3",
+        "en_librivox_44k_stereo.ogg",
+        "en_librivox_44k_stereo_vorbis.ogg",
+        "en_librivox.flac",
+        "en_librivox.m4a",
+        "en_librivox.webm",
+        "en_librivox_8k.wav",
+    ],
+)
+def test_other_containers_give_the_same_transcript(server: RunningServer, name: str) -> None:
+    baseline = _transcribe(server, EN_CLIP)
+    text = _transcribe(server, FIXTURES / name)
+    assert wer(reference("en_librivox.txt"), text) <= 0.10, text
+    assert wer(baseline, text) <= 0.05, (baseline, text)
+
+
+def test_prompt_and_language_reach_the_engine(server: RunningServer) -> None:
+    # A prompt spelling "Dashwood" as "Dashwoode" biases the decoder towards that spelling.
+    plain = _transcribe(server, FIXTURES / "en_librivox.wav", language="en")
+    prompted = _transcribe(
+        server, FIXTURES / "en_librivox.wav", prompt="Mister John Dashwoode and his family."
+    )
+    assert "dashwoode" not in plain.lower()
+    assert "dashwoode" in prompted.lower()
+
+
+def test_theo_ps_lists_ready_workers(server: RunningServer) -> None:
+    result = subprocess.run(
+        [theo_executable(), "ps", "--server", server.base_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["MODEL", "STATE"]
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert rows[TINY_EN] in ("ready", "busy")
+    assert rows[BASE] in ("ready", "busy")
