@@ -5,12 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON_BIN="${PYTHON_BIN:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON_BIN" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+bash scripts/bootstrap_venv.sh dev
 
 echo "== proto stubs are fresh"
 PYTHON=.venv/bin/python bash scripts/generate_proto.sh
