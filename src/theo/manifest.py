@@ -54,6 +54,44 @@ class EngineConfig(BaseModel):
     """Whether the engine's own VAD filter drops silence before decoding."""
 
 
+class PreprocessingConfig(BaseModel):
+    """Audio stages applied before the engine; per-model defaults, overridable per request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dc_remove: bool = True
+    """2nd-order Butterworth high-pass removing DC offset and rumble."""
+    highpass_hz: float = Field(default=20.0, gt=0, lt=1000)
+    """Cut-off of the DC-removal high-pass filter."""
+    gain_normalize: bool = True
+    """Normalize the engine's input to ``target_peak_dbfs`` (never applied ahead of VAD)."""
+    target_peak_dbfs: float = Field(default=-3.0, le=0, ge=-40)
+    """Peak level the gain stage aims for over ``gain_window_ms``."""
+    gain_window_ms: int = Field(default=500, ge=20, le=10_000)
+    """Window over which the gain stage measures the peak."""
+    max_gain_db: float = Field(default=30.0, ge=0, le=60)
+    """Largest amplification the gain stage applies (keeps silence from being blown up)."""
+    denoise: Literal["auto", "on", "off"] = "auto"
+    """RNNoise denoising; ``auto`` turns it on for telephone-band (8 kHz) input only."""
+
+
+class PostProcessingConfig(BaseModel):
+    """Text stages applied to transcripts (batch results and streaming finals)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    itn: bool = True
+    """Inverse text normalization: spoken numbers to digits."""
+    itn_backend: Literal["auto", "nemo", "builtin"] = "auto"
+    """``auto``: NeMo grammars when the ``theo[itn]`` extra is installed, else built-in rules."""
+    entities: bool = True
+    """Format entities: currency, CPF/CNPJ, phones, percentages, dates and times."""
+    hot_words: list[str] = Field(default_factory=list)
+    """Domain words always biased in the engine and corrected in the text."""
+    hot_word_threshold: float = Field(default=85.0, ge=50, le=100)
+    """rapidfuzz similarity (0-100) above which a near match is replaced by the hot word."""
+
+
 class ModelManifest(BaseModel):
     """A parsed ``theo.yaml``."""
 
@@ -67,6 +105,8 @@ class ModelManifest(BaseModel):
     description: str = ""
     capabilities: Capabilities = Field(default_factory=Capabilities)
     engine_config: EngineConfig = Field(default_factory=EngineConfig)
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    postprocessing: PostProcessingConfig = Field(default_factory=PostProcessingConfig)
     source: dict[str, Any] = Field(default_factory=dict)
     """Where the files came from (written by ``theo pull``; informational)."""
 
