@@ -16,6 +16,10 @@ One run of this script prints one table per builder in ``TABLE_BUILDERS``:
    (a soxr stream fed the whole clip, then flushed), timed alternately ``--runs`` times;
    median in ms and the ratio of each to ``resample_poly``.
 
+3. **post-processing**: per-sentence cost of the text chain (ITN -> entities -> hot
+   words) on pt and en sentences, with the built-in ITN rules and, when the ``theo[itn]``
+   extra is installed, with NeMo's grammars (built once into ``--itn-cache-dir``).
+
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/pipelines.py
@@ -45,7 +49,11 @@ import numpy.typing as npt
 import soxr  # type: ignore[import-untyped]  # soxr ships no type information
 from scipy import signal
 
-from theo.manifest import PreprocessingConfig
+from theo.manifest import PostProcessingConfig, PreprocessingConfig
+from theo.postprocessing import NemoITNEngine, PostProcessingChain
+from theo.postprocessing.itn import nemo_available
+from theo.postprocessing.itn.builtin import BuiltinITNEngine
+from theo.postprocessing.itn.engine import ITNEngine
 from theo.preprocessing import ENGINE_SAMPLE_RATE, PreprocessingChain, Resample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +71,7 @@ class Options:
     passes: int
     runs: int
     seconds: float
+    itn_cache_dir: Path
 
 
 @dataclass(frozen=True)
@@ -308,10 +317,73 @@ def resampling_table(options: Options) -> Table:
     )
 
 
+_SENTENCES: tuple[tuple[str, str], ...] = (
+    ("pt", "o valor da fatura é de dois mil e quinhentos reais e cinquenta centavos"),
+    ("pt", "meu cpf é um dois três quatro cinco seis sete oito nove zero zero"),
+    ("pt", "quero fazer um piques de cem reais para minha mãe às catorze horas e trinta"),
+    ("en", "the total was one thousand two hundred thirty four dollars and fifty cents"),
+    ("en", "he was not an ill disposed young man and he paid twenty percent"),
+)
+
+
+def _time_chain(chain: PostProcessingChain, runs: int) -> list[float]:
+    timings: list[float] = []
+    for run in range(runs + 1):
+        for language, sentence in _SENTENCES:
+            started = time.perf_counter_ns()
+            chain.process(sentence, language)
+            if run:
+                timings.append((time.perf_counter_ns() - started) / 1e3)
+    return timings
+
+
+def postprocessing_table(options: Options) -> Table:
+    """Per-sentence cost of the text chain (ITN, entities, hot words), built-in vs NeMo."""
+    config = PostProcessingConfig(hot_words=["PIX", "TED", "Itaú"])
+    engines: list[tuple[str, ITNEngine]] = [("built-in rules", BuiltinITNEngine())]
+    notes: list[str] = []
+    if nemo_available():
+        nemo = NemoITNEngine(options.itn_cache_dir)
+        log(f"warming NeMo grammars in {options.itn_cache_dir}")
+        started = time.perf_counter()
+        nemo.warm_up()
+        notes.append(f"NeMo grammars ready in {time.perf_counter() - started:.1f} s (cached).")
+        engines.append(("NeMo grammars", nemo))
+    else:
+        notes.append("NeMo not installed (pip install 'theo-openvoice[itn]'): built-in only.")
+    rows: list[tuple[str, ...]] = []
+    baseline = 0.0
+    for name, engine in engines:
+        chain = PostProcessingChain.build(config, itn_engine=engine)
+        chain.process("aquecimento", "pt")
+        timings = _time_chain(chain, options.runs)
+        median = statistics.median(timings)
+        baseline = baseline or median
+        rows.append(
+            (
+                name,
+                str(len(timings)),
+                f"{median:.0f}",
+                f"{percentile(timings, 0.99):.0f}",
+                f"{median / baseline:.1f}x",
+            )
+        )
+    return Table(
+        title=f"Post-processing chain per sentence ({len(_SENTENCES)} pt/en sentences)",
+        headers=("ITN engine", "sentences", "median µs", "p99 µs", "vs built-in"),
+        rows=tuple(rows),
+        notes=tuple(notes),
+    )
+
+
 # --------------------------------------------------------------------------- output
 
 
-TABLE_BUILDERS: tuple[TableBuilder, ...] = (preprocessing_table, resampling_table)
+TABLE_BUILDERS: tuple[TableBuilder, ...] = (
+    preprocessing_table,
+    resampling_table,
+    postprocessing_table,
+)
 
 
 def render(table: Table) -> str:
@@ -337,10 +409,18 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--passes", type=int, default=3, help="timed passes over the clip")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per resampler")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length to resample")
+    parser.add_argument(
+        "--itn-cache-dir",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / ".theo-test-cache" / "itn",
+        help="where NeMo's compiled grammars are kept between runs",
+    )
     args = parser.parse_args(argv)
     if args.passes < 1 or args.runs < 1 or args.seconds <= 0:
         parser.error("--passes and --runs must be >= 1 and --seconds > 0")
-    return Options(passes=args.passes, runs=args.runs, seconds=args.seconds)
+    return Options(
+        passes=args.passes, runs=args.runs, seconds=args.seconds, itn_cache_dir=args.itn_cache_dir
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/bootstrap_venv.sh dev
+bash scripts/bootstrap_venv.sh dev,itn
 
 echo "== proto stubs are fresh"
 PYTHON=.venv/bin/python bash scripts/generate_proto.sh

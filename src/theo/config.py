@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     download_cache_dir: Path | None = None
     """Where ``theo pull`` keeps downloaded packages for reuse (``THEO_DOWNLOAD_CACHE_DIR``);
     defaults to ``<home>/cache``."""
+    itn_cache_dir: Path | None = None
+    """Where compiled NeMo ITN grammars are kept (``THEO_ITN_CACHE_DIR``); defaults to
+    ``<home>/cache/itn``. Grammars are built once, at server start-up, never on a request."""
     catalog_path: Path | None = None
     """Model catalog read by ``theo pull`` (``THEO_CATALOG_PATH``); defaults to the packaged
     ``registry/catalog.yaml``. Useful for private mirrors and tests."""
@@ -81,6 +84,11 @@ class Settings(BaseSettings):
         if self.download_cache_dir is not None:
             return self.download_cache_dir
         return self.home / "cache"
+
+    @property
+    def resolved_itn_cache_dir(self) -> Path:
+        """The directory holding compiled ITN grammars."""
+        return self.itn_cache_dir if self.itn_cache_dir is not None else self.home / "cache" / "itn"
 
     @property
     def base_url(self) -> str:

@@ -1,11 +1,13 @@
-"""Decode any common container/codec to 16 kHz mono PCM16 with PyAV.
+"""Decode any common container/codec to mono float32 at its native sample rate with PyAV.
 
-Runs synchronously; callers on the event loop wrap it in ``asyncio.to_thread``.
+Resampling to the engine's 16 kHz is a preprocessing stage (soxr), shared with the
+streaming path. Runs synchronously; callers on the event loop use ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import av
@@ -14,29 +16,43 @@ import numpy.typing as npt
 
 from theo.errors import AudioFormatError
 
-TARGET_SAMPLE_RATE = 16_000
 _SILENCE_PEAK = 10 ** (-70 / 20)  # -70 dBFS: below this there is no usable signal
+_MIN_DURATION_S = 0.01
 
 
-def decode_to_pcm16(source: bytes | BinaryIO) -> npt.NDArray[np.int16]:
-    """Decode audio of any sample rate/channel count to 16 kHz mono int16 samples.
+@dataclass(frozen=True, slots=True)
+class DecodedAudio:
+    """Mono samples in [-1, 1] and their sample rate."""
+
+    samples: npt.NDArray[np.float32]
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.samples.size / self.sample_rate
+
+
+def decode_audio(source: bytes | BinaryIO) -> DecodedAudio:
+    """Decode the first audio stream to mono float32, keeping its sample rate.
 
     Raises:
-        AudioFormatError: the data is not decodable audio, or holds no audio stream.
+        AudioFormatError: the data is not decodable audio, holds no audio stream, or is empty.
     """
     stream_source = io.BytesIO(source) if isinstance(source, bytes) else source
-    chunks: list[npt.NDArray[np.int16]] = []
+    chunks: list[npt.NDArray[np.float32]] = []
     try:
         with av.open(stream_source, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioFormatError("The file holds no audio stream.")
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=TARGET_SAMPLE_RATE)
+            rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+            if rate <= 0:
+                raise AudioFormatError("The audio stream has no sample rate.")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
+                chunks.extend(_to_array(out) for out in resampler.resample(frame))
+            chunks.extend(_to_array(out) for out in resampler.resample(None))
     except AudioFormatError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, EOFError) as exc:
@@ -45,17 +61,26 @@ def decode_to_pcm16(source: bytes | BinaryIO) -> npt.NDArray[np.int16]:
         ) from exc
     if not chunks:
         raise AudioFormatError("The audio file is empty: it decodes to no samples.")
-    return np.concatenate(chunks)
+    return DecodedAudio(np.concatenate(chunks), rate)
 
 
-def check_has_signal(samples: npt.NDArray[np.int16]) -> None:
+def _to_array(frame: av.AudioFrame) -> npt.NDArray[np.float32]:
+    return np.ascontiguousarray(frame.to_ndarray().reshape(-1), dtype=np.float32)
+
+
+def check_has_signal(audio: DecodedAudio) -> None:
     """Reject audio that is empty or digital silence, which can only yield hallucinations.
 
     Raises:
-        AudioFormatError: fewer than 10 ms of audio, or a peak below -70 dBFS.
+        AudioFormatError: less than 10 ms of audio, or a peak below -70 dBFS.
     """
-    if samples.size < TARGET_SAMPLE_RATE // 100:
+    if audio.duration_s < _MIN_DURATION_S:
         raise AudioFormatError("The audio is empty: less than 10 ms of samples.")
-    peak = float(np.max(np.abs(samples.astype(np.int32)))) / 32768.0
-    if peak < _SILENCE_PEAK:
+    if float(np.max(np.abs(audio.samples))) < _SILENCE_PEAK:
         raise AudioFormatError("The audio holds only silence: no signal above -70 dBFS.")
+
+
+def to_pcm16(samples: npt.NDArray[np.float32]) -> bytes:
+    """Float samples in [-1, 1] to PCM16 little-endian bytes (clipped)."""
+    scaled = np.clip(samples, -1.0, 1.0) * 32767.0
+    return np.round(scaled).astype("<i2").tobytes()

@@ -72,6 +72,29 @@ _format_option = click.option(
     help="Output format; json prints just the text.",
 )
 _prompt_option = click.option("--prompt", default=None, help="Context or spelling hints.")
+_itn_option = click.option(
+    "--itn/--no-itn",
+    default=None,
+    help="Format numbers and entities (default: the model's setting, normally on).",
+)
+_hot_words_option = click.option(
+    "--hot-words", default=None, help='Comma-separated domain words, e.g. "PIX,TED,Itaú".'
+)
+_denoise_option = click.option(
+    "--denoise",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    help="RNNoise denoising (default auto: on for 8 kHz telephone audio).",
+)
+
+
+def _processing_fields(
+    itn: bool | None, hot_words: str | None, denoise: str | None
+) -> dict[str, str]:
+    fields = {"hot_words": hot_words or "", "denoise": denoise or ""}
+    if itn is not None:
+        fields["itn"] = "true" if itn else "false"
+    return fields
 
 
 @click.command("transcribe")
@@ -83,6 +106,9 @@ _prompt_option = click.option("--prompt", default=None, help="Context or spellin
 @_format_option
 @_prompt_option
 @click.option("--word-timestamps", is_flag=True, help="Include word timings (verbose_json).")
+@_itn_option
+@_hot_words_option
+@_denoise_option
 @server_option
 def transcribe_cmd(
     file: Path,
@@ -91,6 +117,9 @@ def transcribe_cmd(
     response_format: str,
     prompt: str | None,
     word_timestamps: bool,
+    itn: bool | None,
+    hot_words: str | None,
+    denoise: str | None,
     server_url: str | None,
 ) -> None:
     """Transcribe an audio file with the running server."""
@@ -100,6 +129,7 @@ def transcribe_cmd(
         "language": language or "",
         "response_format": response_format,
         "prompt": prompt or "",
+        **_processing_fields(itn, hot_words, denoise),
     }
     _send("/v1/audio/transcriptions", file, model, fields, word_timestamps, server_url)
 
@@ -109,14 +139,24 @@ def transcribe_cmd(
 @_model_option
 @_format_option
 @_prompt_option
+@_itn_option
+@_hot_words_option
+@_denoise_option
 @server_option
 def translate_cmd(
     file: Path,
     model: str | None,
     response_format: str,
     prompt: str | None,
+    itn: bool | None,
+    hot_words: str | None,
+    denoise: str | None,
     server_url: str | None,
 ) -> None:
     """Translate the speech in an audio file to English text."""
-    fields = {"response_format": response_format, "prompt": prompt or ""}
+    fields = {
+        "response_format": response_format,
+        "prompt": prompt or "",
+        **_processing_fields(itn, hot_words, denoise),
+    }
     _send("/v1/audio/translations", file, model, fields, False, server_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from theo import __version__
 from theo.config import Settings
 from theo.logging import get_logger
+from theo.postprocessing.itn.select import select_itn_engines
 from theo.registry.store import ModelStore
 from theo.scheduler.simple import SimpleScheduler
 from theo.server.body_limit import BodyLimitMiddleware
@@ -40,6 +42,16 @@ def create_app(settings: Settings) -> FastAPI:
         if not installed:
             log.warning("no_models_installed", hint="run `theo pull faster-whisper-tiny.en`")
         await manager.start(installed)
+        itn_engines = select_itn_engines(
+            (m.manifest.postprocessing.itn_backend for m in installed),
+            settings.resolved_itn_cache_dir,
+        )
+        # Grammar builds take seconds: they run in the background while the built-in
+        # rules answer, and never on a request path.
+        warm_ups = [
+            asyncio.create_task(asyncio.to_thread(engine.warm_up), name=f"itn-{engine.name}")
+            for engine in {id(e): e for e in itn_engines.values()}.values()
+        ]
         app.state.theo = AppState(
             settings=settings,
             store=store,
@@ -47,12 +59,14 @@ def create_app(settings: Settings) -> FastAPI:
             scheduler=SimpleScheduler(manager, settings),
             metrics=metrics,
             models={m.name: m for m in installed},
+            itn_engines=itn_engines,
         )
         try:
             yield
         finally:
             log.info("server_stopping")
             await manager.stop()
+            await asyncio.gather(*warm_ups, return_exceptions=True)
 
     app = FastAPI(title="Theo OpenVoice", version=__version__, lifespan=lifespan)
     install_error_handlers(app, settings.retry_after_s)

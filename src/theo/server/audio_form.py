@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 
@@ -13,6 +14,10 @@ from theo.types import ResponseFormat, Task, TranscribeParams
 
 _LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
 _GRANULARITIES = frozenset({"segment", "word"})
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_MAX_HOT_WORDS = 100
+_MAX_HOT_WORD_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,10 @@ class AudioForm:
     response_format: ResponseFormat
     params: TranscribeParams
     include_words: bool
+    itn: bool | None = None
+    """Per-request ITN switch; None keeps the model's default."""
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    """Per-request overrides of the model's preprocessing settings."""
 
 
 def _text(form: FormData, name: str) -> str | None:
@@ -95,6 +104,50 @@ def _granularities(form: FormData) -> set[str]:
     return granularities
 
 
+def _boolean(form: FormData, name: str) -> bool | None:
+    raw = _text(form, name)
+    if not raw:
+        return None
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InvalidRequestError(f"Invalid {name} '{raw}': use true or false.", param=name)
+
+
+def _hot_words(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    words = tuple(dict.fromkeys(w.strip() for w in raw.split(",") if w.strip()))
+    if len(words) > _MAX_HOT_WORDS or any(len(w) > _MAX_HOT_WORD_LENGTH for w in words):
+        raise InvalidRequestError(
+            f"hot_words accepts at most {_MAX_HOT_WORDS} comma-separated words of at most "
+            f"{_MAX_HOT_WORD_LENGTH} characters.",
+            param="hot_words",
+        )
+    return words
+
+
+def _preprocessing(form: FormData) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    denoise = _text(form, "denoise")
+    if denoise:
+        lowered = denoise.lower()
+        if lowered == "auto":
+            overrides["denoise"] = "auto"
+        elif lowered in _TRUE or lowered in _FALSE:
+            overrides["denoise"] = "on" if lowered in _TRUE else "off"
+        else:
+            raise InvalidRequestError(
+                f"Invalid denoise '{denoise}': use auto, true or false.", param="denoise"
+            )
+    for name in ("dc_remove", "gain_normalize"):
+        value = _boolean(form, name)
+        if value is not None:
+            overrides[name] = value
+    return overrides
+
+
 def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioForm:
     """Validate every field; the first problem raises an error naming its field."""
     upload = form.get("file")
@@ -125,6 +178,7 @@ def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioFo
         temperature=_temperature(_text(form, "temperature")),
         word_timestamps=include_words,
         task=task,
+        hot_words=_hot_words(_text(form, "hot_words")),
     )
     return AudioForm(
         upload=upload,
@@ -132,4 +186,6 @@ def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioFo
         response_format=response_format,
         params=params,
         include_words=include_words,
+        itn=_boolean(form, "itn"),
+        preprocessing=_preprocessing(form),
     )

@@ -21,6 +21,7 @@ from theo.workers.handle import WorkerHandle
 # The *_created series double the exposition size and nobody graphs them.
 disable_created_metrics()
 
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -55,12 +56,34 @@ class Metrics:
             states=[s.value for s in WorkerState],
             registry=self.registry,
         )
+        self._preprocessing = Histogram(
+            "theo_preprocessing_duration_seconds",
+            "Time to decode and preprocess audio before the engine.",
+            ["mode"],
+            buckets=_STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self._postprocessing = Histogram(
+            "theo_postprocessing_duration_seconds",
+            "Time to post-process transcripts (ITN, entities, hot words).",
+            ["mode"],
+            buckets=_STAGE_BUCKETS,
+            registry=self.registry,
+        )
         self._worker_restarts = Gauge(
             "theo_worker_restarts",
             "Automatic restarts of each worker since the server started.",
             ["worker_id", "model"],
             registry=self.registry,
         )
+
+    def preprocessing_done(self, mode: str, seconds: float) -> None:
+        """Record time spent decoding and preprocessing audio (``mode``: batch or stream)."""
+        self._preprocessing.labels(mode).observe(seconds)
+
+    def postprocessing_done(self, mode: str, seconds: float) -> None:
+        """Record time spent post-processing text (``mode``: batch or stream)."""
+        self._postprocessing.labels(mode).observe(seconds)
 
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Record one finished HTTP request."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from theo.config import Settings
 from theo.errors import ModelNotFoundError
+from theo.postprocessing.itn.engine import ITNEngine
 from theo.registry.store import InstalledModel, ModelStore
 from theo.scheduler.base import Scheduler
 from theo.server.metrics import Metrics
@@ -23,6 +24,8 @@ class AppState:
     metrics: Metrics
     models: dict[str, InstalledModel]
     """The models found at start-up: the ones this server has workers for."""
+    itn_engines: dict[str, ITNEngine]
+    """ITN engine per backend name used by the served models' manifests."""
 
     def model(self, name: str) -> InstalledModel:
         """A served model by name; raises :class:`ModelNotFoundError` listing the others."""

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 import uuid
 
-import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
-from theo.audio.decode import check_has_signal, decode_to_pcm16
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.logging import get_logger
+from theo.pipeline.batch import postprocess_result, prepare_audio
+from theo.postprocessing.chain import PostProcessingChain, merge_hot_words
+from theo.registry.store import InstalledModel
 from theo.server.audio_form import AudioForm, parse_audio_form
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
 from theo.server.formatters import render
@@ -39,13 +41,7 @@ async def _read_form(request: Request) -> FormData:
         raise InvalidRequestError(f"Malformed multipart body: {exc.message}", param="file") from exc
 
 
-def _decode_checked(data: bytes) -> npt.NDArray[np.int16]:
-    samples = decode_to_pcm16(data)
-    check_has_signal(samples)
-    return samples
-
-
-def _check_model(state: AppState, form: AudioForm) -> None:
+def _check_model(state: AppState, form: AudioForm) -> InstalledModel:
     model = state.model(form.model)
     if model.manifest.type != ModelType.STT:
         raise InvalidRequestError(
@@ -64,6 +60,7 @@ def _check_model(state: AppState, form: AudioForm) -> None:
         raise CapabilityError(
             f"Model '{form.model}' supports only: {', '.join(caps.languages)}.", param="language"
         )
+    return model
 
 
 async def _handle(request: Request, task: Task) -> Response:
@@ -71,17 +68,26 @@ async def _handle(request: Request, task: Task) -> Response:
     form_data = await _read_form(request)
     try:
         form = parse_audio_form(form_data, task, state.settings.max_file_size_bytes)
-        _check_model(state, form)
+        model = _check_model(state, form)
         data = await form.upload.read()
     finally:
         await form_data.close()
     if not data:
         raise InvalidRequestError("The uploaded file is empty.", param="file")
-    samples = await asyncio.to_thread(_decode_checked, data)
+    manifest = model.manifest
+
+    started = time.perf_counter()
+    audio_pcm16 = await asyncio.to_thread(
+        prepare_audio, data, manifest.preprocessing, form.preprocessing
+    )
+    state.metrics.preprocessing_done("batch", time.perf_counter() - started)
+
+    # Hot words bias the engine (prompt) and correct the text afterwards.
+    hot_words = tuple(merge_hot_words(manifest.postprocessing.hot_words, form.params.hot_words))
     transcribe_request = TranscribeRequest(
         model=form.model,
-        audio_pcm16=samples.tobytes(),
-        params=form.params,
+        audio_pcm16=audio_pcm16,
+        params=dataclasses.replace(form.params, hot_words=hot_words),
         request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
     )
     try:
@@ -89,6 +95,17 @@ async def _handle(request: Request, task: Task) -> Response:
     except ClientDisconnectedError:
         log.info("client_disconnected", request_id=transcribe_request.request_id)
         return Response(status_code=_CLIENT_CLOSED_REQUEST)
+
+    chain = PostProcessingChain.build(
+        manifest.postprocessing,
+        itn=form.itn,
+        hot_words=form.params.hot_words,
+        itn_engine=state.itn_engines.get(manifest.postprocessing.itn_backend),
+    )
+    started = time.perf_counter()
+    result = await asyncio.to_thread(postprocess_result, result, chain)
+    state.metrics.postprocessing_done("batch", time.perf_counter() - started)
+
     body, media_type = render(result, form.response_format, task, form.include_words)
     if isinstance(body, dict):
         return JSONResponse(body, media_type=media_type)

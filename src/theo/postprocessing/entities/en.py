@@ -1,0 +1,98 @@
+"""English entity formatting: dollar amounts and percentages.
+
+Runs after ITN, so it reads digits ("1234 dollars", NeMo's "$1234.50") and the small
+numbers that ITN keeps spelled out ("five dollars"). Whole amounts are written without
+cents ("$1,234"), as US style guides do; amounts with cents keep two digits ("$1,234.50").
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from theo.postprocessing.entities.amounts import (
+    format_amount,
+    format_plain,
+    parse_number,
+    word_alternation,
+)
+from theo.postprocessing.itn.builtin_en import UNITS
+
+_DIGIT_WORDS = {**UNITS, "ten": 10}
+_WORD = rf"(?:{word_alternation(_DIGIT_WORDS)})\b"
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?(?!\d)|\d+(?:\.\d{1,2})?(?![\d,]\d))"
+_AMOUNT = rf"(?:{_NUMBER}|{_WORD})"
+_SP = r"[^\S\n]+"
+_SCALE = r"(?:thousand|million|billion|trillion)"
+_CENTS = rf"(?:{_SP}and{_SP}(?P<cents>\d{{1,2}}(?!\d)|{_WORD}){_SP}cents?\b)"
+
+_MONEY_SYMBOL = re.compile(
+    rf"(?<![\w$])(?:US)?\$[^\S\n]?(?P<amount>{_NUMBER})(?:{_SP}(?P<scale>{_SCALE})\b)?"
+    rf"(?:{_SP}dollars?\b)?{_CENTS}?",
+    re.IGNORECASE,
+)
+_MONEY_WORD = re.compile(
+    rf"(?<![\w$.,])(?P<amount>{_AMOUNT})(?:{_SP}(?P<scale>{_SCALE})\b)?"
+    rf"{_SP}(?:US{_SP})?dollars?\b{_CENTS}?",
+    re.IGNORECASE,
+)
+_CENTS_ONLY = re.compile(rf"(?<![\w$.,])(?P<cents>\d{{1,2}}(?!\d)|{_WORD}){_SP}cents?\b", re.I)
+_PERCENT = re.compile(
+    rf"(?<![\w.,])(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?(?!\d)|{_WORD})"
+    rf"[^\S\n]*(?:%|percent\b|per{_SP}cent\b)",
+    re.IGNORECASE,
+)
+
+
+def _value(text: str) -> Decimal | None:
+    return parse_number(text, _DIGIT_WORDS)
+
+
+def _money(match: re.Match[str]) -> str:
+    amount = _value(match.group("amount"))
+    scale = (match.group("scale") or "").lower()
+    cents_text = match.group("cents")
+    if amount is None:
+        return match.group()
+    if scale and scale != "thousand":
+        if cents_text:
+            return match.group()
+        return f"${format_plain(amount, '.')} {match.group('scale')}"
+    if scale == "thousand":
+        amount *= 1000
+    if cents_text:
+        cents = _value(cents_text)
+        if cents is None or amount != amount.to_integral():
+            return match.group()
+        amount += cents / 100
+    return f"${format_amount(amount, thousands=',', decimal='.', always_cents=False)}"
+
+
+def _cents_only(match: re.Match[str]) -> str:
+    cents = _value(match.group("cents"))
+    if cents is None:
+        return match.group()
+    return f"${format_amount(cents / 100, thousands=',', decimal='.', always_cents=True)}"
+
+
+def _percent(match: re.Match[str]) -> str:
+    number = match.group("num")
+    if number.lower() in _DIGIT_WORDS:
+        number = str(_DIGIT_WORDS[number.lower()])
+    return f"{number}%"
+
+
+def format_entities_en(text: str) -> str:
+    """Format English entities in ``text``.
+
+    Args:
+        text: English text after ITN.
+
+    Returns:
+        The text with money as ``$1,234.50`` (``$2 million`` for round millions and
+        above) and percentages as ``20%``.
+    """
+    text = _MONEY_SYMBOL.sub(_money, text)
+    text = _MONEY_WORD.sub(_money, text)
+    text = _CENTS_ONLY.sub(_cents_only, text)
+    return _PERCENT.sub(_percent, text)
