@@ -105,3 +105,37 @@ class TranscribeRequest:
     audio_pcm16: bytes
     params: TranscribeParams = field(default_factory=TranscribeParams)
     request_id: str = ""
+
+
+class TranscriptKind(enum.StrEnum):
+    """Whether a streaming transcript may still grow or is the segment's last word."""
+
+    PARTIAL = "partial"
+    FINAL = "final"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTranscript:
+    """A partial or final transcript of one streaming segment, times relative to its audio."""
+
+    kind: TranscriptKind
+    segment_id: int
+    text: str
+    start_ms: int = 0
+    end_ms: int = 0
+    language: str = ""
+    confidence: float = 0.0
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAudio:
+    """Audio of the current segment sent to a worker stream, with its segment settings."""
+
+    segment_id: int
+    audio_pcm16: bytes
+    is_last: bool = False
+    language: str | None = None
+    prompt: str | None = None
+    hot_words: tuple[str, ...] = ()
+    enable_partials: bool = True

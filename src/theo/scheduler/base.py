@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from theo.scheduler.stream import WorkerStream
 from theo.types import BatchResult, TranscribeRequest
 
 
@@ -20,5 +21,13 @@ class Scheduler(Protocol):
             WorkerCrashError: the worker died during the request.
             WorkerTimeoutError: the worker did not answer in time.
             InferenceError: the engine failed.
+        """
+        ...
+
+    def open_stream(self, model: str, session_id: str) -> WorkerStream:
+        """Open a realtime transcription stream on a ready worker of ``model``.
+
+        Raises:
+            ModelUnavailableError: no worker of the model is ready.
         """
         ...

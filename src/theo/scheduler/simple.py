@@ -13,6 +13,7 @@ from theo.errors import (
     WorkerTimeoutError,
 )
 from theo.logging import get_logger
+from theo.scheduler.stream import WorkerStream
 from theo.types import BatchResult, TranscribeRequest, WorkerState
 from theo.workers.handle import WorkerHandle
 from theo.workers.manager import WorkerManager
@@ -55,6 +56,13 @@ class SimpleScheduler:
         finally:
             worker.end_request(generation)
         return result_from_proto(response)
+
+    def open_stream(self, model: str, session_id: str) -> WorkerStream:
+        """Open a TranscribeStream on the least-loaded ready worker of ``model``."""
+        worker = self._pick(model)
+        assert worker.stub is not None
+        call = worker.stub.TranscribeStream(metadata=(("theo-session-id", session_id),))
+        return WorkerStream(call, worker, session_id)
 
 
 def _map_rpc_error(exc: grpc.aio.AioRpcError, worker: WorkerHandle) -> Exception:

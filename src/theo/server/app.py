@@ -14,6 +14,7 @@ from theo.logging import get_logger
 from theo.postprocessing.itn.select import select_itn_engines
 from theo.registry.store import ModelStore
 from theo.scheduler.simple import SimpleScheduler
+from theo.server import realtime
 from theo.server.body_limit import BodyLimitMiddleware
 from theo.server.errors import install_error_handlers
 from theo.server.metrics import Metrics
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(audio.router)
+    app.include_router(realtime.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_file_size_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

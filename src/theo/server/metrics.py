@@ -70,6 +70,29 @@ class Metrics:
             buckets=_STAGE_BUCKETS,
             registry=self.registry,
         )
+        self._stt_ttfb = Histogram(
+            "theo_stt_ttfb_seconds",
+            "Realtime: time from a segment's speech start to its first partial transcript.",
+            buckets=(*_STAGE_BUCKETS, 10.0),
+            registry=self.registry,
+        )
+        self._stt_final_delay = Histogram(
+            "theo_stt_final_delay_seconds",
+            "Realtime: time from the end of a segment (VAD or commit) to its final transcript.",
+            buckets=(*_STAGE_BUCKETS, 10.0),
+            registry=self.registry,
+        )
+        self._stt_sessions = Gauge(
+            "theo_stt_active_sessions",
+            "Realtime transcription sessions currently open.",
+            registry=self.registry,
+        )
+        self._stt_vad_events = Counter(
+            "theo_stt_vad_events_total",
+            "Realtime VAD events, by kind.",
+            ["event"],
+            registry=self.registry,
+        )
         self._worker_restarts = Gauge(
             "theo_worker_restarts",
             "Automatic restarts of each worker since the server started.",
@@ -84,6 +107,25 @@ class Metrics:
     def postprocessing_done(self, mode: str, seconds: float) -> None:
         """Record time spent post-processing text (``mode``: batch or stream)."""
         self._postprocessing.labels(mode).observe(seconds)
+
+    def session_opened(self) -> None:
+        """A realtime session started."""
+        self._stt_sessions.inc()
+
+    def session_closed(self) -> None:
+        """A realtime session ended."""
+        self._stt_sessions.dec()
+
+    def stream_observation(self, name: str, value: float) -> None:
+        """Record a realtime observation: ttfb, final_delay (seconds), vad_start, vad_end."""
+        if name == "ttfb":
+            self._stt_ttfb.observe(value)
+        elif name == "final_delay":
+            self._stt_final_delay.observe(value)
+        elif name in ("vad_start", "vad_end"):
+            self._stt_vad_events.labels(
+                "speech_start" if name == "vad_start" else "speech_end"
+            ).inc()
 
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Record one finished HTTP request."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,23 @@ import numpy.typing as npt
 
 from theo.manifest import EngineConfig
 from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
-from theo.workers.stt.backend import CancelledByClient, LoadedModelInfo, UnsupportedParameterError
+from theo.workers.stt.backend import (
+    CancelledByClient,
+    LoadedModelInfo,
+    SegmentDecode,
+    SegmentOptions,
+    UnsupportedParameterError,
+)
+
+# Whisper keeps at most this many prompt tokens (half its 448-token context, minus one).
+_MAX_PROMPT_TOKENS = 223
+_WINDOW_SAMPLES = 30 * 16_000
+# Fast speech is ~4 tokens/s; the cap stops a repetition loop from running to 448 tokens.
+_MAX_TOKENS_PER_S = 10
+_HALLUCINATION_SILENCE_S = 1.0
+# faster-whisper's defaults: punctuation merged into the neighbouring word's timestamps.
+_PREPEND = "\"'\u201c\u00bf([{-"
+_APPEND = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001"
 
 
 def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -36,6 +53,17 @@ def build_prompt(prompt: str | None, hot_words: tuple[str, ...]) -> str | None:
     if prompt:
         parts.append(prompt)
     return " ".join(parts) if parts else None
+
+
+def _confidence(words: tuple[Word, ...], avg_logprobs: list[float]) -> float:
+    """Mean word probability, or the decoder's mean token probability without words."""
+    if words:
+        value = sum(w.probability for w in words) / len(words)
+    elif avg_logprobs:
+        value = math.exp(sum(avg_logprobs) / len(avg_logprobs))
+    else:
+        value = 0.0
+    return min(max(value, 0.0), 1.0)
 
 
 class FasterWhisperBackend:
@@ -64,10 +92,9 @@ class FasterWhisperBackend:
         self._vad_filter = config.vad_filter
         return LoadedModelInfo(engine=self.engine_name, device=device, compute_type=compute_type)
 
-    def _check_language(self, params: TranscribeParams) -> None:
+    def _check_language(self, language: str | None, task: Task) -> None:
         from faster_whisper.tokenizer import _LANGUAGE_CODES  # noqa: PLC0415 - lazy engine import
 
-        language = params.language
         if language is None:
             return
         if language not in _LANGUAGE_CODES:
@@ -76,7 +103,7 @@ class FasterWhisperBackend:
             raise UnsupportedParameterError(
                 "language", f"This model is English-only; language '{language}' is not supported."
             )
-        if params.task is Task.TRANSLATE and not self._model.model.is_multilingual:
+        if task is Task.TRANSLATE and not self._model.model.is_multilingual:
             raise UnsupportedParameterError(
                 "model", "This model is English-only; it cannot translate."
             )
@@ -90,7 +117,7 @@ class FasterWhisperBackend:
         """Run the decoder; segments are produced lazily, so cancellation is checked per segment."""
         if self._model is None:
             raise RuntimeError("model not loaded")
-        self._check_language(params)
+        self._check_language(params.language, params.task)
         segments_iter, info = self._model.transcribe(
             audio,
             language=params.language or None,
@@ -129,3 +156,134 @@ class FasterWhisperBackend:
         return BatchResult(
             text=text, language=language, duration=info.duration, segments=tuple(segments)
         )
+
+    def decode_segment(
+        self, audio: npt.NDArray[np.float32], options: SegmentOptions
+    ) -> SegmentDecode:
+        """Decode a speech segment at temperature 0, without fallback, so passes stay bounded.
+
+        Context arrives as ``options.prompt``, never by conditioning on earlier windows.
+        """
+        if self._model is None:
+            raise RuntimeError("model not loaded")
+        self._check_language(options.language, Task.TRANSCRIBE)
+        prompt = self._fit_prompt(options.prompt, options.hot_words)
+        beam_size = options.beam_size or self._beam_size
+        if audio.size > _WINDOW_SAMPLES:
+            return self._decode_long(audio, options, prompt, beam_size)
+        return self._decode_window(audio, options, prompt, beam_size)
+
+    def _decode_window(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: SegmentOptions,
+        prompt: str | None,
+        beam_size: int,
+    ) -> SegmentDecode:
+        """Decode audio that fits one Whisper window with a single encoder pass.
+
+        ``WhisperModel.transcribe`` would decode the tail after the last word once more:
+        a second encoder pass, where Whisper also likes to invent "Thank you." endings.
+        """
+        from faster_whisper.audio import pad_or_trim  # noqa: PLC0415 - lazy engine import
+        from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 - lazy engine import
+        from faster_whisper.transcribe import (  # noqa: PLC0415 - lazy engine import
+            get_suppressed_tokens,
+        )
+
+        model = self._model
+        features = model.feature_extractor(audio)
+        frames = features.shape[-1] - 1
+        duration = frames * model.feature_extractor.time_per_frame
+        encoder_output = model.encode(pad_or_trim(features))
+        language = options.language or "en"
+        if options.language is None and model.model.is_multilingual:
+            language = model.model.detect_language(encoder_output)[0][0][0][2:-2]
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, "transcribe", language
+        )
+        previous = tokenizer.encode(" " + prompt) if prompt else []
+        request = model.get_prompt(
+            tokenizer, previous, without_timestamps=True, prefix=options.prefix
+        )
+        new_tokens = math.ceil(duration * _MAX_TOKENS_PER_S) + 8
+        result = model.model.generate(
+            encoder_output,
+            [request],
+            beam_size=beam_size,
+            max_length=min(model.max_length, len(request) + new_tokens),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if not tokens or (result.no_speech_prob > 0.6 and avg_logprob < -1.0):
+            return SegmentDecode(text="", words=(), language=language, confidence=0.0)
+        segment: dict[str, Any] = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
+        model.add_word_timestamps(
+            [[segment]], tokenizer, encoder_output, frames, _PREPEND, _APPEND, 0.0
+        )
+        words = tuple(
+            Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+            for w in segment["words"]
+        )
+        text = tokenizer.decode(tokens).strip()
+        return SegmentDecode(text, words, language, _confidence(words, [avg_logprob]))
+
+    def _decode_long(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: SegmentOptions,
+        prompt: str | None,
+        beam_size: int,
+    ) -> SegmentDecode:
+        """Decode audio longer than one window (a segment streamed without partials)."""
+        segments_iter, info = self._model.transcribe(
+            audio,
+            language=options.language,
+            initial_prompt=prompt,
+            prefix=options.prefix,
+            beam_size=beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+            hallucination_silence_threshold=_HALLUCINATION_SILENCE_S,
+        )
+        segments = list(segments_iter)
+        words = tuple(
+            Word(w.word, float(w.start), float(w.end), float(w.probability))
+            for seg in segments
+            for w in (seg.words or ())
+        )
+        text = "".join(s.text for s in segments).strip()
+        confidence = _confidence(words, [s.avg_logprob for s in segments])
+        return SegmentDecode(text, words, info.language, confidence)
+
+    def tail_tokens(self, text: str, max_tokens: int) -> str:
+        """Keep the last ``max_tokens`` tokens of ``text``, starting on a word boundary."""
+        if self._model is None:
+            raise RuntimeError("model not loaded")
+        text = text.strip()
+        if max_tokens <= 0 or not text:
+            return ""
+        tokenizer = self._model.hf_tokenizer
+        ids: list[int] = tokenizer.encode(" " + text, add_special_tokens=False).ids
+        if len(ids) <= max_tokens:
+            return text
+        kept = ids[-max_tokens:]
+        tail: str = tokenizer.decode(kept)
+        if not tokenizer.id_to_token(kept[0]).startswith("\u0120"):
+            # The cut fell inside a word: drop its fragment.
+            tail = tail.partition(" ")[2]
+        return tail.strip()
+
+    def _fit_prompt(self, prompt: str | None, hot_words: tuple[str, ...]) -> str | None:
+        """Merge hot words and context so both fit Whisper's prompt window, hot words first."""
+        hot = build_prompt(None, hot_words)
+        budget = _MAX_PROMPT_TOKENS
+        if hot:
+            budget -= len(self._model.hf_tokenizer.encode(" " + hot, add_special_tokens=False).ids)
+        context = self.tail_tokens(prompt, budget) if prompt else None
+        return build_prompt(context or None, hot_words)

@@ -1,7 +1,12 @@
 """gRPC servicer of the STT worker: an adapter between the wire and one engine.
 
-Inference runs on a dedicated thread so the gRPC event loop keeps answering Health
-and Cancel while a long decode is running.
+Inference runs off the gRPC event loop, so Health and Cancel keep answering while a
+long decode runs: batch requests on one thread, realtime streams on another. Each
+thread runs one decode at a time, first come first served; a long batch file
+therefore never holds back realtime finals, and realtime passes (bounded: trimmed
+segments, one pass in flight per stream) never starve batch work. The model has one
+CTranslate2 replica, which runs one call (encode, generate, align) at a time, so the
+two threads take turns call by call rather than competing for the cores.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 
 import grpc
 import numpy as np
@@ -17,6 +23,7 @@ import numpy as np
 from theo.logging import get_logger
 from theo.proto import stt_worker_pb2 as pb
 from theo.proto import stt_worker_pb2_grpc as pb_grpc
+from theo.types import StreamTranscript, TranscriptKind
 from theo.workers.stt.backend import (
     CancelledByClient,
     LoadedModelInfo,
@@ -24,12 +31,57 @@ from theo.workers.stt.backend import (
     UnsupportedParameterError,
 )
 from theo.workers.stt.converters import params_from_proto, result_to_proto
+from theo.workers.stt.streaming import StreamFrame, StreamTranscriber
 
 log = get_logger("worker.stt")
 
+_EVENT_TYPES = {
+    TranscriptKind.PARTIAL: pb.TRANSCRIPT_EVENT_TYPE_PARTIAL,
+    TranscriptKind.FINAL: pb.TRANSCRIPT_EVENT_TYPE_FINAL,
+}
+
+
+class InvalidAudioError(ValueError):
+    """A stream frame whose audio is not 16-bit PCM."""
+
+
+async def _frames(requests: AsyncIterator[pb.AudioFrame]) -> AsyncIterator[StreamFrame]:
+    """Validate and convert the frames of a stream as they arrive."""
+    async for message in requests:
+        if len(message.audio_pcm16) % 2:
+            raise InvalidAudioError("audio_pcm16 must be 16 kHz mono PCM16 (an even byte count)")
+        pcm = np.frombuffer(message.audio_pcm16, dtype=np.int16)
+        yield StreamFrame(
+            audio=pcm.astype(np.float32) / 32768.0,
+            is_last=message.is_last,
+            session_id=message.session_id,
+            segment_id=message.segment_id,
+            language=message.language or None,
+            prompt=message.initial_prompt or None,
+            hot_words=tuple(message.hot_words),
+            enable_partials=message.enable_partials,
+        )
+
+
+def _event_to_proto(event: StreamTranscript, session_id: str) -> pb.TranscriptEvent:
+    return pb.TranscriptEvent(
+        session_id=session_id,
+        type=_EVENT_TYPES[event.kind],
+        text=event.text,
+        segment_id=event.segment_id,
+        start_ms=event.start_ms,
+        end_ms=event.end_ms,
+        language=event.language,
+        confidence=event.confidence,
+        words=[
+            pb.Word(word=w.word, start=w.start, end=w.end, probability=w.probability)
+            for w in event.words
+        ],
+    )
+
 
 class STTWorkerServicer(pb_grpc.STTWorkerServicer):
-    """Serves one loaded model; decodes one request at a time, queueing the rest."""
+    """Serves one loaded model: one batch decode and one stream decode at a time."""
 
     def __init__(self, backend: STTBackend, model_name: str) -> None:
         self._backend = backend
@@ -37,6 +89,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self._info: LoadedModelInfo | None = None
         self._load_error = ""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._stream_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streaming")
         self._cancel_events: dict[str, threading.Event] = {}
         self._active = 0
 
@@ -97,9 +150,36 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         request_iterator: AsyncIterator[pb.AudioFrame],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.TranscriptEvent]:
-        """Realtime streaming is served by a later capability; the contract is fixed now."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "streaming is not available yet")
-        yield pb.TranscriptEvent()  # pragma: no cover - makes this an async generator
+        """Transcribe one realtime session: partials while a segment grows, a final per segment.
+
+        Stays open across segments (each ends with ``is_last``) until the client closes
+        its side; a client that goes away cancels the stream and its pending decodes.
+        """
+        if self._info is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
+        transcriber = StreamTranscriber(self._backend, executor=self._stream_executor)
+        self._active += 1
+        segments = 0
+        try:
+            async with aclosing(transcriber.events(_frames(request_iterator))) as events:
+                async for event in events:
+                    if event.kind is TranscriptKind.FINAL:
+                        segments += 1
+                    yield _event_to_proto(event, transcriber.session_id)
+        except asyncio.CancelledError:
+            log.info("stream_cancelled", segments=segments)
+            raise
+        except InvalidAudioError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnsupportedParameterError as exc:
+            context.set_trailing_metadata((("theo-param", exc.param),))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        except Exception as exc:
+            log.exception("stream_failed", segments=segments)
+            await context.abort(grpc.StatusCode.INTERNAL, f"inference failed: {exc}")
+        finally:
+            self._active -= 1
+        log.info("stream_done", segments=segments)
 
     async def Cancel(  # noqa: N802 - name fixed by the generated gRPC base class
         self, request: pb.CancelRequest, context: grpc.aio.ServicerContext
@@ -138,3 +218,4 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         for event in self._cancel_events.values():
             event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._stream_executor.shutdown(wait=False, cancel_futures=True)

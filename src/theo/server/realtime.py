@@ -1,0 +1,265 @@
+"""WS /v1/realtime: the realtime transcription protocol at the edge.
+
+Binary messages are PCM16 mono frames; text messages are JSON commands dispatched by a
+decorator-registered router. Domain errors become ``error`` events here and only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from theo.errors import InvalidRequestError, ModelNotFoundError, ModelUnavailableError, TheoError
+from theo.logging import get_logger
+from theo.server.state import AppState
+from theo.session.config import SessionConfig
+from theo.session.streaming import SessionContext, StreamingSession
+from theo.types import ModelType
+
+router = APIRouter()
+log = get_logger("server.realtime")
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
+_MAX_FRAME_BYTES = 96_000 * 2  # 2 s of 48 kHz PCM16 in one message is abuse
+_MAX_TEXT_BYTES = 64 * 1024
+_MAX_CONSECUTIVE_ERRORS = 20
+_CLOSING_GRACE_S = 2.0
+
+Command = Callable[["RealtimeConnection", dict[str, Any]], Awaitable[None]]
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Register a handler for a client command type."""
+
+    def register(handler: Command) -> Command:
+        _COMMANDS[name] = handler
+        return handler
+
+    return register
+
+
+class ProtocolAbuseError(Exception):
+    """The client keeps breaking the protocol; the connection is closed with 1008."""
+
+
+class RealtimeConnection:
+    """One WebSocket client and its session."""
+
+    def __init__(self, websocket: WebSocket, session: StreamingSession) -> None:
+        self.websocket = websocket
+        self.session = session
+        self.closing = False
+        self._send_lock = asyncio.Lock()
+        self._errors_in_a_row = 0
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Send one JSON event; concurrent senders are serialized."""
+        async with self._send_lock:
+            if self.websocket.application_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                    await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
+
+    async def error(self, code: str, message: str, *, recoverable: bool, **extra: Any) -> None:
+        """Send an ``error`` event; too many in a row is protocol abuse."""
+        await self.send(
+            {"type": "error", "code": code, "message": message, "recoverable": recoverable, **extra}
+        )
+        self._errors_in_a_row += 1
+        if self._errors_in_a_row >= _MAX_CONSECUTIVE_ERRORS:
+            raise ProtocolAbuseError
+
+    def ok(self) -> None:
+        """A message was handled without error."""
+        self._errors_in_a_row = 0
+
+    async def on_audio(self, data: bytes) -> None:
+        """Handle a binary frame."""
+        if self.closing:
+            await self.error("session_closed", "The session is closed.", recoverable=False)
+            return
+        if len(data) > _MAX_FRAME_BYTES:
+            await self.error(
+                "frame_too_large",
+                f"Audio frames may hold at most {_MAX_FRAME_BYTES} bytes; send 20-100 ms frames.",
+                recoverable=True,
+            )
+            return
+        await self.session.feed(data)
+        self.ok()
+
+    async def on_text(self, text: str) -> None:
+        """Handle a JSON command."""
+        if len(text) > _MAX_TEXT_BYTES:
+            await self.error("message_too_large", "Command too large.", recoverable=True)
+            return
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            await self.error("invalid_json", f"Invalid JSON: {exc.msg}.", recoverable=True)
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.error(
+                "invalid_command", "Commands are JSON objects with a 'type'.", recoverable=True
+            )
+            return
+        kind = message["type"]
+        if self.closing:
+            await self.error("session_closed", "The session is closed.", recoverable=False)
+            return
+        handler = _COMMANDS.get(kind)
+        if handler is None:
+            known = ", ".join(sorted(_COMMANDS))
+            await self.error(
+                "unknown_command", f"Unknown command '{kind}'. Known: {known}.", recoverable=True
+            )
+            return
+        await handler(self, message)
+        self.ok()
+
+
+@command("session.configure")
+async def _configure(connection: RealtimeConnection, message: dict[str, Any]) -> None:
+    changes = {k: v for k, v in message.items() if k not in ("type", "event_id")}
+    await connection.session.configure(changes)
+    await connection.send(
+        {"type": "session.updated", "config": connection.session.config.model_dump()}
+    )
+
+
+@command("input_audio_buffer.commit")
+async def _commit(connection: RealtimeConnection, message: dict[str, Any]) -> None:
+    await connection.session.commit()
+
+
+@command("session.close")
+async def _close(connection: RealtimeConnection, message: dict[str, Any]) -> None:
+    await connection.session.close()
+    await connection.send(
+        {
+            "type": "session.closed",
+            "session_id": connection.session.session_id,
+            "reason": "client_close",
+        }
+    )
+    connection.closing = True
+
+
+@command("session.cancel")
+async def _cancel(connection: RealtimeConnection, message: dict[str, Any]) -> None:
+    await connection.session.abort()
+    await connection.send(
+        {
+            "type": "session.closed",
+            "session_id": connection.session.session_id,
+            "reason": "cancelled",
+        }
+    )
+    connection.closing = True
+
+
+async def _reject(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
+    await websocket.send_text(
+        json.dumps({"type": "error", "code": code, "message": message, "recoverable": False})
+    )
+    await websocket.close(code=close_code, reason=message[:120])
+
+
+def _session_context(state: AppState, model_name: str) -> SessionContext:
+    model = state.model(model_name)
+    manifest = model.manifest
+    if manifest.type != ModelType.STT or not manifest.capabilities.streaming:
+        raise InvalidRequestError(
+            f"Model '{model_name}' cannot serve realtime transcription.", param="model"
+        )
+    return SessionContext(
+        model_name=model_name,
+        manifest=manifest,
+        scheduler=state.scheduler,
+        itn_engine=state.itn_engines.get(manifest.postprocessing.itn_backend),
+        on_metric=state.metrics.stream_observation,
+    )
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    """Realtime transcription session (see README, "Realtime protocol")."""
+    state: AppState = websocket.app.state.theo
+    await websocket.accept()
+    params = websocket.query_params
+    try:
+        context = _session_context(state, params.get("model") or "")
+        config = SessionConfig().updated({"language": params.get("language")})
+    except ModelNotFoundError as exc:
+        await _reject(websocket, "model_not_found", exc.message, CLOSE_POLICY)
+        return
+    except InvalidRequestError as exc:
+        await _reject(websocket, "invalid_value", exc.message, CLOSE_POLICY)
+        return
+    session_id = f"sess_{uuid.uuid4().hex[:16]}"
+    holder: dict[str, RealtimeConnection] = {}
+
+    async def send(event: dict[str, Any]) -> None:
+        await holder["connection"].send(event)
+
+    session = StreamingSession(session_id, context, config, send)
+    connection = RealtimeConnection(websocket, session)
+    holder["connection"] = connection
+    try:
+        await session.start()
+    except ModelUnavailableError as exc:
+        await _reject(websocket, "model_unavailable", exc.message, CLOSE_TRY_AGAIN)
+        return
+    state.metrics.session_opened()
+    log.info("session_started", session_id=session_id, model=context.model_name)
+    close_code, reason = CLOSE_NORMAL, "session closed"
+    try:
+        close_code, reason = await _serve(connection)
+    finally:
+        await session.abort()
+        state.metrics.session_closed()
+        log.info("session_ended", session_id=session_id, reason=reason)
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):
+                await websocket.close(code=close_code, reason=reason)
+
+
+async def _serve(connection: RealtimeConnection) -> tuple[int, str]:
+    websocket = connection.websocket
+    while True:
+        timeout = _CLOSING_GRACE_S if connection.closing else None
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout)
+        except TimeoutError:
+            return CLOSE_NORMAL, "session closed"
+        if message["type"] == "websocket.disconnect":
+            return CLOSE_NORMAL, "client disconnected"
+        try:
+            if message.get("bytes") is not None:
+                await connection.on_audio(message["bytes"])
+            elif message.get("text") is not None:
+                await connection.on_text(message["text"])
+        except ProtocolAbuseError:
+            return CLOSE_POLICY, "too many invalid messages"
+        except InvalidRequestError as exc:
+            try:
+                await connection.error(
+                    "invalid_value", exc.message, recoverable=True, param=exc.param
+                )
+            except ProtocolAbuseError:
+                return CLOSE_POLICY, "too many invalid messages"
+        except TheoError as exc:
+            await connection.error("worker_unavailable", exc.message, recoverable=False)
+            return CLOSE_INTERNAL, "worker unavailable"
+        if connection.session.failure is not None:
+            return CLOSE_INTERNAL, "worker unavailable"

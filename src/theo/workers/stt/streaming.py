@@ -1,0 +1,299 @@
+"""Realtime transcription of one stream: LocalAgreement partials and one final per segment.
+
+One :class:`StreamTranscriber` serves one TranscribeStream call (one realtime session).
+Frames carry only speech; ``is_last`` closes the segment. A growing segment is decoded
+again every ``partial_interval_s`` of new audio, one pass in flight at most, and
+LocalAgreement-2 turns the passes into append-only partials. The final decodes the
+segment with the full beam, the committed words forced as its prefix, so it never
+contradicts a partial. Finals become the prompt context of the next segments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from theo.types import StreamTranscript, TranscriptKind, Word
+from theo.workers.stt.backend import SegmentDecode, SegmentOptions, STTBackend
+from theo.workers.stt.local_agreement import LocalAgreement
+
+SAMPLE_RATE = 16_000
+_NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+_SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFrame:
+    """A chunk of one segment's speech (16 kHz mono float32) and the options in force.
+
+    Options of the latest frame with audio apply; a frame without audio only closes
+    the segment (unless the segment is empty, then its options apply too).
+    """
+
+    audio: npt.NDArray[np.float32]
+    is_last: bool = False
+    session_id: str = ""
+    segment_id: int = 0
+    language: str | None = None
+    prompt: str | None = None
+    hot_words: tuple[str, ...] = ()
+    enable_partials: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """Tuning of partial passes, finals, context and buffer trimming."""
+
+    partial_interval_s: float = 0.5
+    """New audio that triggers another partial pass over the segment."""
+    partial_beam_size: int = 1
+    """Beam width of partial passes (greedy: they run every interval)."""
+    final_beam_size: int | None = None
+    """Beam width of the final pass; ``None`` is the model's configured beam size."""
+    context_tokens: int = 224
+    """Tokens of this stream's earlier finals kept as the next segments' prompt."""
+    trim_after_s: float = 20.0
+    """Held audio above which the committed start of a segment is dropped."""
+    trim_keep_s: float = 10.0
+    """Audio always kept when trimming (the newest)."""
+
+
+def _shift(words: Sequence[Word], offset_s: float) -> list[Word]:
+    return [Word(w.word, w.start + offset_s, w.end + offset_s, w.probability) for w in words]
+
+
+def _text(words: Sequence[Word]) -> str:
+    return "".join(w.word for w in words).strip()
+
+
+@dataclass(slots=True)
+class _Segment:
+    """The audio held for the segment being spoken, and its agreement state."""
+
+    chunks: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    held: int = 0
+    dropped: int = 0
+    decoded_upto: int = 0
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    language: str = ""
+
+    @property
+    def offset_s(self) -> float:
+        """Start of the held audio on the segment's clock."""
+        return self.dropped / SAMPLE_RATE
+
+    @property
+    def total(self) -> int:
+        """Samples received for this segment, trimmed ones included."""
+        return self.dropped + self.held
+
+    def append(self, audio: npt.NDArray[np.float32]) -> None:
+        self.chunks.append(audio)
+        self.held += audio.size
+
+    def audio(self) -> npt.NDArray[np.float32]:
+        if len(self.chunks) > 1:
+            self.chunks = [np.concatenate(self.chunks)]
+        return self.chunks[0] if self.chunks else _NO_AUDIO
+
+    def drop_until(self, time_s: float) -> None:
+        cut = min(max(round(time_s * SAMPLE_RATE) - self.dropped, 0), self.held)
+        self.chunks = [self.audio()[cut:]]
+        self.held -= cut
+        self.dropped += cut
+
+
+_Item = StreamFrame | asyncio.Future[SegmentDecode] | Exception | None
+
+
+async def _forward(frames: AsyncIterable[StreamFrame], inbox: asyncio.Queue[_Item]) -> None:
+    """Read frames as they come, so reading never waits for a decode."""
+    try:
+        async for frame in frames:
+            inbox.put_nowait(frame)
+    except Exception as exc:
+        inbox.put_nowait(exc)  # the consumer raises it, in order after the frames before it
+    else:
+        inbox.put_nowait(None)
+
+
+class StreamTranscriber:
+    """Turns one stream of segment audio into partial and final transcript events.
+
+    Args:
+        backend: the loaded engine.
+        settings: pass scheduling, context and trimming; defaults when omitted.
+        executor: where the blocking engine calls run (the loop's default when
+            omitted). A single-thread executor keeps one decode at a time.
+    """
+
+    def __init__(
+        self,
+        backend: STTBackend,
+        *,
+        settings: StreamSettings | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self._backend = backend
+        self._settings = settings or StreamSettings()
+        self._executor = executor
+        self._context = ""
+        self._segment = _Segment()
+        self._options = StreamFrame(audio=_NO_AUDIO)
+        self._pass: asyncio.Future[SegmentDecode] | None = None
+        self._pass_offset_s = 0.0
+
+    @property
+    def session_id(self) -> str:
+        """The session id carried by the latest frame."""
+        return self._options.session_id
+
+    @property
+    def context(self) -> str:
+        """The end of this stream's finals that prompts the next segments."""
+        return self._context
+
+    async def events(
+        self, frames: AsyncIterable[StreamFrame]
+    ) -> AsyncGenerator[StreamTranscript, None]:
+        """Consume ``frames`` and yield events in order; engine errors are raised here.
+
+        When the frames end in the middle of a segment, that segment still gets its final.
+        """
+        inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        reader = asyncio.create_task(_forward(frames, inbox))
+        try:
+            while (item := await inbox.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                if isinstance(item, StreamFrame):
+                    event = await self._on_frame(item)
+                else:
+                    event = self._on_pass(item)
+                if event is not None:
+                    yield event
+                self._start_pass(inbox)
+            if self._segment.held:
+                yield await self._finalize()
+        finally:
+            self._drop_pass()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _on_frame(self, frame: StreamFrame) -> StreamTranscript | None:
+        if frame.audio.size or not self._segment.total:
+            # A bare closing frame must not reset the options its segment was spoken with.
+            self._options = frame
+        if frame.audio.size:
+            self._segment.append(frame.audio)
+        return await self._finalize() if frame.is_last else None
+
+    def _start_pass(self, inbox: asyncio.Queue[_Item]) -> None:
+        segment = self._segment
+        interval = self._settings.partial_interval_s * SAMPLE_RATE
+        if (
+            self._pass is not None
+            or not self._options.enable_partials
+            or segment.total - segment.decoded_upto < interval
+        ):
+            return
+        segment.decoded_upto = segment.total
+        self._pass_offset_s = segment.offset_s
+        self._pass = self._decode(self._settings.partial_beam_size)
+        self._pass.add_done_callback(inbox.put_nowait)
+
+    def _on_pass(self, done: asyncio.Future[SegmentDecode]) -> StreamTranscript | None:
+        if done is not self._pass or done.cancelled():
+            return None  # superseded by the segment's final
+        self._pass = None
+        decode = done.result()
+        segment = self._segment
+        segment.language = decode.language
+        new = segment.agreement.update(_shift(decode.words, self._pass_offset_s))
+        if segment.held > self._settings.trim_after_s * SAMPLE_RATE:
+            self._trim()
+        if not new:
+            return None
+        committed = segment.agreement.committed
+        return self._event(TranscriptKind.PARTIAL, committed, _text(committed), None)
+
+    async def _finalize(self) -> StreamTranscript:
+        self._drop_pass()
+        segment = self._segment
+        agreement = segment.agreement
+        words: Sequence[Word] = agreement.committed
+        text = _text(words)
+        confidence = None
+        if segment.held:
+            decode = await self._decode(self._settings.final_beam_size)
+            segment.language = decode.language
+            words = [*words, *agreement.beyond_committed(_shift(decode.words, segment.offset_s))]
+            text = _text(words) if words else decode.text
+            confidence = decode.confidence
+        event = self._event(TranscriptKind.FINAL, words, text, confidence)
+        if event.text:
+            # Whisper continues its prompt's style: a context ending mid-sentence would make
+            # the next segment start in lowercase, so every final closes a sentence here.
+            sentence = event.text if event.text[-1] in _SENTENCE_END else f"{event.text}."
+            # A tokenizer call over a few hundred tokens: microseconds, fine on the loop.
+            self._context = self._backend.tail_tokens(
+                f"{self._context} {sentence}", self._settings.context_tokens
+            )
+        self._segment = _Segment()
+        return event
+
+    def _trim(self) -> None:
+        """Drop held audio up to a committed word that ended ``trim_keep_s`` ago or earlier."""
+        segment = self._segment
+        horizon_s = segment.total / SAMPLE_RATE - self._settings.trim_keep_s
+        until = segment.agreement.cut_point(horizon_s)
+        if until is not None:
+            segment.drop_until(until)
+            segment.agreement.trim(until)
+
+    def _decode(self, beam_size: int | None) -> asyncio.Future[SegmentDecode]:
+        """Decode the held audio in the executor, the live committed words as its prefix."""
+        frame, agreement = self._options, self._segment.agreement
+        prompt_parts = (frame.prompt, self._context, _text(agreement.trimmed))
+        options = SegmentOptions(
+            language=frame.language,
+            prompt=" ".join(p for p in prompt_parts if p) or None,
+            hot_words=frame.hot_words,
+            prefix=_text(agreement.live) or None,
+            beam_size=beam_size,
+        )
+        audio = self._segment.audio()
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, self._backend.decode_segment, audio, options)
+
+    def _drop_pass(self) -> None:
+        if self._pass is not None:
+            self._pass.cancel()
+            self._pass = None
+
+    def _event(
+        self, kind: TranscriptKind, words: Sequence[Word], text: str, confidence: float | None
+    ) -> StreamTranscript:
+        segment = self._segment
+        if words:
+            start_ms, end_ms = round(words[0].start * 1000), round(words[-1].end * 1000)
+            confidence = sum(w.probability for w in words) / len(words)
+        else:
+            start_ms, end_ms = 0, round(segment.total * 1000 / SAMPLE_RATE)
+        return StreamTranscript(
+            kind=kind,
+            segment_id=self._options.segment_id,
+            text=text,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            language=segment.language or self._options.language or "",
+            confidence=confidence or 0.0,
+            words=tuple(words),
+        )

@@ -1,0 +1,336 @@
+"""StreamTranscriber with a scripted engine: partial order, finals, context, trimming, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from theo.manifest import EngineConfig
+from theo.types import BatchResult, StreamTranscript, TranscribeParams, TranscriptKind, Word
+from theo.workers.stt.backend import (
+    LoadedModelInfo,
+    SegmentDecode,
+    SegmentOptions,
+    STTBackend,
+    UnsupportedParameterError,
+)
+from theo.workers.stt.streaming import SAMPLE_RATE, StreamFrame, StreamSettings, StreamTranscriber
+
+Audio = npt.NDArray[np.float32]
+Responder = Callable[[int, Audio, SegmentOptions], SegmentDecode]
+HALF_SECOND = SAMPLE_RATE // 2
+
+
+def decode_of(text: str, start: float = 0.0) -> SegmentDecode:
+    words = tuple(
+        Word(f" {w}", start + i * 0.5 + 0.05, start + i * 0.5 + 0.45, 0.8)
+        for i, w in enumerate(text.split())
+    )
+    return SegmentDecode(text=text, words=words, language="en", confidence=0.8)
+
+
+def scripted(*texts: str) -> Responder:
+    """Answer the n-th decode call with the n-th text."""
+    return lambda n, audio, options: decode_of(texts[n])
+
+
+class FakeBackend(STTBackend):
+    """An engine whose decodes are scripted; it records every call and its concurrency."""
+
+    engine_name = "fake"
+
+    def __init__(self, respond: Responder, gate: threading.Event | None = None) -> None:
+        self.respond = respond
+        self.gate = gate
+        self.calls: list[tuple[Audio, SegmentOptions]] = []
+        self.running = 0
+        self.max_running = 0
+        self._lock = threading.Lock()
+
+    def load(self, model_dir: Path, config: EngineConfig) -> LoadedModelInfo:
+        raise NotImplementedError
+
+    def transcribe(
+        self, audio: Audio, params: TranscribeParams, cancel: threading.Event
+    ) -> BatchResult:
+        raise NotImplementedError
+
+    def decode_segment(self, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+        with self._lock:
+            index = len(self.calls)
+            self.calls.append((audio, options))
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(10), "test never opened the gate"
+            return self.respond(index, audio, options)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def tail_tokens(self, text: str, max_tokens: int) -> str:
+        return " ".join(text.split()[-max_tokens:])
+
+
+class Feed:
+    """Frames pushed by the test; counts how often the transcriber asked for the next one."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[StreamFrame | None] = asyncio.Queue()
+        self.pushed = 0
+        self.requested = 0
+
+    def push(self, samples: int = HALF_SECOND, **fields: object) -> None:
+        audio = np.full(samples, 0.1, dtype=np.float32)
+        self.queue.put_nowait(StreamFrame(audio=audio, **fields))  # type: ignore[arg-type]
+        self.pushed += 1
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def frames(self) -> AsyncIterator[StreamFrame]:
+        while True:
+            self.requested += 1
+            frame = await self.queue.get()
+            if frame is None:
+                return
+            yield frame
+
+
+async def until(predicate: Callable[[], object], what: str, within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+class Run:
+    """A transcriber consuming a feed in the background, collecting its events."""
+
+    def __init__(self, backend: FakeBackend, settings: StreamSettings | None = None) -> None:
+        self.feed = Feed()
+        self.transcriber = StreamTranscriber(backend, settings=settings)
+        self.events: list[StreamTranscript] = []
+        self.task = asyncio.create_task(self._consume())
+
+    async def _consume(self) -> None:
+        async for event in self.transcriber.events(self.feed.frames()):
+            self.events.append(event)
+
+    def texts(self, kind: TranscriptKind) -> list[str]:
+        return [e.text for e in self.events if e.kind is kind]
+
+    async def finish(self) -> None:
+        self.feed.close()
+        await asyncio.wait_for(self.task, 5)
+
+
+async def test_partials_grow_append_only_and_the_final_comes_last() -> None:
+    backend = FakeBackend(
+        scripted("he", "he was", "he was not", "he was not an", "he was not an ill disposed man")
+    )
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    for n in range(1, 5):
+        run.feed.push(segment_id=3, session_id="s1")
+        await until(lambda n=n: len(backend.calls) == n, f"pass {n}")
+    # is_last would drop a pass still in flight: let the fourth one land first.
+    await until(lambda: len(run.events) == 3, "the third partial")
+    run.feed.push(0, is_last=True, segment_id=3, session_id="s1")
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+
+    assert run.texts(TranscriptKind.PARTIAL) == ["he", "he was", "he was not"]
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+    assert run.events[-1].kind is TranscriptKind.FINAL
+    assert {e.segment_id for e in run.events} == {3}
+    assert run.transcriber.session_id == "s1"
+    partial_options = [options for _, options in backend.calls[:4]]
+    assert {o.beam_size for o in partial_options} == {1}
+    assert [o.prefix for o in partial_options] == [None, None, "he", "he was"]
+    final_audio, final_options = backend.calls[-1]
+    assert final_options.beam_size == 5
+    assert final_options.prefix == "he was not"
+    assert final_audio.size == 4 * HALF_SECOND
+    final = run.events[-1]
+    assert (final.start_ms, final.end_ms) == (50, 3450)
+    assert final.language == "en"
+    assert 0.0 <= final.confidence <= 1.0
+
+
+async def test_finals_become_the_prompt_of_later_segments_with_hot_words() -> None:
+    backend = FakeBackend(scripted("one two three four", "five six", "seven"))
+    run = Run(backend, StreamSettings(context_tokens=3))
+    run.feed.push(enable_partials=False, segment_id=1)
+    run.feed.push(0, is_last=True, enable_partials=False, segment_id=1)
+    await until(lambda: len(run.events) == 1, "the first final")
+    assert run.transcriber.context == "two three four."
+    common = {"enable_partials": False, "prompt": "Caller prompt.", "hot_words": ("Dashwood",)}
+    run.feed.push(is_last=True, segment_id=2, **common)
+    await until(lambda: len(run.events) == 2, "the second final")
+    run.feed.push(is_last=True, segment_id=3, **common)
+    await run.finish()
+
+    prompts = [options.prompt for _, options in backend.calls]
+    assert prompts == [None, "Caller prompt. two three four.", "Caller prompt. four. five six."]
+    assert backend.calls[1][1].hot_words == ("Dashwood",)
+    assert [e.segment_id for e in run.events] == [1, 2, 3]
+
+
+async def test_no_partial_passes_when_partials_are_off() -> None:
+    backend = FakeBackend(scripted("hello world"))
+    run = Run(backend)
+    for _ in range(4):
+        run.feed.push(enable_partials=False)
+    run.feed.push(0, is_last=True, enable_partials=False)
+    await run.finish()
+
+    assert len(backend.calls) == 1
+    assert backend.calls[0][1].beam_size is None
+    assert [e.kind for e in run.events] == [TranscriptKind.FINAL]
+
+
+async def test_one_decode_at_a_time_and_no_partial_after_the_final() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"), gate=gate)
+    feed = Feed()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        transcriber = StreamTranscriber(backend, executor=executor)
+        events: list[StreamTranscript] = []
+
+        async def consume() -> None:
+            async for event in transcriber.events(feed.frames()):
+                events.append(event)
+
+        task = asyncio.create_task(consume())
+        feed.push()
+        await until(lambda: len(backend.calls) == 1, "the first pass")
+        # Frames keep coming while the pass is stuck: they are read, not decoded.
+        for _ in range(5):
+            feed.push()
+        feed.push(0, is_last=True)
+        await until(lambda: feed.requested > feed.pushed, "all frames read")
+        gate.set()
+        feed.close()
+        await asyncio.wait_for(task, 5)
+
+    assert len(backend.calls) == 2
+    assert backend.max_running == 1
+    assert [e.kind for e in events] == [TranscriptKind.FINAL]
+    assert backend.calls[1][0].size == 6 * HALF_SECOND
+
+
+def timeline(count: int) -> list[Word]:
+    """A perfect engine's view of the audio: word i spoken in [0.5 i + 0.05, 0.5 i + 0.45]."""
+    return [Word(f" w{i}", i * 0.5 + 0.05, i * 0.5 + 0.45, 0.9) for i in range(count)]
+
+
+def perfect_engine(n: int, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+    """Transcribe exactly the words inside the audio, reading its start time from the samples."""
+    start = round(float(audio[0]) * 1e6) / SAMPLE_RATE
+    end = start + audio.size / SAMPLE_RATE
+    words = tuple(
+        Word(w.word, w.start - start, w.end - start, w.probability)
+        for w in timeline(20)
+        if w.start >= start and w.end <= end
+    )
+    return SegmentDecode("".join(w.word for w in words), words, "en", 0.9)
+
+
+async def test_long_segments_are_trimmed_and_the_final_keeps_the_dropped_words() -> None:
+    backend = FakeBackend(perfect_engine)
+    run = Run(backend, StreamSettings(trim_after_s=2.0, trim_keep_s=1.0))
+    for n in range(8):
+        # Each sample holds its own index, so the engine can tell where its audio starts.
+        samples = np.arange(n * HALF_SECOND, (n + 1) * HALF_SECOND, dtype=np.float32) * 1e-6
+        run.feed.queue.put_nowait(StreamFrame(audio=samples))
+        await until(lambda n=n: len(backend.calls) == n + 1, f"pass {n + 1}")
+    await until(lambda: len(run.events) == 7, "the last partial")
+    run.feed.push(0, is_last=True)
+    await run.finish()
+
+    starts = [round(float(audio[0]) * 1e6) / SAMPLE_RATE for audio, _ in backend.calls]
+    # Trimmed at 1.5 s (in the gap after w2) once 2.5 s were held, then at 3.0 s.
+    assert starts == [0.0] * 5 + [1.5, 1.5, 1.5, 3.0]
+    held = [audio.size / SAMPLE_RATE for audio, _ in backend.calls]
+    assert held == [0.5, 1.0, 1.5, 2.0, 2.5, 1.5, 2.0, 2.5, 1.0]
+    assert backend.calls[6][1].prompt == "w0 w1 w2"
+    assert backend.calls[6][1].prefix == "w3 w4"
+    final = run.events[-1]
+    assert final.kind is TranscriptKind.FINAL
+    assert [w.word for w in final.words] == [w.word for w in timeline(8)]
+    assert [w.start for w in final.words] == pytest.approx([w.start for w in timeline(8)])
+    assert final.text == "w0 w1 w2 w3 w4 w5 w6 w7"
+    partials = run.texts(TranscriptKind.PARTIAL)
+    assert partials == [" ".join(f"w{i}" for i in range(k)) for k in range(1, 8)]
+
+
+async def test_an_empty_segment_gets_an_empty_final_without_decoding() -> None:
+    backend = FakeBackend(scripted())
+    run = Run(backend)
+    run.feed.push(0, is_last=True, segment_id=9)
+    await run.finish()
+
+    assert backend.calls == []
+    assert [(e.kind, e.text, e.segment_id) for e in run.events] == [(TranscriptKind.FINAL, "", 9)]
+
+
+async def test_input_ending_mid_segment_still_gets_its_final() -> None:
+    backend = FakeBackend(scripted("hello"))
+    run = Run(backend)
+    run.feed.push(enable_partials=False, segment_id=4)
+    await run.finish()
+
+    assert [(e.kind, e.text, e.segment_id) for e in run.events] == [
+        (TranscriptKind.FINAL, "hello", 4)
+    ]
+
+
+async def test_engine_errors_reach_the_consumer() -> None:
+    def reject(n: int, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+        raise UnsupportedParameterError("language", "Unsupported language 'xx'.")
+
+    run = Run(FakeBackend(reject))
+    run.feed.push(language="xx")
+    with pytest.raises(UnsupportedParameterError):
+        await asyncio.wait_for(run.task, 5)
+
+
+async def test_closing_the_stream_mid_decode_returns_at_once() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(scripted("he"), gate=gate)
+    feed = Feed()
+    events = StreamTranscriber(backend).events(feed.frames())
+    feed.push()
+
+    async def first_event() -> StreamTranscript:
+        return await anext(events)
+
+    consumer = asyncio.create_task(first_event())
+    await until(lambda: len(backend.calls) == 1, "the first pass")
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    await asyncio.wait_for(events.aclose(), 1)
+    gate.set()
+
+
+async def test_a_bare_closing_frame_keeps_the_segment_options() -> None:
+    backend = FakeBackend(scripted("ola mundo"))
+    run = Run(backend)
+    run.feed.push(enable_partials=False, language="pt", hot_words=("PIX",), segment_id=2)
+    run.feed.push(0, is_last=True)
+    await run.finish()
+
+    options = backend.calls[0][1]
+    assert (options.language, options.hot_words) == ("pt", ("PIX",))
+    assert [(e.segment_id, e.language) for e in run.events] == [(2, "en")]
