@@ -269,3 +269,24 @@ def test_realtime_metrics(server: RunningServer) -> None:
     assert 'theo_stt_vad_events_total{event="speech_start"}' in text
     assert "theo_stt_ttfb_seconds_count" in text
     assert "theo_stt_final_delay_seconds_count" in text
+
+
+def test_protocol_abuse_closes_with_1008(server: RunningServer) -> None:
+    async def scenario() -> tuple[list[dict[str, Any]], int | None, str | None]:
+        received: list[dict[str, Any]] = []
+        async with websockets.connect(ws_url(server.base_url, TINY_EN)) as ws:
+            received.append(json.loads(await ws.recv()))
+            await ws.send(b"\0" * 200_000)
+            received.append(json.loads(await ws.recv()))
+            for _ in range(25):
+                await ws.send("{broken")
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    received.append(json.loads(await ws.recv()))
+            return received, ws.close_code, ws.close_reason
+
+    received, code, reason = asyncio.run(scenario())
+    assert received[1]["code"] == "frame_too_large" and received[1]["recoverable"] is True
+    assert [e["code"] for e in received[2:]] == ["invalid_json"] * 19
+    assert code == 1008
+    assert reason == "too many invalid messages"
