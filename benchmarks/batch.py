@@ -8,8 +8,11 @@ One run of this script:
    directory, device, compute type, cpu_threads, beam size, VAD flag, temperature 0.0, no
    prompt, no word timestamps);
 4. for a short clip (~3 s) and a long clip (>= 60 s) times, alternately and never concurrently,
-   ``POST /v1/audio/transcriptions`` (``response_format=json``; send to full response) and
-   ``faster_whisper.decode_audio(path)`` + ``model.transcribe(...)`` + iterating every segment;
+   ``POST /v1/audio/transcriptions`` (``response_format=json``; send to full response) with
+   Theo's pre- and post-processing switched off per request (``theo``: identical settings,
+   so the ratio is the serving overhead), the same POST with Theo's default pipeline
+   (``theo_pipeline``), and ``faster_whisper.decode_audio(path)`` + ``model.transcribe(...)``
+   + iterating every segment;
 5. prints median (and p90 when ``--runs >= 5``) per path, the theo/direct ratio, and warns
    if the two paths do not return the same text;
 6. stops the server (SIGTERM, then wait) whatever happens.
@@ -276,11 +279,28 @@ class DirectEngine:
         return self.transcribe_audio(decode_audio(str(path), sampling_rate=SAMPLE_RATE))
 
 
+# Theo's default audio and text stages switched off, so the engine sees what it sees
+# when called directly: the ratio then measures serving overhead alone.
+RAW_FIELDS = {"itn": "false", "dc_remove": "false", "gain_normalize": "false", "denoise": "false"}
+
+
 def post_transcription(
-    client: httpx.Client, base_url: str, model: str, language: str | None, clip: Clip
+    client: httpx.Client,
+    base_url: str,
+    model: str,
+    language: str | None,
+    clip: Clip,
+    *,
+    raw: bool = True,
 ) -> str:
-    """The timed Theo path: one multipart POST, returning the ``text`` of the JSON answer."""
+    """The timed Theo path: one multipart POST, returning the ``text`` of the JSON answer.
+
+    With ``raw`` the request switches off preprocessing and post-processing (identical
+    settings to the direct engine); without it, Theo's default pipeline runs too.
+    """
     data = {"model": model, "response_format": "json", "temperature": "0"}
+    if raw:
+        data.update(RAW_FIELDS)
     if language:
         data["language"] = language
     response = client.post(
@@ -410,7 +430,7 @@ def print_table(
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     if extra:
         print()
-        print("breakdown (medians, ms):")
+        print("other series (medians, ms; theo_pipeline = default pre- and post-processing on):")
         for clip in clips:
             times = measurements[clip.name].times_ms
             cells = [f"{name}={statistics.median(times[name]):.1f}" for name in extra]
@@ -566,7 +586,15 @@ def main(argv: list[str] | None = None) -> int:
                     def direct_path(clip: Clip = clip) -> str:
                         return direct.transcribe_file(clip.path)
 
-                    series: dict[str, Callable[[], str]] = {"theo": theo_path}
+                    def pipeline_path(clip: Clip = clip) -> str:
+                        return post_transcription(
+                            client, server.base_url, args.model, language, clip, raw=False
+                        )
+
+                    series: dict[str, Callable[[], str]] = {
+                        "theo": theo_path,
+                        "theo_pipeline": pipeline_path,
+                    }
                     if args.breakdown:
                         series.update(breakdown_series(clip, probe))
                     series["direct"] = direct_path
