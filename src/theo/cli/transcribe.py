@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from theo.cli.client import fail, request, resolve_base_url, server_option
+from theo.cli.stream import StreamOptions, run_stream
 
 _FORMATS = ["json", "text", "verbose_json", "srt", "vtt"]
 _TIMEOUT_S = 900.0
@@ -97,8 +98,37 @@ def _processing_fields(
     return fields
 
 
+def _stream(
+    file: Path | None,
+    model: str | None,
+    language: str | None,
+    hot_words: str | None,
+    itn: bool | None,
+    denoise: str | None,
+    partials: bool | None,
+    speed: float | None,
+    server_url: str | None,
+) -> None:
+    if speed is not None and file is None:
+        raise click.UsageError("--speed applies only when streaming a FILE.")
+    base_url = resolve_base_url(server_url)
+    options = StreamOptions(
+        base_url=base_url,
+        model=model or _pick_model(base_url, need_translation=False),
+        language=language,
+        hot_words=tuple(w.strip() for w in (hot_words or "").split(",") if w.strip()),
+        partials=partials,
+        itn=itn,
+        denoise=denoise,
+        speed=speed or 1.0,
+    )
+    run_stream(options, file)
+
+
 @click.command("transcribe")
-@_file_argument
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @_model_option
 @click.option(
     "--language", "-l", default=None, help="Spoken language (ISO 639-1); default: detect."
@@ -109,9 +139,25 @@ def _processing_fields(
 @_itn_option
 @_hot_words_option
 @_denoise_option
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Realtime: stream FILE at real-time pace, or the microphone without FILE.",
+)
+@click.option(
+    "--partials/--no-partials",
+    default=None,
+    help="With --stream: show partial transcripts (default: only on a terminal).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="With --stream FILE: pace as a multiple of real time (default 1).",
+)
 @server_option
 def transcribe_cmd(
-    file: Path,
+    file: Path | None,
     model: str | None,
     language: str | None,
     response_format: str,
@@ -120,9 +166,21 @@ def transcribe_cmd(
     itn: bool | None,
     hot_words: str | None,
     denoise: str | None,
+    stream: bool,
+    partials: bool | None,
+    speed: float | None,
     server_url: str | None,
 ) -> None:
-    """Transcribe an audio file with the running server."""
+    """Transcribe an audio file with the running server, or stream it live with --stream."""
+    if stream:
+        if prompt or word_timestamps or response_format != "json":
+            raise click.UsageError("--prompt, --word-timestamps and --format need a batch request.")
+        _stream(file, model, language, hot_words, itn, denoise, partials, speed, server_url)
+        return
+    if file is None:
+        raise click.UsageError("Missing argument 'FILE' (or use --stream for the microphone).")
+    if partials is not None or speed is not None:
+        raise click.UsageError("--partials and --speed apply only with --stream.")
     if word_timestamps and response_format != "verbose_json":
         response_format = "verbose_json"
     fields = {
