@@ -35,6 +35,7 @@ def test_health_reports_every_worker(server: RunningServer) -> None:
     assert body["status"] == "ok"
     workers = {w["model"]: w for w in body["workers"]}
     assert set(workers) == {TINY_EN, BASE}
+    assert body["itn"]["auto"] in ("builtin", "nemo")
     for worker in workers.values():
         assert worker["state"] == "ready"
         assert worker["pid"] > 0 and worker["port"] > 0

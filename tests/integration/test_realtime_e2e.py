@@ -262,9 +262,11 @@ def test_unknown_model_closes_with_1008(server: RunningServer) -> None:
     assert code == 1008
 
 
-def test_realtime_metrics(server: RunningServer) -> None:
+def test_realtime_metrics_and_a_clean_log(server: RunningServer) -> None:
     with server.client() as client:
         text = client.get("/metrics").text
+    # Clients that close first must not leave tracebacks behind.
+    assert "Exception in ASGI application" not in server.log_text()
     assert "theo_stt_active_sessions 0.0" in text
     assert 'theo_stt_vad_events_total{event="speech_start"}' in text
     assert "theo_stt_ttfb_seconds_count" in text

@@ -229,8 +229,12 @@ async def realtime(websocket: WebSocket) -> None:
         await session.abort()
         state.metrics.session_closed()
         log.info("session_ended", session_id=session_id, reason=reason)
-        if websocket.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError):
+        # A client that already left cannot be sent a close frame.
+        if (
+            websocket.application_state == WebSocketState.CONNECTED
+            and websocket.client_state == WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close(code=close_code, reason=reason)
 
 

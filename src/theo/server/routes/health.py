@@ -50,7 +50,13 @@ async def health(request: Request) -> JSONResponse:
     """Overall status and every worker's state; 200 while the API process is up."""
     state: AppState = request.app.state.theo
     return JSONResponse(
-        {"status": overall_status(state), "version": __version__, "workers": worker_summary(state)}
+        {
+            "status": overall_status(state),
+            "version": __version__,
+            "workers": worker_summary(state),
+            # Which ITN engine answers per backend: "builtin" until NeMo's grammars are ready.
+            "itn": {backend: engine.name for backend, engine in state.itn_engines.items()},
+        }
     )
 
 
