@@ -334,3 +334,44 @@ async def test_a_bare_closing_frame_keeps_the_segment_options() -> None:
     options = backend.calls[0][1]
     assert (options.language, options.hot_words) == ("pt", ("PIX",))
     assert [(e.segment_id, e.language) for e in run.events] == [(2, "en")]
+
+
+def push_quiet(feed: Feed, samples: int, **fields: object) -> None:
+    """A pause: audio 40 dB below the 0.1 speech level of ``Feed.push``."""
+    feed.queue.put_nowait(
+        StreamFrame(audio=np.full(samples, 0.001, dtype=np.float32), **fields)  # type: ignore[arg-type]
+    )
+
+
+async def test_a_pause_decodes_the_final_early_and_is_last_reuses_it() -> None:
+    backend = FakeBackend(scripted("he was not", "he was not an ill disposed man"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(segment_id=1)
+    await until(lambda: len(backend.calls) == 1, "the first partial pass")
+    push_quiet(run.feed, SAMPLE_RATE // 5, segment_id=1)  # 200 ms pause
+    await until(lambda: len(backend.calls) == 2, "the early final")
+    assert backend.calls[1][1].beam_size == 5
+    push_quiet(run.feed, SAMPLE_RATE // 10, segment_id=1)  # the VAD's silence wait goes on
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    assert len(backend.calls) == 2  # no second final decode
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+
+
+async def test_speech_after_a_pause_discards_the_early_final() -> None:
+    backend = FakeBackend(scripted("he", "he was", "he was not", "he was not an ill man"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(segment_id=1)
+    await until(lambda: len(backend.calls) == 1, "the first partial pass")
+    push_quiet(run.feed, SAMPLE_RATE // 5, segment_id=1)
+    await until(lambda: len(backend.calls) == 2, "the early final")
+    run.feed.push(segment_id=1)  # the speaker goes on
+    await until(lambda: len(backend.calls) == 3, "a partial pass on the new speech")
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    final_audio, final_options = backend.calls[-1]
+    assert len(backend.calls) == 4  # the stale early final was not used
+    assert final_options.beam_size == 5
+    assert final_audio.size == 2 * HALF_SECOND + SAMPLE_RATE // 5
