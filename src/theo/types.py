@@ -139,3 +139,4 @@ class StreamAudio:
     prompt: str | None = None
     hot_words: tuple[str, ...] = ()
     enable_partials: bool = True
+    speaker_paused: bool = False

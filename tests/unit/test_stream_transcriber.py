@@ -336,11 +336,9 @@ async def test_a_bare_closing_frame_keeps_the_segment_options() -> None:
     assert [(e.segment_id, e.language) for e in run.events] == [(2, "en")]
 
 
-def push_quiet(feed: Feed, samples: int, **fields: object) -> None:
-    """A pause: audio 40 dB below the 0.1 speech level of ``Feed.push``."""
-    feed.queue.put_nowait(
-        StreamFrame(audio=np.full(samples, 0.001, dtype=np.float32), **fields)  # type: ignore[arg-type]
-    )
+def push_pause(feed: Feed, samples: int, **fields: object) -> None:
+    """Audio the API's VAD marks as a pause after speech (``speaker_paused``)."""
+    feed.push(samples, speaker_paused=True, **fields)
 
 
 async def test_a_pause_decodes_the_final_early_and_is_last_reuses_it() -> None:
@@ -348,10 +346,10 @@ async def test_a_pause_decodes_the_final_early_and_is_last_reuses_it() -> None:
     run = Run(backend, StreamSettings(final_beam_size=5))
     run.feed.push(segment_id=1)
     await until(lambda: len(backend.calls) == 1, "the first partial pass")
-    push_quiet(run.feed, SAMPLE_RATE // 5, segment_id=1)  # 200 ms pause
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1)  # 200 ms pause
     await until(lambda: len(backend.calls) == 2, "the early final")
     assert backend.calls[1][1].beam_size == 5
-    push_quiet(run.feed, SAMPLE_RATE // 10, segment_id=1)  # the VAD's silence wait goes on
+    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)  # the VAD's silence wait goes on
     run.feed.push(0, is_last=True, segment_id=1)
     await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
     await run.finish()
@@ -364,7 +362,7 @@ async def test_speech_after_a_pause_discards_the_early_final() -> None:
     run = Run(backend, StreamSettings(final_beam_size=5))
     run.feed.push(segment_id=1)
     await until(lambda: len(backend.calls) == 1, "the first partial pass")
-    push_quiet(run.feed, SAMPLE_RATE // 5, segment_id=1)
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1)
     await until(lambda: len(backend.calls) == 2, "the early final")
     run.feed.push(segment_id=1)  # the speaker goes on
     await until(lambda: len(backend.calls) == 3, "a partial pass on the new speech")

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btheo/proto/stt_worker.proto\x12\x0btheo.stt.v1\"\xe1\x01\n\x15TranscribeFileRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1f\n\x04task\x18\x05 \x01(\x0e\x32\x11.theo.stt.v1.Task\x12\x16\n\x0einitial_prompt\x18\x06 \x01(\t\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x17\n\x0fword_timestamps\x18\x08 \x01(\x08\x12\x11\n\thot_words\x18\t \x03(\t\"E\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xdc\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04seek\x18\x02 \x01(\x05\x12\r\n\x05start\x18\x03 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x01\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x0e\n\x06tokens\x18\x06 \x03(\x05\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x13\n\x0b\x61vg_logprob\x18\x08 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\t \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\n \x01(\x02\x12 \n\x05words\x18\x0b \x03(\x0b\x32\x11.theo.stt.v1.Word\"r\n\x16TranscribeFileResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\x01\x12&\n\x08segments\x18\x04 \x03(\x0b\x32\x14.theo.stt.v1.Segment\"\xb0\x01\n\nAudioFrame\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x0f\n\x07is_last\x18\x03 \x01(\x08\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x16\n\x0einitial_prompt\x18\x05 \x01(\t\x12\x11\n\thot_words\x18\x06 \x03(\t\x12\x12\n\nsegment_id\x18\x07 \x01(\x03\x12\x17\n\x0f\x65nable_partials\x18\x08 \x01(\x08\"\xe1\x01\n\x0fTranscriptEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .theo.stt.v1.TranscriptEventType\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nsegment_id\x18\x04 \x01(\x03\x12\x10\n\x08start_ms\x18\x05 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x06 \x01(\x03\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x12\n\nconfidence\x18\x08 \x01(\x02\x12 \n\x05words\x18\t \x03(\x0b\x32\x11.theo.stt.v1.Word\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"&\n\x0e\x43\x61ncelResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x08\"\x0f\n\rHealthRequest\"\xad\x01\n\x0eHealthResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.theo.stt.v1.WorkerStatus\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x05 \x01(\t\x12\x17\n\x0f\x61\x63tive_requests\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t*/\n\x04Task\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x00\x12\x12\n\x0eTASK_TRANSLATE\x10\x01*Y\n\x13TranscriptEventType\x12!\n\x1dTRANSCRIPT_EVENT_TYPE_PARTIAL\x10\x00\x12\x1f\n\x1bTRANSCRIPT_EVENT_TYPE_FINAL\x10\x01*s\n\x0cWorkerStatus\x12\x19\n\x15WORKER_STATUS_LOADING\x10\x00\x12\x17\n\x13WORKER_STATUS_READY\x10\x01\x12\x16\n\x12WORKER_STATUS_BUSY\x10\x02\x12\x17\n\x13WORKER_STATUS_ERROR\x10\x03\x32\xbb\x02\n\tSTTWorker\x12Y\n\x0eTranscribeFile\x12\".theo.stt.v1.TranscribeFileRequest\x1a#.theo.stt.v1.TranscribeFileResponse\x12M\n\x10TranscribeStream\x12\x17.theo.stt.v1.AudioFrame\x1a\x1c.theo.stt.v1.TranscriptEvent(\x01\x30\x01\x12\x41\n\x06\x43\x61ncel\x12\x1a.theo.stt.v1.CancelRequest\x1a\x1b.theo.stt.v1.CancelResponse\x12\x41\n\x06Health\x12\x1a.theo.stt.v1.HealthRequest\x1a\x1b.theo.stt.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btheo/proto/stt_worker.proto\x12\x0btheo.stt.v1\"\xe1\x01\n\x15TranscribeFileRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1f\n\x04task\x18\x05 \x01(\x0e\x32\x11.theo.stt.v1.Task\x12\x16\n\x0einitial_prompt\x18\x06 \x01(\t\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x17\n\x0fword_timestamps\x18\x08 \x01(\x08\x12\x11\n\thot_words\x18\t \x03(\t\"E\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xdc\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04seek\x18\x02 \x01(\x05\x12\r\n\x05start\x18\x03 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x01\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x0e\n\x06tokens\x18\x06 \x03(\x05\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x13\n\x0b\x61vg_logprob\x18\x08 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\t \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\n \x01(\x02\x12 \n\x05words\x18\x0b \x03(\x0b\x32\x11.theo.stt.v1.Word\"r\n\x16TranscribeFileResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\x01\x12&\n\x08segments\x18\x04 \x03(\x0b\x32\x14.theo.stt.v1.Segment\"\xc8\x01\n\nAudioFrame\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x0f\n\x07is_last\x18\x03 \x01(\x08\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x16\n\x0einitial_prompt\x18\x05 \x01(\t\x12\x11\n\thot_words\x18\x06 \x03(\t\x12\x12\n\nsegment_id\x18\x07 \x01(\x03\x12\x17\n\x0f\x65nable_partials\x18\x08 \x01(\x08\x12\x16\n\x0espeaker_paused\x18\t \x01(\x08\"\xe1\x01\n\x0fTranscriptEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .theo.stt.v1.TranscriptEventType\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nsegment_id\x18\x04 \x01(\x03\x12\x10\n\x08start_ms\x18\x05 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x06 \x01(\x03\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x12\n\nconfidence\x18\x08 \x01(\x02\x12 \n\x05words\x18\t \x03(\x0b\x32\x11.theo.stt.v1.Word\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"&\n\x0e\x43\x61ncelResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x08\"\x0f\n\rHealthRequest\"\xad\x01\n\x0eHealthResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.theo.stt.v1.WorkerStatus\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x05 \x01(\t\x12\x17\n\x0f\x61\x63tive_requests\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t*/\n\x04Task\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x00\x12\x12\n\x0eTASK_TRANSLATE\x10\x01*Y\n\x13TranscriptEventType\x12!\n\x1dTRANSCRIPT_EVENT_TYPE_PARTIAL\x10\x00\x12\x1f\n\x1bTRANSCRIPT_EVENT_TYPE_FINAL\x10\x01*s\n\x0cWorkerStatus\x12\x19\n\x15WORKER_STATUS_LOADING\x10\x00\x12\x17\n\x13WORKER_STATUS_READY\x10\x01\x12\x16\n\x12WORKER_STATUS_BUSY\x10\x02\x12\x17\n\x13WORKER_STATUS_ERROR\x10\x03\x32\xbb\x02\n\tSTTWorker\x12Y\n\x0eTranscribeFile\x12\".theo.stt.v1.TranscribeFileRequest\x1a#.theo.stt.v1.TranscribeFileResponse\x12M\n\x10TranscribeStream\x12\x17.theo.stt.v1.AudioFrame\x1a\x1c.theo.stt.v1.TranscriptEvent(\x01\x30\x01\x12\x41\n\x06\x43\x61ncel\x12\x1a.theo.stt.v1.CancelRequest\x1a\x1b.theo.stt.v1.CancelResponse\x12\x41\n\x06Health\x12\x1a.theo.stt.v1.HealthRequest\x1a\x1b.theo.stt.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'theo.proto.stt_worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASK']._serialized_start=1359
-  _globals['_TASK']._serialized_end=1406
-  _globals['_TRANSCRIPTEVENTTYPE']._serialized_start=1408
-  _globals['_TRANSCRIPTEVENTTYPE']._serialized_end=1497
-  _globals['_WORKERSTATUS']._serialized_start=1499
-  _globals['_WORKERSTATUS']._serialized_end=1614
+  _globals['_TASK']._serialized_start=1383
+  _globals['_TASK']._serialized_end=1430
+  _globals['_TRANSCRIPTEVENTTYPE']._serialized_start=1432
+  _globals['_TRANSCRIPTEVENTTYPE']._serialized_end=1521
+  _globals['_WORKERSTATUS']._serialized_start=1523
+  _globals['_WORKERSTATUS']._serialized_end=1638
   _globals['_TRANSCRIBEFILEREQUEST']._serialized_start=45
   _globals['_TRANSCRIBEFILEREQUEST']._serialized_end=270
   _globals['_WORD']._serialized_start=272
@@ -46,17 +46,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCRIBEFILERESPONSE']._serialized_start=566
   _globals['_TRANSCRIBEFILERESPONSE']._serialized_end=680
   _globals['_AUDIOFRAME']._serialized_start=683
-  _globals['_AUDIOFRAME']._serialized_end=859
-  _globals['_TRANSCRIPTEVENT']._serialized_start=862
-  _globals['_TRANSCRIPTEVENT']._serialized_end=1087
-  _globals['_CANCELREQUEST']._serialized_start=1089
-  _globals['_CANCELREQUEST']._serialized_end=1124
-  _globals['_CANCELRESPONSE']._serialized_start=1126
-  _globals['_CANCELRESPONSE']._serialized_end=1164
-  _globals['_HEALTHREQUEST']._serialized_start=1166
-  _globals['_HEALTHREQUEST']._serialized_end=1181
-  _globals['_HEALTHRESPONSE']._serialized_start=1184
-  _globals['_HEALTHRESPONSE']._serialized_end=1357
-  _globals['_STTWORKER']._serialized_start=1617
-  _globals['_STTWORKER']._serialized_end=1932
+  _globals['_AUDIOFRAME']._serialized_end=883
+  _globals['_TRANSCRIPTEVENT']._serialized_start=886
+  _globals['_TRANSCRIPTEVENT']._serialized_end=1111
+  _globals['_CANCELREQUEST']._serialized_start=1113
+  _globals['_CANCELREQUEST']._serialized_end=1148
+  _globals['_CANCELRESPONSE']._serialized_start=1150
+  _globals['_CANCELRESPONSE']._serialized_end=1188
+  _globals['_HEALTHREQUEST']._serialized_start=1190
+  _globals['_HEALTHREQUEST']._serialized_end=1205
+  _globals['_HEALTHRESPONSE']._serialized_start=1208
+  _globals['_HEALTHRESPONSE']._serialized_end=1381
+  _globals['_STTWORKER']._serialized_start=1641
+  _globals['_STTWORKER']._serialized_end=1956
 # @@protoc_insertion_point(module_scope)

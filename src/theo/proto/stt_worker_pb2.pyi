@@ -105,7 +105,7 @@ class TranscribeFileResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., duration: _Optional[float] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ...) -> None: ...
 
 class AudioFrame(_message.Message):
-    __slots__ = ("session_id", "audio_pcm16", "is_last", "language", "initial_prompt", "hot_words", "segment_id", "enable_partials")
+    __slots__ = ("session_id", "audio_pcm16", "is_last", "language", "initial_prompt", "hot_words", "segment_id", "enable_partials", "speaker_paused")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_PCM16_FIELD_NUMBER: _ClassVar[int]
     IS_LAST_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class AudioFrame(_message.Message):
     HOT_WORDS_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ENABLE_PARTIALS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_PAUSED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     audio_pcm16: bytes
     is_last: bool
@@ -122,7 +123,8 @@ class AudioFrame(_message.Message):
     hot_words: _containers.RepeatedScalarFieldContainer[str]
     segment_id: int
     enable_partials: bool
-    def __init__(self, session_id: _Optional[str] = ..., audio_pcm16: _Optional[bytes] = ..., is_last: _Optional[bool] = ..., language: _Optional[str] = ..., initial_prompt: _Optional[str] = ..., hot_words: _Optional[_Iterable[str]] = ..., segment_id: _Optional[int] = ..., enable_partials: _Optional[bool] = ...) -> None: ...
+    speaker_paused: bool
+    def __init__(self, session_id: _Optional[str] = ..., audio_pcm16: _Optional[bytes] = ..., is_last: _Optional[bool] = ..., language: _Optional[str] = ..., initial_prompt: _Optional[str] = ..., hot_words: _Optional[_Iterable[str]] = ..., segment_id: _Optional[int] = ..., enable_partials: _Optional[bool] = ..., speaker_paused: _Optional[bool] = ...) -> None: ...
 
 class TranscriptEvent(_message.Message):
     __slots__ = ("session_id", "type", "text", "segment_id", "start_ms", "end_ms", "language", "confidence", "words")

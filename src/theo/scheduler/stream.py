@@ -51,6 +51,7 @@ class WorkerStream:
             hot_words=list(audio.hot_words),
             segment_id=audio.segment_id,
             enable_partials=audio.enable_partials,
+            speaker_paused=audio.speaker_paused,
         )
         try:
             await self._call.write(frame)

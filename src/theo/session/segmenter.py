@@ -36,6 +36,8 @@ class SegmentAudio:
     """Engine audio (16 kHz) belonging to the open segment."""
 
     samples: Samples
+    paused: bool = False
+    """The VAD hears silence at the end of this audio, not yet long enough to end speech."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +97,15 @@ class Segmenter:
                 self._in_segment = True
             elif vad_event.kind == "speech_end" and self._in_segment:
                 if sent_upto < self._position:
-                    events.append(SegmentAudio(self._slice(sent_upto, self._position)))
+                    # The VAD's silence wait: this audio is the pause that ended speech.
+                    events.append(SegmentAudio(self._slice(sent_upto, self._position), paused=True))
                     sent_upto = self._position
                 events.append(SpeechEnded(offset=at))
                 self._in_segment = False
         if self._in_segment and sent_upto < self._position:
-            events.append(SegmentAudio(self._slice(sent_upto, self._position)))
+            events.append(
+                SegmentAudio(self._slice(sent_upto, self._position), paused=self.vad.pausing)
+            )
         return events
 
     def force_end(self) -> None:

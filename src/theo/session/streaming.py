@@ -123,7 +123,7 @@ class StreamingSession:
         if isinstance(event, SpeechStarted):
             await self._open_segment(event.offset, event.onset)
         elif isinstance(event, SegmentAudio):
-            await self._send_audio(to_pcm16(event.samples), is_last=False)
+            await self._send_audio(to_pcm16(event.samples), is_last=False, paused=event.paused)
         else:
             segment = self._segment_id
             self._vad_ended[segment] = {
@@ -144,7 +144,7 @@ class StreamingSession:
             segment, {"type": "vad.speech_start", "segment_id": segment, "timestamp_ms": _ms(onset)}
         )
 
-    async def _send_audio(self, pcm16: bytes, *, is_last: bool) -> None:
+    async def _send_audio(self, pcm16: bytes, *, is_last: bool, paused: bool = False) -> None:
         stream = self._require_stream()
         config = self.config
         await stream.send(
@@ -159,6 +159,7 @@ class StreamingSession:
                     )
                 ),
                 enable_partials=config.enable_partial_transcripts,
+                speaker_paused=paused,
             )
         )
 

@@ -138,6 +138,11 @@ class VADDetector:
         """Samples received so far (the last ``< 512`` may still wait for a full window)."""
         return self._received
 
+    @property
+    def pausing(self) -> bool:
+        """Speech is on but the latest windows were not: the speaker may be finishing."""
+        return self._state is VADState.SPEECH and self._quiet_length > 0
+
     def set_sensitivity(self, sensitivity: Sensitivity) -> None:
         """Switch sensitivity from the next window on.
 

@@ -60,6 +60,7 @@ async def _frames(requests: AsyncIterator[pb.AudioFrame]) -> AsyncIterator[Strea
             prompt=message.initial_prompt or None,
             hot_words=tuple(message.hot_words),
             enable_partials=message.enable_partials,
+            speaker_paused=message.speaker_paused,
         )
 
 

@@ -44,6 +44,7 @@ class StreamFrame:
     prompt: str | None = None
     hot_words: tuple[str, ...] = ()
     enable_partials: bool = True
+    speaker_paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,6 @@ class StreamSettings:
     """Held audio above which the committed start of a segment is dropped."""
     trim_keep_s: float = 10.0
     """Audio always kept when trimming (the newest)."""
-    pause_s: float = 0.15
-    """Trailing quiet audio after which the final is decoded ahead of ``is_last``."""
-    pause_db: float = 25.0
-    """How far below the segment's loudest frame the trailing audio must be to be quiet."""
 
 
 def _shift(words: Sequence[Word], offset_s: float) -> list[Word]:
@@ -86,9 +83,6 @@ class _Segment:
     decoded_upto: int = 0
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     language: str = ""
-    levels: list[tuple[int, float]] = field(default_factory=list)
-    """(end sample, mean square) of each appended chunk, for pause detection."""
-    loudest: float = 0.0
 
     @property
     def offset_s(self) -> float:
@@ -103,20 +97,6 @@ class _Segment:
     def append(self, audio: npt.NDArray[np.float32]) -> None:
         self.chunks.append(audio)
         self.held += audio.size
-        level = float(np.mean(np.square(audio, dtype=np.float64)))
-        self.loudest = max(self.loudest, level)
-        self.levels.append((self.total, level))
-
-    def quiet_tail(self, ratio: float) -> int:
-        """Samples at the end whose chunks are all ``ratio`` (power) below the loudest one."""
-        threshold = self.loudest * ratio
-        quiet_start = self.total
-        for index in range(len(self.levels) - 1, -1, -1):
-            level = self.levels[index][1]
-            if level > threshold:
-                break
-            quiet_start = self.levels[index - 1][0] if index else 0
-        return self.total - quiet_start
 
     def audio(self) -> npt.NDArray[np.float32]:
         if len(self.chunks) > 1:
@@ -169,9 +149,10 @@ class StreamTranscriber:
         self._options = StreamFrame(audio=_NO_AUDIO)
         self._pass: asyncio.Future[SegmentDecode] | None = None
         self._pass_offset_s = 0.0
-        # A final decoded ahead of is_last while the speaker pauses (see _start_pass).
+        # A final decoded ahead of is_last while the speaker pauses (see _start_pass);
+        # it is stale once speech resumes or the segment's state changes.
         self._early: asyncio.Future[SegmentDecode] | None = None
-        self._early_key: tuple[int, int, int] = (0, 0, 0)
+        self._early_key: tuple[int, int] = (0, 0)
 
     @property
     def session_id(self) -> str:
@@ -218,11 +199,13 @@ class StreamTranscriber:
             self._options = frame
         if frame.audio.size:
             self._segment.append(frame.audio)
+            if not frame.speaker_paused:
+                self._drop_early()
         return await self._finalize() if frame.is_last else None
 
     def _start_pass(self, inbox: asyncio.Queue[_Item]) -> None:
         segment = self._segment
-        if self._paused():
+        if self._options.speaker_paused:
             # The speaker paused: the segment is probably over. Decode the final now, so
             # it is ready (or nearly) when is_last arrives after the VAD's silence wait,
             # and start no partial pass that the final would have to wait for.
@@ -230,8 +213,6 @@ class StreamTranscriber:
                 self._early = self._decode(self._settings.final_beam_size)
                 self._early_key = self._segment_key()
             return
-        if self._early is not None:
-            self._drop_early()  # speech resumed: that early final is stale
         interval = self._settings.partial_interval_s * SAMPLE_RATE
         if (
             self._pass is not None
@@ -259,31 +240,17 @@ class StreamTranscriber:
         committed = segment.agreement.committed
         return self._event(TranscriptKind.PARTIAL, committed, _text(committed), None)
 
-    def _paused(self) -> bool:
+    def _segment_key(self) -> tuple[int, int]:
+        """What an early final depends on besides the audio: committed words, trimming."""
         segment = self._segment
-        ratio = 10 ** (-self._settings.pause_db / 10)
-        quiet = segment.quiet_tail(ratio)
-        return quiet >= self._settings.pause_s * SAMPLE_RATE and quiet < segment.total
-
-    def _segment_key(self) -> tuple[int, int, int]:
-        """What an early final depends on: audio position, committed words, trimming."""
-        segment = self._segment
-        return segment.total, len(segment.agreement.committed), segment.dropped
+        return len(segment.agreement.committed), segment.dropped
 
     def _take_early(self) -> asyncio.Future[SegmentDecode] | None:
-        """The early final, if only quiet audio arrived since it started."""
+        """The early final, if only paused (silent) audio arrived since it started."""
         early, self._early = self._early, None
         if early is None:
             return None
-        total, committed, dropped = self._early_key
-        segment = self._segment
-        ratio = 10 ** (-self._settings.pause_db / 10)
-        still_valid = (
-            committed == len(segment.agreement.committed)
-            and dropped == segment.dropped
-            and segment.quiet_tail(ratio) >= segment.total - total
-        )
-        if still_valid:
+        if self._early_key == self._segment_key():
             return early
         early.cancel()
         return None
