@@ -31,12 +31,8 @@ gRPC call straight to the worker) to show where Theo's overhead comes from.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,9 +40,10 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
+from harness import TheoServer, ensure_model, log, percentile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "audio"
@@ -59,29 +56,6 @@ TARGET_RATIO = 1.10
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def log(message: str) -> None:
-    """Progress lines go to stderr so stdout holds only the results."""
-    print(f"[batch-bench] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def theo_command() -> list[str]:
-    """The ``theo`` CLI of this interpreter's environment, falling back to ``PATH``."""
-    candidate = Path(sys.executable).parent / "theo"
-    if candidate.exists():
-        return [str(candidate)]
-    found = shutil.which("theo")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from theo.cli.main import cli; cli()"]
 
 
 def build_long_clip(source: Path, out_path: Path, min_seconds: float, gap_seconds: float) -> None:
@@ -106,17 +80,6 @@ def build_long_clip(source: Path, out_path: Path, min_seconds: float, gap_second
         writer.writeframes(b"".join(pieces))
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Linear-interpolated percentile (``fraction`` in [0, 1]) of a non-empty list."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = fraction * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def normalise(text: str) -> str:
     """Lower-case words without punctuation, for a lenient transcript comparison."""
     kept = "".join(ch.lower() if ch.isalnum() or ch.isspace() else " " for ch in text)
@@ -126,103 +89,7 @@ def normalise(text: str) -> str:
 # --------------------------------------------------------------------------- model install
 
 
-def ensure_model(home: Path, model: str, log_file: IO[str]) -> Path:
-    """Return ``<home>/models/<model>``, running ``theo pull`` first if it is not there."""
-    model_dir = home / "models" / model
-    if (model_dir / "theo.yaml").exists():
-        log(f"using installed model at {model_dir}")
-        return model_dir
-    log(f"theo pull {model} (THEO_HOME={home}) ...")
-    env = {**os.environ, "THEO_HOME": str(home)}
-    env.pop("THEO_MODELS_DIR", None)
-    started = time.perf_counter()
-    result = subprocess.run(
-        [*theo_command(), "pull", model],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        check=False,
-    )
-    if result.returncode != 0 or not (model_dir / "theo.yaml").exists():
-        raise RuntimeError(f"theo pull {model} failed (exit {result.returncode}); see the log")
-    log(f"pulled in {time.perf_counter() - started:.1f} s")
-    return model_dir
-
-
 # --------------------------------------------------------------------------- theo serve
-
-
-@dataclass
-class TheoServer:
-    """``theo serve`` as a subprocess; output goes to a log file, never to an unread pipe."""
-
-    home: Path
-    log_file: IO[str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "THEO_HOME": str(self.home)}
-        for name in ("THEO_MODELS_DIR", "THEO_HOST", "THEO_PORT", "THEO_SERVER_URL"):
-            env.pop(name, None)
-        command = [
-            *theo_command(),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--models-dir",
-            str(self.home / "models"),
-        ]
-        log(f"starting: {' '.join(command)}")
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout_s: float) -> dict[str, Any]:
-        """Poll ``GET /health`` until ``status == "ok"``; raise on exit or deadline."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        last: object = "no answer"
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"theo serve exited with code {self.process.returncode}")
-                try:
-                    response = client.get(f"{self.base_url}/health")
-                    body: dict[str, Any] = response.json()
-                    if response.status_code == 200 and body.get("status") == "ok":
-                        return body
-                    last = body
-                except (httpx.HTTPError, ValueError) as exc:
-                    last = exc
-                time.sleep(0.25)
-        raise TimeoutError(f"theo serve not healthy after {timeout_s:.0f} s (last: {last!r})")
-
-    def stop(self, grace_s: float = 30.0) -> None:
-        """SIGTERM the server (it stops its workers), then wait; SIGKILL past the grace."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        log("stopping theo serve (SIGTERM)")
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            log("theo serve ignored SIGTERM; killing its process group")
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -458,18 +325,21 @@ def check_transcripts(clips: list[Clip], measurements: dict[str, Measurement]) -
 def breakdown_series(clip: Clip, probe: WorkerProbe | None) -> dict[str, Callable[[], str]]:
     """Extra timed series isolating the phases of Theo's path for ``--breakdown``.
 
-    * ``api_decode``: ``theo.audio.decode.decode_to_pcm16`` on the uploaded bytes, the PyAV
-      decode the API process runs before calling the worker;
+    * ``api_decode``: ``theo.pipeline.batch.prepare_audio`` on the uploaded bytes with the
+      stages off (PyAV decode, resampling to 16 kHz, PCM16), as the raw ``theo`` series runs;
     * ``fw_decode``: ``faster_whisper.decode_audio`` on the file, the direct path's decode;
     * ``worker_grpc``: ``TranscribeFile`` sent straight to the worker (gRPC transfer of the
       PCM16, int16->float32 conversion, inference, result serialisation), skipping the API.
     """
     from faster_whisper import decode_audio  # noqa: PLC0415
 
-    from theo.audio.decode import decode_to_pcm16  # noqa: PLC0415
+    from theo.manifest import PreprocessingConfig  # noqa: PLC0415
+    from theo.pipeline.batch import prepare_audio  # noqa: PLC0415
+
+    raw = {"dc_remove": False, "gain_normalize": False, "denoise": "off"}
 
     def api_decode() -> str:
-        decode_to_pcm16(clip.payload)
+        prepare_audio(clip.payload, PreprocessingConfig(), raw)
         return ""
 
     def fw_decode() -> str:
@@ -478,7 +348,7 @@ def breakdown_series(clip: Clip, probe: WorkerProbe | None) -> dict[str, Callabl
 
     series: dict[str, Callable[[], str]] = {"api_decode": api_decode, "fw_decode": fw_decode}
     if probe is not None:
-        message = probe.request(decode_to_pcm16(clip.payload).tobytes())
+        message = probe.request(prepare_audio(clip.payload, PreprocessingConfig(), raw))
 
         def worker_grpc() -> str:
             return probe.transcribe(message)
@@ -549,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 build_long_clip(LONG_SOURCE, long_path, LONG_MIN_SECONDS, LONG_GAP_SECONDS)
             clips = [Clip("short", args.short.resolve()), Clip("long", long_path.resolve())]
 
-            server = TheoServer(home, log_file)
+            server = TheoServer(home, home / "models", log_file)
             server.start()
             started = time.perf_counter()
             health = server.wait_ready(args.startup_timeout)
