@@ -81,6 +81,12 @@ class StreamingSession:
         self._segment_clock: dict[int, float] = {}
         self._end_clock: dict[int, float] = {}
         self._failure: TheoError | None = None
+        self._engine_hot_words = self._hot_words_for(config)
+
+    def _hot_words_for(self, config: SessionConfig) -> tuple[str, ...]:
+        """The model's and the session's hot words, merged once per configuration."""
+        manifest_words = self.context.manifest.postprocessing.hot_words
+        return tuple(merge_hot_words(manifest_words, config.hot_words))
 
     def _build_segmenter(self, config: SessionConfig, base: int = 0) -> Segmenter:
         preprocessing = config.preprocessing.apply_to(self.context.manifest.preprocessing)
@@ -153,11 +159,7 @@ class StreamingSession:
                 audio_pcm16=pcm16,
                 is_last=is_last,
                 language=config.language,
-                hot_words=tuple(
-                    merge_hot_words(
-                        self.context.manifest.postprocessing.hot_words, config.hot_words
-                    )
-                ),
+                hot_words=self._engine_hot_words,
                 enable_partials=config.enable_partial_transcripts,
                 speaker_paused=paused,
             )
@@ -191,6 +193,7 @@ class StreamingSession:
         elif updated.vad_sensitivity != self.config.vad_sensitivity:
             self._segmenter.vad.set_sensitivity(updated.vad_sensitivity)
         self.config = updated
+        self._engine_hot_words = self._hot_words_for(updated)
         log.info("session_configured", session_id=self.session_id, fields=sorted(changes))
 
     async def close(self) -> None:
