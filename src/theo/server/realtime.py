@@ -79,6 +79,13 @@ class RealtimeConnection:
         if self._errors_in_a_row >= _MAX_CONSECUTIVE_ERRORS:
             raise ProtocolAbuseError
 
+    async def closed(self, reason: str) -> None:
+        """Announce the end of the session; later messages get ``session_closed`` errors."""
+        await self.send(
+            {"type": "session.closed", "session_id": self.session.session_id, "reason": reason}
+        )
+        self.closing = True
+
     def ok(self) -> None:
         """A message was handled without error."""
         self._errors_in_a_row = 0
@@ -145,27 +152,13 @@ async def _commit(connection: RealtimeConnection, message: dict[str, Any]) -> No
 @command("session.close")
 async def _close(connection: RealtimeConnection, message: dict[str, Any]) -> None:
     await connection.session.close()
-    await connection.send(
-        {
-            "type": "session.closed",
-            "session_id": connection.session.session_id,
-            "reason": "client_close",
-        }
-    )
-    connection.closing = True
+    await connection.closed("client_close")
 
 
 @command("session.cancel")
 async def _cancel(connection: RealtimeConnection, message: dict[str, Any]) -> None:
     await connection.session.abort()
-    await connection.send(
-        {
-            "type": "session.closed",
-            "session_id": connection.session.session_id,
-            "reason": "cancelled",
-        }
-    )
-    connection.closing = True
+    await connection.closed("cancelled")
 
 
 async def _reject(websocket: WebSocket, code: str, message: str, close_code: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 
 _PT_GROUPED = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
@@ -82,3 +82,27 @@ def format_plain(value: Decimal, decimal: str) -> str:
     """Write a value without grouping, with ``decimal`` as the decimal separator."""
     text = format(value.normalize(), "f") if value != value.to_integral() else str(int(value))
     return text.replace(".", decimal)
+
+
+def whole_amount(
+    amount: Decimal,
+    scale: str,
+    cents_text: str | None,
+    *,
+    thousand_word: str,
+    parse: Callable[[str], Decimal | None],
+) -> Decimal | None:
+    """``amount`` with a "thousand" scale applied and spoken cents added.
+
+    Returns:
+        The value, or ``None`` when the parts do not compose (unreadable cents, or cents
+        after an amount that already has decimals).
+    """
+    if scale == thousand_word:
+        amount *= 1000
+    if cents_text:
+        cents = parse(cents_text)
+        if cents is None or amount != amount.to_integral():
+            return None
+        amount += cents / 100
+    return amount

@@ -14,6 +14,7 @@ from theo.postprocessing.entities.amounts import (
     format_amount,
     format_plain,
     parse_number,
+    whole_amount,
     word_alternation,
 )
 from theo.postprocessing.itn.builtin_en import UNITS
@@ -58,14 +59,10 @@ def _money(match: re.Match[str]) -> str:
         if cents_text:
             return match.group()
         return f"${format_plain(amount, '.')} {match.group('scale')}"
-    if scale == "thousand":
-        amount *= 1000
-    if cents_text:
-        cents = _value(cents_text)
-        if cents is None or amount != amount.to_integral():
-            return match.group()
-        amount += cents / 100
-    return f"${format_amount(amount, thousands=',', decimal='.', always_cents=False)}"
+    value = whole_amount(amount, scale, cents_text, thousand_word="thousand", parse=_value)
+    if value is None:
+        return match.group()
+    return f"${format_amount(value, thousands=',', decimal='.', always_cents=False)}"
 
 
 def _cents_only(match: re.Match[str]) -> str:

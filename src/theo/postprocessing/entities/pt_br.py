@@ -17,6 +17,7 @@ from theo.postprocessing.entities.amounts import (
     format_amount,
     format_plain,
     parse_number,
+    whole_amount,
     word_alternation,
 )
 from theo.postprocessing.entities.pt_documents import format_documents
@@ -115,14 +116,10 @@ def _money(match: re.Match[str], symbol: str) -> str:
         if cents_text:
             return match.group()
         return f"{symbol} {format_plain(amount, ',')} {match.group('scale')}"
-    if scale == "mil":
-        amount *= 1000
-    if cents_text:
-        cents = _value(cents_text)
-        if cents is None or amount != amount.to_integral():
-            return match.group()
-        amount += cents / 100
-    return f"{symbol} {format_amount(amount, thousands='.', decimal=',', always_cents=True)}"
+    value = whole_amount(amount, scale, cents_text, thousand_word="mil", parse=_value)
+    if value is None:
+        return match.group()
+    return f"{symbol} {format_amount(value, thousands='.', decimal=',', always_cents=True)}"
 
 
 def _money_symbol(match: re.Match[str]) -> str:
