@@ -373,3 +373,21 @@ async def test_speech_after_a_pause_discards_the_early_final() -> None:
     assert len(backend.calls) == 4  # the stale early final was not used
     assert final_options.beam_size == 5
     assert final_audio.size == 2 * HALF_SECOND + SAMPLE_RATE // 5
+
+
+async def test_passes_come_twice_as_often_until_the_first_words_are_committed() -> None:
+    backend = FakeBackend(scripted("he", "he was", "he was not", "he was not an"))
+    run = Run(backend, StreamSettings(partial_interval_s=0.5, first_interval_s=0.25))
+    quarter = SAMPLE_RATE // 4
+    for _ in range(2):  # nothing committed yet: a pass every 0.25 s of audio
+        run.feed.push(quarter)
+        await until(lambda: len(backend.calls) == run.feed.pushed, f"pass {run.feed.pushed}")
+    await until(lambda: run.texts(TranscriptKind.PARTIAL) == ["he"], "the first partial")
+    run.feed.push(quarter)  # "he" is committed: 0.25 s is no longer enough
+    await asyncio.sleep(0.05)
+    assert len(backend.calls) == 2
+    run.feed.push(quarter)
+    await until(lambda: len(backend.calls) == 3, "the pass after 0.5 s")
+    await run.finish()
+
+    assert [audio.size for audio, _ in backend.calls[:3]] == [quarter, 2 * quarter, 4 * quarter]

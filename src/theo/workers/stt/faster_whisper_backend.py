@@ -23,6 +23,13 @@ from theo.workers.stt.backend import (
 # Whisper keeps at most this many prompt tokens (half its 448-token context, minus one).
 _MAX_PROMPT_TOKENS = 223
 _WINDOW_SAMPLES = 30 * 16_000
+# Streaming passes feed the encoder the segment plus a little silence instead of Whisper's
+# full 30 s window: the encoder's cost grows faster than linearly with its input (on 2 CPU
+# cores, tiny.en: 375 ms for 30 s, 33 ms for 10 s) and transcripts of the fixtures are
+# word-for-word the same. Below 10 s of input, short partial passes lose their first word
+# more often, so that is the floor.
+_MIN_ENCODER_FRAMES = 1_000
+_ENCODER_PAD_FRAMES = 100
 # Fast speech is ~4 tokens/s; the cap stops a repetition loop from running to 448 tokens.
 _MAX_TOKENS_PER_S = 10
 _HALLUCINATION_SILENCE_S = 1.0
@@ -53,6 +60,30 @@ def build_prompt(prompt: str | None, hot_words: tuple[str, ...]) -> str | None:
     if prompt:
         parts.append(prompt)
     return " ".join(parts) if parts else None
+
+
+def _encoder_frames(frames: int) -> int:
+    """Mel frames given to the encoder for ``frames`` of audio: padded, rounded up to 1 s."""
+    padded = -(-(frames + _ENCODER_PAD_FRAMES) // 100) * 100
+    return min(max(padded, _MIN_ENCODER_FRAMES), 3_000)
+
+
+def _evenly_timed(
+    tokenizer: Any, tokens: list[int], duration: float, probability: float
+) -> tuple[Word, ...]:
+    """Words of ``tokens`` spread evenly over ``duration`` (when alignment is unavailable)."""
+    pieces, _ = tokenizer.split_to_word_tokens([*tokens, tokenizer.eot])
+    texts: list[str] = []
+    for piece in pieces:
+        if texts and piece and all(c in _APPEND for c in piece):
+            texts[-1] += piece  # punctuation joins its word, as aligned words do
+        elif piece.strip():
+            texts.append(piece)
+    step = duration / max(len(texts), 1)
+    return tuple(
+        Word(text, index * step, (index + 1) * step, probability)
+        for index, text in enumerate(texts)
+    )
 
 
 def _confidence(words: tuple[Word, ...], avg_logprobs: list[float]) -> float:
@@ -195,7 +226,7 @@ class FasterWhisperBackend:
         features = model.feature_extractor(audio)
         frames = features.shape[-1] - 1
         duration = frames * model.feature_extractor.time_per_frame
-        encoder_output = model.encode(pad_or_trim(features))
+        encoder_output = model.encode(pad_or_trim(features, _encoder_frames(frames)))
         language = options.language or "en"
         if options.language is None and model.model.is_multilingual:
             language = model.model.detect_language(encoder_output)[0][0][0][2:-2]
@@ -222,13 +253,18 @@ class FasterWhisperBackend:
         if not tokens or (result.no_speech_prob > 0.6 and avg_logprob < -1.0):
             return SegmentDecode(text="", words=(), language=language, confidence=0.0)
         segment: dict[str, Any] = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
-        model.add_word_timestamps(
-            [[segment]], tokenizer, encoder_output, frames, _PREPEND, _APPEND, 0.0
-        )
-        words = tuple(
-            Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
-            for w in segment["words"]
-        )
+        try:
+            model.add_word_timestamps(
+                [[segment]], tokenizer, encoder_output, frames, _PREPEND, _APPEND, 0.0
+            )
+            words = tuple(
+                Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                for w in segment["words"]
+            )
+        except IndexError:
+            # faster-whisper's DTW alignment fails on some degenerate decodes (a token run
+            # with no attention jump); the words then share the segment's time evenly.
+            words = _evenly_timed(tokenizer, tokens, duration, math.exp(avg_logprob))
         text = tokenizer.decode(tokens).strip()
         return SegmentDecode(text, words, language, _confidence(words, [avg_logprob]))
 

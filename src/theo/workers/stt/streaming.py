@@ -53,6 +53,12 @@ class StreamSettings:
 
     partial_interval_s: float = 0.5
     """New audio that triggers another partial pass over the segment."""
+    first_interval_s: float = 0.25
+    """The interval while nothing is committed yet, so the first words agree sooner.
+
+    The VAD opens a segment ~450 ms into it (250 ms to confirm speech, 200 ms pre-roll):
+    at 0.5 s per pass, agreement would come no earlier than ~1 s after speech starts.
+    """
     partial_beam_size: int = 1
     """Beam width of partial passes (greedy: they run every interval)."""
     final_beam_size: int | None = None
@@ -213,7 +219,13 @@ class StreamTranscriber:
                 self._early = self._decode(self._settings.final_beam_size)
                 self._early_key = self._segment_key()
             return
-        interval = self._settings.partial_interval_s * SAMPLE_RATE
+        settings = self._settings
+        seconds = (
+            settings.partial_interval_s
+            if segment.agreement.committed
+            else settings.first_interval_s
+        )
+        interval = seconds * SAMPLE_RATE
         if (
             self._pass is not None
             or not self._options.enable_partials
