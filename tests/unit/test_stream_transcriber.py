@@ -22,6 +22,7 @@ from theo.workers.stt.backend import (
     STTBackend,
     UnsupportedParameterError,
 )
+from theo.workers.stt.priority_executor import PriorityExecutor
 from theo.workers.stt.streaming import SAMPLE_RATE, StreamFrame, StreamSettings, StreamTranscriber
 
 Audio = npt.NDArray[np.float32]
@@ -117,9 +118,14 @@ async def until(predicate: Callable[[], object], what: str, within_s: float = 5.
 class Run:
     """A transcriber consuming a feed in the background, collecting its events."""
 
-    def __init__(self, backend: FakeBackend, settings: StreamSettings | None = None) -> None:
+    def __init__(
+        self,
+        backend: FakeBackend,
+        settings: StreamSettings | None = None,
+        executor: PriorityExecutor | None = None,
+    ) -> None:
         self.feed = Feed()
-        self.transcriber = StreamTranscriber(backend, settings=settings)
+        self.transcriber = StreamTranscriber(backend, settings=settings, executor=executor)
         self.events: list[StreamTranscript] = []
         self.task = asyncio.create_task(self._consume())
 
@@ -391,3 +397,24 @@ async def test_passes_come_twice_as_often_until_the_first_words_are_committed() 
     await run.finish()
 
     assert [audio.size for audio, _ in backend.calls[:3]] == [quarter, 2 * quarter, 4 * quarter]
+
+
+async def test_a_final_overtakes_other_streams_queued_partial_passes() -> None:
+    executor = PriorityExecutor()
+    gate = threading.Event()
+    executor.submit(gate.wait, 5)  # the shared inference thread is busy
+    backend = FakeBackend(lambda n, audio, options: decode_of("words"))
+    partials = Run(backend, executor=executor)
+    final = Run(backend, executor=executor)
+    partials.feed.push(segment_id=1, session_id="partials")
+    await asyncio.sleep(0.05)  # its pass is queued first
+    final.feed.push(is_last=True, enable_partials=False, segment_id=1, session_id="final")
+    await asyncio.sleep(0.05)
+    gate.set()
+    await until(lambda: final.events and len(backend.calls) == 2, "both decodes")
+    order = [options.beam_size for _, options in backend.calls]
+    await partials.finish()
+    await final.finish()
+    executor.shutdown()
+
+    assert order == [None, 1]  # the final's full beam ran before the queued greedy pass

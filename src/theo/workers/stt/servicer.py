@@ -2,7 +2,8 @@
 
 Inference runs off the gRPC event loop, so Health and Cancel keep answering while a
 long decode runs: batch requests on one thread, realtime streams on another. Each
-thread runs one decode at a time, first come first served; a long batch file
+thread runs one decode at a time: batch first come first served, streams with segment
+finals ahead of queued partial passes (see PriorityExecutor); a long batch file
 therefore never holds back realtime finals, and realtime passes (bounded: trimmed
 segments, one pass in flight per stream) never starve batch work. The model has one
 CTranslate2 replica, which runs one call (encode, generate, align) at a time, so the
@@ -31,6 +32,7 @@ from theo.workers.stt.backend import (
     UnsupportedParameterError,
 )
 from theo.workers.stt.converters import params_from_proto, result_to_proto
+from theo.workers.stt.priority_executor import PriorityExecutor
 from theo.workers.stt.streaming import StreamFrame, StreamTranscriber
 
 log = get_logger("worker.stt")
@@ -90,7 +92,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self._info: LoadedModelInfo | None = None
         self._load_error = ""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self._stream_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streaming")
+        self._stream_executor = PriorityExecutor(thread_name="streaming")
         self._cancel_events: dict[str, threading.Event] = {}
         self._active = 0
 

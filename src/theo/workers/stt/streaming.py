@@ -22,6 +22,7 @@ import numpy.typing as npt
 from theo.types import StreamTranscript, TranscriptKind, Word
 from theo.workers.stt.backend import SegmentDecode, SegmentOptions, STTBackend
 from theo.workers.stt.local_agreement import LocalAgreement
+from theo.workers.stt.priority_executor import PriorityExecutor
 
 SAMPLE_RATE = 16_000
 _NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
@@ -216,7 +217,7 @@ class StreamTranscriber:
             # it is ready (or nearly) when is_last arrives after the VAD's silence wait,
             # and start no partial pass that the final would have to wait for.
             if self._early is None and self._pass is None and segment.held:
-                self._early = self._decode(self._settings.final_beam_size)
+                self._early = self._decode(self._settings.final_beam_size, urgent=True)
                 self._early_key = self._segment_key()
             return
         settings = self._settings
@@ -234,7 +235,7 @@ class StreamTranscriber:
             return
         segment.decoded_upto = segment.total
         self._pass_offset_s = segment.offset_s
-        self._pass = self._decode(self._settings.partial_beam_size)
+        self._pass = self._decode(self._settings.partial_beam_size, urgent=False)
         self._pass.add_done_callback(inbox.put_nowait)
 
     def _on_pass(self, done: asyncio.Future[SegmentDecode]) -> StreamTranscript | None:
@@ -281,7 +282,7 @@ class StreamTranscriber:
         text = _text(words)
         confidence = None
         if segment.held:
-            decode = await (early or self._decode(self._settings.final_beam_size))
+            decode = await (early or self._decode(self._settings.final_beam_size, urgent=True))
             segment.language = decode.language
             words = [*words, *agreement.beyond_committed(_shift(decode.words, segment.offset_s))]
             text = _text(words) if words else decode.text
@@ -307,8 +308,11 @@ class StreamTranscriber:
             segment.drop_until(until)
             segment.agreement.trim(until)
 
-    def _decode(self, beam_size: int | None) -> asyncio.Future[SegmentDecode]:
-        """Decode the held audio in the executor, the live committed words as its prefix."""
+    def _decode(self, beam_size: int | None, *, urgent: bool) -> asyncio.Future[SegmentDecode]:
+        """Decode the held audio in the executor, the live committed words as its prefix.
+
+        Finals are ``urgent``: a :class:`PriorityExecutor` runs them before queued passes.
+        """
         frame, agreement = self._options, self._segment.agreement
         prompt_parts = (frame.prompt, self._context, _text(agreement.trimmed))
         options = SegmentOptions(
@@ -319,6 +323,10 @@ class StreamTranscriber:
             beam_size=beam_size,
         )
         audio = self._segment.audio()
+        if urgent and isinstance(self._executor, PriorityExecutor):
+            return asyncio.wrap_future(
+                self._executor.submit_urgent(self._backend.decode_segment, audio, options)
+            )
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, self._backend.decode_segment, audio, options)
 

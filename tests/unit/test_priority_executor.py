@@ -1,0 +1,53 @@
+"""PriorityExecutor: urgent calls overtake queued ones; order within a priority; shutdown."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from theo.workers.stt.priority_executor import PriorityExecutor
+
+
+def test_urgent_calls_run_before_queued_normal_calls_in_submission_order() -> None:
+    executor = PriorityExecutor()
+    gate = threading.Event()
+    ran: list[str] = []
+    blocker = executor.submit(gate.wait, 5)  # occupies the thread while the queue fills
+    normal = [executor.submit(ran.append, f"partial-{i}") for i in range(3)]
+    urgent = [executor.submit_urgent(ran.append, f"final-{i}") for i in range(2)]
+    gate.set()
+    for future in [blocker, *normal, *urgent]:
+        future.result(timeout=5)
+    executor.shutdown()
+
+    assert ran == ["final-0", "final-1", "partial-0", "partial-1", "partial-2"]
+
+
+def test_cancelled_queued_calls_never_run_and_errors_reach_the_future() -> None:
+    executor = PriorityExecutor()
+    gate = threading.Event()
+    ran: list[int] = []
+    executor.submit(gate.wait, 5)
+    dropped = executor.submit(ran.append, 1)
+    assert dropped.cancel()
+    failing = executor.submit(int, "not a number")
+    gate.set()
+
+    with pytest.raises(ValueError, match="invalid literal"):
+        failing.result(timeout=5)
+    executor.shutdown()
+    assert ran == []
+
+
+def test_shutdown_cancels_queued_work_on_request_and_refuses_new_work() -> None:
+    executor = PriorityExecutor()
+    gate = threading.Event()
+    executor.submit(gate.wait, 5)
+    queued = executor.submit(str, 1)
+    executor.shutdown(wait=False, cancel_futures=True)
+    gate.set()
+
+    assert queued.cancelled()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(str, 2)
