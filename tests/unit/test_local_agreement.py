@@ -123,3 +123,34 @@ def test_normalize_word() -> None:
     assert normalize_word(" don't,") == "don't"
     assert normalize_word(" 'quoted'") == "quoted"
     assert normalize_word(" Água!") == "água"
+
+
+def test_a_decode_reading_the_committed_words_again_adds_nothing() -> None:
+    agreement = LocalAgreement()
+    agreement.update(hyp("he was not an old supposed young man"))
+    agreement.update(hyp("he was not an old supposed young man"))
+    reread = hyp("he was not an old supposed young man he was not an old-sposed young man")
+
+    assert agreement.beyond_committed(reread) == []
+    follow_on = hyp(
+        "he was not an old supposed young man he was not an old-sposed young man at all"
+    )
+    assert texts(agreement.beyond_committed(follow_on)) == ["at", "all"]
+
+
+def test_new_speech_after_the_committed_words_is_kept() -> None:
+    agreement = LocalAgreement()
+    agreement.update(hyp("he was not an ill disposed"))
+    agreement.update(hyp("he was not an ill disposed"))
+    final = hyp("he was not an ill disposed young man unless to be rather")
+
+    assert texts(agreement.beyond_committed(final)) == [
+        "young",
+        "man",
+        "unless",
+        "to",
+        "be",
+        "rather",
+    ]
+    short_repeat = hyp("he was not an ill disposed no no")
+    assert texts(agreement.beyond_committed(short_repeat)) == ["no", "no"]

@@ -102,6 +102,24 @@ _TIME = re.compile(
 )
 
 
+# "dois mil e quinhentos reais" heard piecewise (a streaming decode commits "2000" before
+# "e quinhentos" is spoken) comes out as "2000 e 500 reais": one amount, not two.
+_SPLIT_THOUSANDS = re.compile(
+    rf"(?P<sym>(?:R\$|US\$|U\$|\$|€)[^\S\n]?)?(?<![\w.,])(?P<big>[1-9]\d{{0,2}}\.?000)(?![\d.,]\d)"
+    rf"{_SP}e{_SP}(?P<small>[1-9]\d{{0,2}})(?![\d]|[.,]\d|{_SP}centavos?\b)"
+    rf"(?P<unit>(?:{_SP}de)?{_SP}(?:{word_alternation(_CURRENCY_WORDS)})\b)?",
+    re.IGNORECASE,
+)
+
+
+def _join_split_thousands(match: re.Match[str]) -> str:
+    if not match.group("unit") and not (match.group("sym") and len(match.group("small")) == 3):
+        # "1000 e 200" alone may well be two numbers, and "R$ 2000 e 50" has cents.
+        return match.group()
+    total = int(match.group("big").replace(".", "")) + int(match.group("small"))
+    return f"{match.group('sym') or ''}{total}{match.group('unit') or ''}"
+
+
 def _value(text: str) -> Decimal | None:
     return parse_number(text, _DIGIT_WORDS)
 
@@ -181,6 +199,7 @@ def format_entities_pt(text: str) -> str:
         in their standard forms.
     """
     text = format_documents(text)
+    text = _SPLIT_THOUSANDS.sub(_join_split_thousands, text)
     text = _MONEY_SYMBOL.sub(_money_symbol, text)
     text = _MONEY_WORD.sub(_money_word, text)
     text = _CENTS_ONLY.sub(_cents_only, text)

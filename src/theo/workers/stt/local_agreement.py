@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from rapidfuzz import fuzz
+
 from theo.types import Word
 
 _NOT_WORD = re.compile(r"[^\w']+")
@@ -17,6 +19,13 @@ _NOT_WORD = re.compile(r"[^\w']+")
 # bound how far the alignment looks for a repeated committed tail.
 _TIME_TOLERANCE_S = 0.1
 _MAX_REPEAT = 5
+# A decode forced to start with committed words that already cover the audio may read the
+# audio once more after them ("he was not ... man? he was not ... man?"). A run this
+# similar to the committed tail (rapidfuzz ratio of the words without spaces), this long,
+# is such a re-reading and not speech.
+_REREAD_SIMILARITY = 85.0
+_REREAD_MIN_WORDS = 3
+_REREAD_MIN_CHARS = 10
 
 
 def normalize_word(word: str) -> str:
@@ -88,7 +97,7 @@ class LocalAgreement:
         """
         live = self._committed[self._trimmed :]
         if live and _keys(words[: len(live)]) == _keys(live):
-            return list(words[len(live) :])
+            return self._without_rereading(list(words[len(live) :]))
         if not self._committed:
             return list(words)
         last_end = self._committed[-1].end
@@ -97,6 +106,24 @@ class LocalAgreement:
             if _keys(rest[:size]) == _keys(self._committed[-size:]):
                 return rest[size:]
         return rest
+
+    def _without_rereading(self, fresh: list[Word]) -> list[Word]:
+        """``fresh`` without a leading run that re-reads the committed tail.
+
+        The run most similar to a committed tail of about its length wins, so words
+        spoken after a re-reading are kept.
+        """
+        committed = _keys(self._committed)
+        best_size, best_score = 0, _REREAD_SIMILARITY
+        for size in range(_REREAD_MIN_WORDS, len(fresh) + 1):
+            run = "".join(_keys(fresh[:size]))
+            if len(run) < _REREAD_MIN_CHARS:
+                continue
+            for tail_size in range(max(1, size - 2), min(size + 2, len(committed)) + 1):
+                score = fuzz.ratio(run, "".join(committed[-tail_size:]))
+                if score >= best_score:
+                    best_size, best_score = size, score
+        return fresh[best_size:]
 
     def trim(self, until_s: float) -> None:
         """Note that audio before ``until_s`` was dropped: hypotheses no longer cover it.
