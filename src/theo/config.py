@@ -36,6 +36,20 @@ class WorkerSettings(BaseModel):
     """Time between SIGTERM and SIGKILL when stopping a worker."""
 
 
+class SessionSettings(BaseModel):
+    """Server-side limits of realtime sessions (clients cannot change these)."""
+
+    ring_buffer_s: float = Field(default=60.0, ge=2.0, le=600.0)
+    """Speech audio each session keeps until its final is in (for crash recovery); a
+    segment is force-committed when uncommitted audio reaches 90% of it."""
+    max_backlog_s: float = Field(default=10.0, gt=0.0)
+    """Audio a client may send ahead of real time before frames are dropped."""
+    rate_limit_after_s: float = Field(default=2.0, gt=0.0)
+    """Audio ahead of real time after which the client gets ``session.rate_limit``."""
+    recovery_timeout_s: float = Field(default=60.0, gt=0.0)
+    """Longest a session waits for its crashed worker to come back before it fails."""
+
+
 class Settings(BaseSettings):
     """Runtime configuration for the Theo server and CLI."""
 
@@ -72,6 +86,8 @@ class Settings(BaseSettings):
     """Longest a single batch inference may run in a worker."""
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     """Worker supervision settings."""
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    """Realtime session limits: ring buffer, backpressure, crash recovery."""
 
     @property
     def resolved_models_dir(self) -> Path:

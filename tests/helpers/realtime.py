@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from tests.helpers.audio import read_wav
 from tests.helpers.server import FIXTURES
@@ -59,8 +61,13 @@ async def run_session(
     tail_silence_s: float = 1.0,
     close: bool = True,
     timeout_s: float = 180.0,
+    on_progress: Callable[[float, ClientConnection], Awaitable[None]] | None = None,
 ) -> SessionLog:
-    """Stream ``audio`` (PCM16 at ``rate``) at ``pace`` x real time, then close the session."""
+    """Stream ``audio`` (PCM16 at ``rate``) at ``pace`` x real time, then close the session.
+
+    ``on_progress(seconds_sent, ws)`` runs after every frame (to send a command or act on
+    the server at a chosen point of the audio).
+    """
     log = SessionLog()
     frame_bytes = rate * frame_ms // 1000 * 2
     payload = audio + silence(tail_silence_s, rate)
@@ -82,6 +89,8 @@ async def run_session(
             await ws.send(json.dumps(command))
         for index in range(0, len(payload), frame_bytes):
             await ws.send(payload[index : index + frame_bytes])
+            if on_progress is not None:
+                await on_progress((index + frame_bytes) / (rate * 2), ws)
             # Pacing the sender like a microphone; not a race-winning sleep.
             due = started + (index + frame_bytes) / (rate * 2) / pace
             await asyncio.sleep(max(0.0, due - time.monotonic()))

@@ -45,7 +45,8 @@ def _minimal_entry() -> dict[str, Any]:
 
 
 def test_packaged_catalog_lists_every_required_model(catalog: ModelCatalog) -> None:
-    assert set(catalog.names()) == {TINY_EN, BASE, *HUB_ONLY}
+    tts = {"piper-en-us-joe-medium", "kokoro-v1"}  # see test_tts_catalog.py
+    assert set(catalog.names()) == {TINY_EN, BASE, *HUB_ONLY, *tts}
     assert catalog.names() == sorted(catalog.names())
 
 

@@ -128,6 +128,11 @@ def test_send_deadline_follows_the_audio_clock(sent: int, speed: float, due: flo
     assert send_deadline(10.0, sent, 16_000, speed) == pytest.approx(due)
 
 
+def test_send_deadline_stays_within_the_servers_backpressure_allowance() -> None:
+    # 60 s of audio at 4x would be 45 s ahead of real time; the server drops past 10 s.
+    assert send_deadline(10.0, 60 * 32_000, 16_000, 4.0) == pytest.approx(10.0 + 60 - 1.5)
+
+
 class _FakeClock:
     """A clock that only moves when the source sleeps."""
 

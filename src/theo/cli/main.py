@@ -8,6 +8,7 @@ from theo import __version__
 from theo.cli.models import inspect_cmd, list_cmd, pull_cmd, remove_cmd
 from theo.cli.ps import ps_cmd
 from theo.cli.serve import serve_cmd
+from theo.cli.speak import speak_cmd
 from theo.cli.transcribe import transcribe_cmd, translate_cmd
 
 
@@ -26,5 +27,6 @@ for command in (
     ps_cmd,
     transcribe_cmd,
     translate_cmd,
+    speak_cmd,
 ):
     cli.add_command(command)

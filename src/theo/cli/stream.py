@@ -33,6 +33,8 @@ FRAME_MS = 20
 TAIL_SILENCE_S = 1.0
 """Silence sent after a file so the server's VAD sees the last utterance end."""
 _OPEN_TIMEOUT_S = 10.0
+MAX_LEAD_S = 1.5
+"""How far ahead of real time ``--speed`` may send a file (server backpressure starts at 2 s)."""
 _CLOSE_TIMEOUT_S = 120.0  # the server decodes the last segment before it answers
 _MIN_RATE, _MAX_RATE = 8_000, 48_000  # the input_sample_rate range the server accepts
 _CLEAR_LINE = "\r\x1b[2K"
@@ -84,8 +86,13 @@ def frame_slices(pcm: bytes, rate: int, frame_ms: int = FRAME_MS) -> Iterator[by
 
 
 def send_deadline(start: float, sent_bytes: int, rate: int, speed: float) -> float:
-    """The clock time at which ``sent_bytes`` of audio have played at ``speed`` x real time."""
-    return start + sent_bytes / (2 * rate) / speed
+    """The clock time at which ``sent_bytes`` of audio have played at ``speed`` x real time.
+
+    Never more than ``MAX_LEAD_S`` ahead of real time: the realtime API's backpressure asks
+    a faster client to slow down (past 2 s) and drops its audio (past 10 s).
+    """
+    seconds = sent_bytes / (2 * rate)
+    return max(start + seconds / speed, start + seconds - MAX_LEAD_S)
 
 
 def load_file(path: Path) -> bytes:

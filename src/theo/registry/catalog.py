@@ -51,6 +51,42 @@ class FileSpec(BaseModel):
         return value
 
 
+class HubFile(BaseModel):
+    """Where one model file lies in a Hub repository, when not at the top under its own name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    """Path of the file inside the repository."""
+    variant: bool = False
+    """The Hub holds a different variant of the file (e.g. a larger voice set): it is then
+    checked against ``sha256`` and ``size`` below instead of the catalog's."""
+    sha256: str | None = None
+    """The variant's sha256; null means "trust the hash the Hub reports"."""
+    size: int | None = Field(default=None, ge=0)
+    """The variant's size in bytes, when known."""
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not all(_FILE_NAME.match(part) for part in value.split("/")):
+            raise ValueError("must be a relative path of [A-Za-z0-9._-] names")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _check_sha256(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256.match(value):
+            raise ValueError("must be 64 lowercase hex digits or null")
+        return value
+
+    @model_validator(mode="after")
+    def _check_variant(self) -> HubFile:
+        if not self.variant and (self.sha256 is not None or self.size is not None):
+            raise ValueError("sha256 and size apply only to a variant (variant: true)")
+        return self
+
+
 class HuggingFaceSpec(BaseModel):
     """Fetch the files from a Hugging Face Hub model repository."""
 
@@ -61,6 +97,26 @@ class HuggingFaceSpec(BaseModel):
     """Repository id, ``owner/name``."""
     revision: str | None = None
     """Branch, tag or commit; the default branch when null."""
+    files: dict[str, HubFile] = Field(default_factory=dict)
+    """Model file name -> its place in the repository; files not listed lie at the top."""
+
+    def path_of(self, name: str) -> str:
+        """Where the model file ``name`` lies in the repository."""
+        hub_file = self.files.get(name)
+        return hub_file.path if hub_file is not None else name
+
+    def expected(self, files: list[FileSpec]) -> list[FileSpec]:
+        """The catalog's files as this repository holds them (its variants' checksums)."""
+        expected: list[FileSpec] = []
+        for spec in files:
+            hub_file = self.files.get(spec.name)
+            if hub_file is not None and hub_file.variant:
+                expected.append(
+                    FileSpec(name=spec.name, sha256=hub_file.sha256, size=hub_file.size)
+                )
+            else:
+                expected.append(spec)
+        return expected
 
     @field_validator("repo")
     @classmethod
@@ -142,6 +198,8 @@ class CatalogEntry(BaseModel):
         for source in self.sources:
             if isinstance(source, PyPISpec) and set(source.files) != set(names):
                 raise ValueError(f"{source.describe()} must map exactly the files {names}")
+            if isinstance(source, HuggingFaceSpec) and not set(source.files) <= set(names):
+                raise ValueError(f"{source.describe()} maps files that are not among {names}")
         return self
 
     def to_manifest(self, source: dict[str, Any]) -> ModelManifest:

@@ -139,7 +139,7 @@ def _install_from(
     try:
         staging.mkdir()
         reported = source.fetch(entry, staging, progress=progress)
-        for spec in entry.files:
+        for spec in source.expected(entry):
             _verify(staging / spec.name, spec, reported.get(spec.name), progress=progress)
         manifest = entry.to_manifest(source.record())
         manifest.dump(staging)

@@ -31,3 +31,14 @@ class Scheduler(Protocol):
             ModelUnavailableError: no worker of the model is ready.
         """
         ...
+
+    async def wait_ready(
+        self, model: str, timeout_s: float, *, replacing: WorkerStream | None = None
+    ) -> bool:
+        """Wait until a worker of ``model`` is ready (e.g. restarted after a crash).
+
+        With ``replacing`` (a broken stream), the process that served it does not count,
+        even while its death is not noticed yet. Returns False after ``timeout_s``, or at
+        once when no worker of the model will come back (none exists, or all gave up).
+        """
+        ...

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import grpc
 
 from theo.config import Settings
@@ -21,6 +24,9 @@ from theo.workers.stt.converters import request_to_proto, result_from_proto
 
 log = get_logger("scheduler")
 
+# A worker that gives up restarting changes no state; waiters look again this often.
+_RECHECK_S = 1.0
+
 
 class SimpleScheduler:
     """Routes to READY/BUSY workers; the worker queues requests it cannot start yet."""
@@ -29,15 +35,18 @@ class SimpleScheduler:
         self._manager = manager
         self._settings = settings
 
+    @staticmethod
+    def _gave_up(worker: WorkerHandle) -> bool:
+        if worker.state == WorkerState.STOPPED:
+            return True
+        return worker.state == WorkerState.CRASHED and worker.last_error.startswith("crashed ")
+
     def _pick(self, model: str) -> WorkerHandle:
         workers = self._manager.workers_for(model)
         routable = [w for w in workers if w.routable and w.stub is not None]
         if routable:
             return min(routable, key=lambda w: w.active_requests)
-        if any(w.state == WorkerState.STARTING for w in workers) or any(
-            w.state == WorkerState.CRASHED and not w.last_error.startswith("crashed ")
-            for w in workers
-        ):
+        if any(not self._gave_up(w) for w in workers):
             raise ModelUnavailableError(f"Model '{model}' is loading or restarting; retry shortly.")
         detail = "; ".join(w.last_error for w in workers if w.last_error) or "no worker running"
         raise ModelUnavailableError(f"Model '{model}' is unavailable: {detail}.")
@@ -63,6 +72,31 @@ class SimpleScheduler:
         assert worker.stub is not None
         call = worker.stub.TranscribeStream(metadata=(("theo-session-id", session_id),))
         return WorkerStream(call, worker, session_id)
+
+    async def wait_ready(
+        self, model: str, timeout_s: float, *, replacing: WorkerStream | None = None
+    ) -> bool:
+        """Wait for a routable worker of ``model``; see :class:`theo.scheduler.base.Scheduler`."""
+        workers = self._manager.workers_for(model)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if any(
+                w.routable
+                and w.stub is not None
+                and not (replacing is not None and replacing.served_by(w))
+                for w in workers
+            ):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or all(self._gave_up(w) for w in workers):
+                return False
+            waits = [
+                asyncio.ensure_future(w.wait_for_change(min(remaining, _RECHECK_S)))
+                for w in workers
+            ]
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for wait in pending:
+                wait.cancel()
 
 
 def _map_rpc_error(exc: grpc.aio.AioRpcError, worker: WorkerHandle) -> Exception:

@@ -40,6 +40,10 @@ class WorkerStream:
         """The worker serving this stream."""
         return self._worker.worker_id
 
+    def served_by(self, worker: WorkerHandle) -> bool:
+        """Whether this stream runs on ``worker``'s current process (not a restarted one)."""
+        return worker is self._worker and worker.generation == self._generation
+
     async def send(self, audio: StreamAudio) -> None:
         """Write one frame of the current segment."""
         frame = pb.AudioFrame(
@@ -92,6 +96,8 @@ class WorkerStream:
             return InvalidRequestError(
                 exc.details() or "invalid", param=str(param) if param else None
             )
+        # Anything else breaks the stream; a write to a reset connection even reports
+        # INTERNAL, so the status cannot tell a dead worker from an engine failure.
         log.warning("worker_stream_broken", worker_id=self._worker.worker_id, error=str(exc))
         return WorkerCrashError(
             f"The worker for '{self._worker.model_name}' stopped during the session."

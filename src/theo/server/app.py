@@ -19,8 +19,9 @@ from theo.server.body_limit import BodyLimitMiddleware
 from theo.server.errors import install_error_handlers
 from theo.server.metrics import Metrics
 from theo.server.request_metrics import RequestMetricsMiddleware
-from theo.server.routes import audio, health, models
+from theo.server.routes import audio, health, models, speech
 from theo.server.state import AppState
+from theo.synthesis.client import SynthesisClient
 from theo.workers.manager import WorkerManager
 
 log = get_logger("server")
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=metrics,
             models={m.name: m for m in installed},
             itn_engines=itn_engines,
+            synthesis=SynthesisClient(manager, settings),
         )
         try:
             yield
@@ -74,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(audio.router)
+    app.include_router(speech.router)
     app.include_router(realtime.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_file_size_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

@@ -70,6 +70,15 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return JSONResponse(
+                error_body(
+                    f"The request body is not valid JSON: {first.get('ctx', {}).get('error', '')}",
+                    "invalid_request_error",
+                    "invalid_json",
+                ),
+                status_code=400,
+            )
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         param = ".".join(loc) or None
         message = (

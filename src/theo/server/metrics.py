@@ -5,6 +5,8 @@ Each app owns its own registry, so tests and multiple apps in one process never 
 
 from __future__ import annotations
 
+from collections import deque
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -23,6 +25,7 @@ disable_created_metrics()
 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_CONFIDENCE_WINDOW = 100
 
 
 class Metrics:
@@ -99,6 +102,54 @@ class Metrics:
             ["worker_id", "model"],
             registry=self.registry,
         )
+        self._stt_session_duration = Histogram(
+            "theo_stt_session_duration_seconds",
+            "Realtime: how long sessions lasted, from connection to close.",
+            buckets=(1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0),
+            registry=self.registry,
+        )
+        self._stt_force_commits = Counter(
+            "theo_stt_segments_force_committed_total",
+            "Realtime segments cut before the VAD ended them: reason ring_buffer (the "
+            "session's ring buffer reached 90%) or client (input_audio_buffer.commit).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._stt_recoveries = Counter(
+            "theo_stt_worker_recoveries_total",
+            "Realtime sessions whose worker stream broke, by outcome (recovered or failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._stt_confidence = Gauge(
+            "theo_stt_confidence_avg",
+            f"Realtime: mean confidence (0-1) of the last {_CONFIDENCE_WINDOW} non-empty "
+            "finals, by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self._confidences: dict[str, deque[float]] = {}
+        self._tts_ttfb = Histogram(
+            "theo_tts_ttfb_seconds",
+            "Speech: time from a request's arrival to its first audio bytes, by model.",
+            ["model"],
+            buckets=(*_STAGE_BUCKETS, 10.0),
+            registry=self.registry,
+        )
+        self._tts_synthesis = Histogram(
+            "theo_tts_synthesis_duration_seconds",
+            "Speech: time from a request's arrival until the worker sent its last audio, by model.",
+            ["model"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._tts_requests = Counter(
+            "theo_tts_requests_total",
+            "Speech requests by model, response format and outcome "
+            "(ok, invalid, error, cancelled).",
+            ["model", "response_format", "outcome"],
+            registry=self.registry,
+        )
 
     def preprocessing_done(self, mode: str, seconds: float) -> None:
         """Record time spent decoding and preprocessing audio (``mode``: batch or stream)."""
@@ -127,6 +178,24 @@ class Metrics:
                 "speech_start" if name == "vad_start" else "speech_end"
             ).inc()
 
+    def session_duration(self, seconds: float) -> None:
+        """A realtime session lasted ``seconds``."""
+        self._stt_session_duration.observe(seconds)
+
+    def segment_force_committed(self, reason: str) -> None:
+        """A realtime segment was cut before the VAD ended it (``ring_buffer`` or ``client``)."""
+        self._stt_force_commits.labels(reason).inc()
+
+    def worker_recovery(self, outcome: str) -> None:
+        """A realtime session's broken worker stream was ``recovered`` or ``failed``."""
+        self._stt_recoveries.labels(outcome).inc()
+
+    def final_confidence(self, model: str, confidence: float) -> None:
+        """Fold the confidence of a non-empty realtime final into its model's average."""
+        window = self._confidences.setdefault(model, deque(maxlen=_CONFIDENCE_WINDOW))
+        window.append(confidence)
+        self._stt_confidence.labels(model).set(sum(window) / len(window))
+
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Record one finished HTTP request."""
         self._requests.labels(endpoint, method, str(status)).inc()
@@ -140,6 +209,18 @@ class Metrics:
         """Mirror a worker's state (used as the manager's change listener)."""
         self._worker_state.labels(handle.worker_id, handle.model_name).state(handle.state.value)
         self._worker_restarts.labels(handle.worker_id, handle.model_name).set(handle.restarts_total)
+
+    def tts_first_audio(self, model: str, seconds: float) -> None:
+        """Speech: the first audio bytes of a request left for the client."""
+        self._tts_ttfb.labels(model).observe(seconds)
+
+    def tts_synthesis_done(self, model: str, seconds: float) -> None:
+        """Speech: the worker sent the last audio of a request."""
+        self._tts_synthesis.labels(model).observe(seconds)
+
+    def tts_request_done(self, model: str, response_format: str, outcome: str) -> None:
+        """Speech: a request ended (``outcome``: ok, invalid, error or cancelled)."""
+        self._tts_requests.labels(model, response_format, outcome).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,7 +21,8 @@ from theo.errors import InvalidRequestError, ModelNotFoundError, ModelUnavailabl
 from theo.logging import get_logger
 from theo.server.state import AppState
 from theo.session.config import SessionConfig
-from theo.session.streaming import SessionContext, StreamingSession
+from theo.session.context import SessionContext
+from theo.session.streaming import StreamingSession
 from theo.types import ModelType
 
 router = APIRouter()
@@ -33,7 +35,6 @@ CLOSE_TRY_AGAIN = 1013
 _MAX_FRAME_BYTES = 96_000 * 2  # 2 s of 48 kHz PCM16 in one message is abuse
 _MAX_TEXT_BYTES = 64 * 1024
 _MAX_CONSECUTIVE_ERRORS = 20
-_CLOSING_GRACE_S = 2.0
 
 Command = Callable[["RealtimeConnection", dict[str, Any]], Awaitable[None]]
 _COMMANDS: dict[str, Command] = {}
@@ -59,9 +60,13 @@ class RealtimeConnection:
     def __init__(self, websocket: WebSocket, session: StreamingSession) -> None:
         self.websocket = websocket
         self.session = session
-        self.closing = False
         self._send_lock = asyncio.Lock()
         self._errors_in_a_row = 0
+
+    @property
+    def closing(self) -> bool:
+        """Whether the session stopped taking audio and commands (CLOSING or CLOSED)."""
+        return not self.session.accepting
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one JSON event; concurrent senders are serialized."""
@@ -78,13 +83,6 @@ class RealtimeConnection:
         self._errors_in_a_row += 1
         if self._errors_in_a_row >= _MAX_CONSECUTIVE_ERRORS:
             raise ProtocolAbuseError
-
-    async def closed(self, reason: str) -> None:
-        """Announce the end of the session; later messages get ``session_closed`` errors."""
-        await self.send(
-            {"type": "session.closed", "session_id": self.session.session_id, "reason": reason}
-        )
-        self.closing = True
 
     def ok(self) -> None:
         """A message was handled without error."""
@@ -151,14 +149,12 @@ async def _commit(connection: RealtimeConnection, message: dict[str, Any]) -> No
 
 @command("session.close")
 async def _close(connection: RealtimeConnection, message: dict[str, Any]) -> None:
-    await connection.session.close()
-    await connection.closed("client_close")
+    await connection.session.close("client_close")
 
 
 @command("session.cancel")
 async def _cancel(connection: RealtimeConnection, message: dict[str, Any]) -> None:
-    await connection.session.abort()
-    await connection.closed("cancelled")
+    await connection.session.cancel()
 
 
 async def _reject(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
@@ -180,7 +176,8 @@ def _session_context(state: AppState, model_name: str) -> SessionContext:
         manifest=manifest,
         scheduler=state.scheduler,
         itn_engine=state.itn_engines.get(manifest.postprocessing.itn_backend),
-        on_metric=state.metrics.stream_observation,
+        metrics=state.metrics,
+        limits=state.settings.session,
     )
 
 
@@ -214,6 +211,7 @@ async def realtime(websocket: WebSocket) -> None:
         await _reject(websocket, "model_unavailable", exc.message, CLOSE_TRY_AGAIN)
         return
     state.metrics.session_opened()
+    started = time.monotonic()
     log.info("session_started", session_id=session_id, model=context.model_name)
     close_code, reason = CLOSE_NORMAL, "session closed"
     try:
@@ -221,7 +219,13 @@ async def realtime(websocket: WebSocket) -> None:
     finally:
         await session.abort()
         state.metrics.session_closed()
-        log.info("session_ended", session_id=session_id, reason=reason)
+        state.metrics.session_duration(time.monotonic() - started)
+        log.info(
+            "session_ended",
+            session_id=session_id,
+            reason=session.close_reason or reason,
+            seconds=round(time.monotonic() - started, 3),
+        )
         # A client that already left cannot be sent a close frame.
         if (
             websocket.application_state == WebSocketState.CONNECTED
@@ -232,31 +236,44 @@ async def realtime(websocket: WebSocket) -> None:
 
 
 async def _serve(connection: RealtimeConnection) -> tuple[int, str]:
-    websocket = connection.websocket
-    while True:
-        timeout = _CLOSING_GRACE_S if connection.closing else None
+    """Handle messages until the client leaves or the session reaches CLOSED."""
+    session = connection.session
+    ended = asyncio.ensure_future(session.wait_closed())
+    try:
+        while True:
+            receive = asyncio.ensure_future(connection.websocket.receive())
+            await asyncio.wait({receive, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if ended.done():
+                receive.cancel()
+                if session.failure is not None:
+                    return CLOSE_INTERNAL, "worker unavailable"
+                return CLOSE_NORMAL, session.close_reason or "session closed"
+            result = await _handle(connection, receive.result())
+            if result is not None:
+                return result
+    finally:
+        ended.cancel()
+
+
+async def _handle(connection: RealtimeConnection, message: Any) -> tuple[int, str] | None:
+    """Handle one ASGI message; returns a close code and reason when the session must end."""
+    if message["type"] == "websocket.disconnect":
+        return CLOSE_NORMAL, "client disconnected"
+    try:
+        if message.get("bytes") is not None:
+            await connection.on_audio(message["bytes"])
+        elif message.get("text") is not None:
+            await connection.on_text(message["text"])
+    except ProtocolAbuseError:
+        return CLOSE_POLICY, "too many invalid messages"
+    except InvalidRequestError as exc:
         try:
-            message = await asyncio.wait_for(websocket.receive(), timeout)
-        except TimeoutError:
-            return CLOSE_NORMAL, "session closed"
-        if message["type"] == "websocket.disconnect":
-            return CLOSE_NORMAL, "client disconnected"
-        try:
-            if message.get("bytes") is not None:
-                await connection.on_audio(message["bytes"])
-            elif message.get("text") is not None:
-                await connection.on_text(message["text"])
+            await connection.error("invalid_value", exc.message, recoverable=True, param=exc.param)
         except ProtocolAbuseError:
             return CLOSE_POLICY, "too many invalid messages"
-        except InvalidRequestError as exc:
-            try:
-                await connection.error(
-                    "invalid_value", exc.message, recoverable=True, param=exc.param
-                )
-            except ProtocolAbuseError:
-                return CLOSE_POLICY, "too many invalid messages"
-        except TheoError as exc:
-            await connection.error("worker_unavailable", exc.message, recoverable=False)
-            return CLOSE_INTERNAL, "worker unavailable"
-        if connection.session.failure is not None:
-            return CLOSE_INTERNAL, "worker unavailable"
+    except TheoError as exc:
+        await connection.error("worker_unavailable", exc.message, recoverable=False)
+        return CLOSE_INTERNAL, "worker unavailable"
+    if connection.session.failure is not None:
+        return CLOSE_INTERNAL, "worker unavailable"
+    return None

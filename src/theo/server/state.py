@@ -10,6 +10,7 @@ from theo.postprocessing.itn.engine import ITNEngine
 from theo.registry.store import InstalledModel, ModelStore
 from theo.scheduler.base import Scheduler
 from theo.server.metrics import Metrics
+from theo.synthesis.client import SynthesisClient
 from theo.workers.manager import WorkerManager
 
 
@@ -26,6 +27,8 @@ class AppState:
     """The models found at start-up: the ones this server has workers for."""
     itn_engines: dict[str, ITNEngine]
     """ITN engine per backend name used by the served models' manifests."""
+    synthesis: SynthesisClient
+    """Routes speech requests to the text-to-speech workers."""
 
     def model(self, name: str) -> InstalledModel:
         """A served model by name; raises :class:`ModelNotFoundError` listing the others."""

@@ -8,8 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from theo.errors import InvalidRequestError
 from theo.manifest import PreprocessingConfig
+from theo.session.state import SessionTimeouts
 
 VADSensitivity = Literal["high", "normal", "low"]
+
+_MIN_TIMEOUT_MS = 1_000
+_MAX_TIMEOUT_MS = 24 * 3_600_000
 
 
 class PreprocessingOverrides(BaseModel):
@@ -45,6 +49,23 @@ class SessionConfig(BaseModel):
     """Sample rate of the PCM16 frames the client sends."""
     preprocessing: PreprocessingOverrides = Field(default_factory=PreprocessingOverrides)
     """Overrides of the model's preprocessing defaults."""
+    init_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    """INIT: a session that hears no speech this long after opening is closed."""
+    silence_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    """SILENCE: this long without speech after a segment puts the session on HOLD."""
+    hold_timeout_ms: int = Field(default=300_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    """HOLD: this long on hold without speech closes the session."""
+    closing_timeout_ms: int = Field(default=2_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    """CLOSING: after ``session.closed``, how long the server waits for the client to close."""
+
+    def timeouts(self) -> SessionTimeouts:
+        """The per-state timeouts, in seconds, for the session's state machine."""
+        return SessionTimeouts(
+            init_s=self.init_timeout_ms / 1000,
+            silence_s=self.silence_timeout_ms / 1000,
+            hold_s=self.hold_timeout_ms / 1000,
+            closing_s=self.closing_timeout_ms / 1000,
+        )
 
     @field_validator("language")
     @classmethod

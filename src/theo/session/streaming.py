@@ -1,17 +1,16 @@
 """One realtime transcription session: client audio in, VAD and transcript events out.
 
-Data flows one way: client frame -> segmenter (preprocessing + VAD, off the loop) ->
-worker stream -> transcripts -> post-processing (finals only, off the loop) -> events,
-released in segment order by the outbox.
+Data flows one way: client frame -> backpressure -> segmenter (preprocessing + VAD, off
+the loop) -> worker link (ring buffer, worker stream) -> transcripts -> post-processing
+(finals only, off the loop) -> events, released in segment order by the outbox. The
+session's lifecycle (INIT, ACTIVE, SILENCE, HOLD, CLOSING, CLOSED) is a state machine
+whose timeouts a timer task enforces.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,47 +18,32 @@ import numpy as np
 from theo.audio.decode import to_pcm16
 from theo.errors import InvalidRequestError, TheoError
 from theo.logging import get_logger
-from theo.manifest import ModelManifest
-from theo.postprocessing.chain import PostProcessingChain, merge_hot_words
-from theo.postprocessing.itn.engine import ITNEngine
+from theo.postprocessing.chain import merge_hot_words
 from theo.preprocessing.chain import PreprocessingChain
-from theo.scheduler.base import Scheduler
-from theo.scheduler.stream import WorkerStream
+from theo.session.backpressure import Admission, BackpressureController
 from theo.session.config import SessionConfig
+from theo.session.context import SessionContext
 from theo.session.outbox import Event, OrderedOutbox
-from theo.session.segmenter import (
-    SAMPLE_RATE,
-    SegmentAudio,
-    Segmenter,
-    SpeechEnded,
-    SpeechStarted,
-)
-from theo.types import StreamAudio, StreamTranscript, TranscriptKind
+from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
+from theo.session.segmenter import SegmentAudio, Segmenter, SpeechEnded, SpeechStarted
+from theo.session.state import SessionState, SessionStateMachine
+from theo.session.timer import StateTimer
+from theo.session.transcripts import TranscriptEvents, ms
+from theo.session.worker_link import LinkCallbacks, SessionFailedError, WorkerLink
+from theo.types import StreamAudio
 from theo.vad.detector import VADDetector
 
 log = get_logger("session")
 
 _CLOSE_DRAIN_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class SessionContext:
-    """What a session needs from the server, passed in explicitly."""
-
-    model_name: str
-    manifest: ModelManifest
-    scheduler: Scheduler
-    itn_engine: ITNEngine | None
-    on_metric: Callable[[str, float], None]
-    """Receives ("ttfb"|"final_delay"|"vad_start"|"vad_end", value) observations."""
-
-
-def _ms(samples: int) -> int:
-    return samples * 1000 // SAMPLE_RATE
+_FORCE_COMMIT_AT = 0.9
+_MIN_FORCED_SEGMENT_BYTES = BYTES_PER_SECOND
+# Besides its own audio, a frame may release up to 200 ms of pre-roll (and resampler delay).
+_FRAME_MARGIN_S = 0.3
 
 
 class StreamingSession:
-    """Owns one session's segmenter, worker stream and event ordering."""
+    """Owns one session's lifecycle, segmenter, worker link and event ordering."""
 
     def __init__(
         self,
@@ -71,16 +55,34 @@ class StreamingSession:
         self.session_id = session_id
         self.context = context
         self.config = config
+        self.close_reason: str | None = None
+        limits = context.limits
         self._outbox = OrderedOutbox(send)
+        self._events = TranscriptEvents(context, self._outbox, lambda: self.config)
         self._segmenter = self._build_segmenter(config)
-        self._stream: WorkerStream | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._machine = SessionStateMachine(config.timeouts())
+        self._timer = StateTimer(self._machine, self._on_timeout)
+        self._backpressure = BackpressureController(
+            max_backlog_s=limits.max_backlog_s, rate_limit_after_s=limits.rate_limit_after_s
+        )
+        self._ring = RingBuffer.for_seconds(limits.ring_buffer_s)
+        self._link = WorkerLink(
+            session_id,
+            context.model_name,
+            context.scheduler,
+            self._ring,
+            LinkCallbacks(
+                transcript=self._events.transcript,
+                interrupted=self._on_interrupted,
+                recovered=self._on_recovered,
+                failed=self._on_failed,
+                context=lambda: self._events.recent_text,
+            ),
+            recovery_timeout_s=limits.recovery_timeout_s,
+        )
         self._segment_id = 0
-        self._segment_offsets: dict[int, int] = {}
-        self._vad_ended: dict[int, Event] = {}
-        self._segment_clock: dict[int, float] = {}
-        self._end_clock: dict[int, float] = {}
         self._failure: TheoError | None = None
+        self._closed = asyncio.Event()
         self._engine_hot_words = self._hot_words_for(config)
 
     def _hot_words_for(self, config: SessionConfig) -> tuple[str, ...]:
@@ -94,14 +96,31 @@ class StreamingSession:
         return Segmenter(chain, VADDetector(sensitivity=config.vad_sensitivity), base=base)
 
     @property
+    def state(self) -> SessionState:
+        """Where the session is in its lifecycle."""
+        return self._machine.state
+
+    @property
+    def accepting(self) -> bool:
+        """Whether audio and commands are still taken (not CLOSING or CLOSED)."""
+        return self._machine.state not in (SessionState.CLOSING, SessionState.CLOSED)
+
+    @property
     def failure(self) -> TheoError | None:
-        """Set when the worker stream broke; the session cannot continue."""
+        """Set when the session failed (its worker did not come back)."""
         return self._failure
 
+    async def wait_closed(self) -> None:
+        """Return once the session is CLOSED (the transport then closes the socket)."""
+        await self._closed.wait()
+
     async def start(self) -> None:
-        """Open the worker stream and announce the session."""
-        self._stream = self.context.scheduler.open_stream(self.context.model_name, self.session_id)
-        self._reader = asyncio.create_task(self._read_transcripts(self._stream))
+        """Open the worker stream, announce the session and start its timeouts.
+
+        Raises:
+            ModelUnavailableError: no worker of the model is ready.
+        """
+        self._link.start()
         await self._outbox.send_now(
             {
                 "type": "session.created",
@@ -110,6 +129,9 @@ class StreamingSession:
                 "config": self.config.model_dump(),
             }
         )
+        self._timer.start(name=f"timer-{self.session_id}")
+
+    # ------------------------------------------------------------------ audio in
 
     async def feed(self, pcm16: bytes) -> None:
         """Process one binary frame of PCM16 audio at the configured input rate."""
@@ -118,42 +140,58 @@ class StreamingSession:
                 "Audio frames must be 16-bit PCM: the frame has an odd number of bytes.",
                 param="audio",
             )
-        if not pcm16:
+        if not pcm16 or not self.accepting:
+            return
+        duration_s = len(pcm16) / 2 / self.config.input_sample_rate
+        admission = self._backpressure.admit(duration_s)
+        await self._report(admission)
+        if not admission.accepted:
+            return
+        if self._ring.free < (duration_s + _FRAME_MARGIN_S) * BYTES_PER_SECOND:
+            # Finals are late and the buffer holds only audio still waiting for them.
+            await self._report(Admission(False, dropped_ms=self._backpressure.drop(duration_s)))
             return
         samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
         events = await asyncio.to_thread(self._segmenter.process, samples)
+        if not self.accepting:
+            return  # closed (e.g. by a timeout) while the frame was being processed
         for event in events:
             await self._handle(event)
+        await self._maybe_force_commit()
+
+    async def _report(self, admission: Admission) -> None:
+        if admission.rate_limit_ms is not None:
+            await self._outbox.send_now(
+                {
+                    "type": "session.rate_limit",
+                    "delay_ms": admission.rate_limit_ms,
+                    "message": "Audio is arriving faster than real time; pause for delay_ms.",
+                }
+            )
+        if admission.dropped_ms is not None:
+            await self._outbox.send_now(
+                {
+                    "type": "session.frames_dropped",
+                    "dropped_ms": admission.dropped_ms,
+                    "total_dropped_ms": self._backpressure.dropped_total_ms,
+                    "message": "Audio was dropped: it arrived too far ahead of real time.",
+                }
+            )
 
     async def _handle(self, event: SpeechStarted | SegmentAudio | SpeechEnded) -> None:
         if isinstance(event, SpeechStarted):
-            await self._open_segment(event.offset, event.onset)
+            self._enter(SessionState.ACTIVE)
+            self._segment_id += 1
+            await self._events.opened(self._segment_id, event.offset, event.onset)
         elif isinstance(event, SegmentAudio):
             await self._send_audio(to_pcm16(event.samples), is_last=False, paused=event.paused)
         else:
-            segment = self._segment_id
-            self._vad_ended[segment] = {
-                "type": "vad.speech_end",
-                "segment_id": segment,
-                "timestamp_ms": _ms(event.offset),
-            }
-            self.context.on_metric("vad_end", 1.0)
-            await self._end_segment()
-
-    async def _open_segment(self, offset: int, onset: int) -> None:
-        self._segment_id += 1
-        segment = self._segment_id
-        self._segment_offsets[segment] = offset
-        self._segment_clock[segment] = time.monotonic()
-        self.context.on_metric("vad_start", 1.0)
-        await self._outbox.add(
-            segment, {"type": "vad.speech_start", "segment_id": segment, "timestamp_ms": _ms(onset)}
-        )
+            await self._end_segment(vad_offset=event.offset)
+            self._enter(SessionState.SILENCE)
 
     async def _send_audio(self, pcm16: bytes, *, is_last: bool, paused: bool = False) -> None:
-        stream = self._require_stream()
         config = self.config
-        await stream.send(
+        await self._link.send(
             StreamAudio(
                 segment_id=self._segment_id,
                 audio_pcm16=pcm16,
@@ -165,19 +203,41 @@ class StreamingSession:
             )
         )
 
-    async def _end_segment(self) -> None:
-        self._end_clock[self._segment_id] = time.monotonic()
+    async def _end_segment(self, vad_offset: int | None = None) -> None:
+        self._events.ended(self._segment_id, vad_offset)
         await self._send_audio(b"", is_last=True)
+
+    async def _maybe_force_commit(self) -> None:
+        """Cut a segment that would otherwise fill the ring buffer; speech goes on in the next."""
+        if (
+            self._segmenter.in_segment
+            and self._ring.usage >= _FORCE_COMMIT_AT
+            and self._link.pending_bytes(self._segment_id) >= _MIN_FORCED_SEGMENT_BYTES
+        ):
+            log.info(
+                "segment_force_committed", session_id=self.session_id, segment=self._segment_id
+            )
+            await self._commit("ring_buffer")
 
     async def commit(self) -> None:
         """``input_audio_buffer.commit``: finalize the open segment now."""
+        if self.accepting:
+            await self._commit("client")
+
+    async def _commit(self, reason: str) -> None:
         if not self._segmenter.in_segment:
             return
         self._segmenter.force_end()
         await self._end_segment()
+        self.context.metrics.segment_force_committed(reason)
         resumed = self._segmenter.resume_if_speaking()
         if resumed is not None:
-            await self._open_segment(resumed.offset, resumed.onset)
+            self._segment_id += 1
+            await self._events.opened(self._segment_id, resumed.offset, resumed.onset)
+        else:
+            self._enter(SessionState.SILENCE)
+
+    # ------------------------------------------------------------------ commands
 
     async def configure(self, changes: dict[str, Any]) -> None:
         """Apply ``session.configure``; invalid fields raise before anything changes."""
@@ -194,106 +254,134 @@ class StreamingSession:
             self._segmenter.vad.set_sensitivity(updated.vad_sensitivity)
         self.config = updated
         self._engine_hot_words = self._hot_words_for(updated)
+        self._machine.timeouts = updated.timeouts()
+        self._timer.poke()
         log.info("session_configured", session_id=self.session_id, fields=sorted(changes))
 
-    async def close(self) -> None:
-        """Finalize the open segment, wait for outstanding finals, stop the stream."""
-        if self._segmenter.in_segment and self._failure is None:
+    async def close(self, reason: str = "client_close") -> None:
+        """CLOSING: finalize the open segment, send outstanding finals, then ``session.closed``.
+
+        The CLOSING timeout (time for the client to close the socket) starts after that.
+        """
+        if not self.accepting:
+            return
+        self._machine.transition(SessionState.CLOSING, start_timer=False)
+        self._timer.poke()
+        if self._segmenter.in_segment:
             self._segmenter.force_end()
             await self._end_segment()
-        if self._failure is None and self._reader is not None:
-            idle = asyncio.ensure_future(self._outbox.wait_idle())
-            await asyncio.wait(
-                {idle, self._reader},
-                timeout=_CLOSE_DRAIN_TIMEOUT_S,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            idle.cancel()
-        await self.abort()
+        await self._drain()
+        if self._machine.state == SessionState.CLOSED:
+            return  # failed while draining: the failure was reported instead
+        await self._link.close()
+        await self._announce_closed(reason)
+        self._machine.start_timer()
+        self._timer.poke()
+
+    async def cancel(self) -> None:
+        """``session.cancel``: stop at once, discarding the open segment."""
+        if not self.accepting:
+            return
+        self._machine.transition(SessionState.CLOSING, start_timer=False)
+        await self._link.close()
+        await self._announce_closed("cancelled")
+        self._machine.start_timer()
+        self._timer.poke()
 
     async def abort(self) -> None:
-        """Stop at once, discarding anything outstanding."""
-        if self._stream is not None:
-            await self._stream.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TheoError):
-                await self._reader
+        """Stop at once (the client left): discard everything outstanding."""
+        await self._timer.stop()
+        await self._link.close()
+        self._finish()
 
-    def _require_stream(self) -> WorkerStream:
-        if self._failure is not None:
-            raise self._failure
-        assert self._stream is not None, "start() was not called"
-        return self._stream
-
-    async def _read_transcripts(self, stream: WorkerStream) -> None:
+    async def _drain(self) -> None:
+        idle = asyncio.ensure_future(self._outbox.wait_idle())
+        closed = asyncio.ensure_future(self._closed.wait())
         try:
-            async for transcript in stream.transcripts():
-                await self._on_transcript(transcript)
-        except TheoError as exc:
-            self._failure = exc
+            await asyncio.wait(
+                {idle, closed}, timeout=_CLOSE_DRAIN_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            idle.cancel()
+            closed.cancel()
+
+    async def _announce_closed(self, reason: str) -> None:
+        self.close_reason = reason
+        dropped = self._backpressure.flush()
+        if dropped is not None:
+            await self._report(Admission(False, dropped_ms=dropped))
+        await self._outbox.send_now(
+            {"type": "session.closed", "session_id": self.session_id, "reason": reason}
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _enter(self, state: SessionState) -> None:
+        machine = self._machine
+        if machine.state != state and machine.can_move_to(state):
+            machine.transition(state)
+            self._timer.poke()
+
+    def _finish(self) -> None:
+        if self._machine.state != SessionState.CLOSED:
+            self._machine.transition(SessionState.CLOSED)
+        self._closed.set()
+        self._timer.poke()
+
+    async def _on_timeout(self, state: SessionState, target: SessionState) -> None:
+        if self._machine.state != state:
+            return
+        log.info("session_timeout", session_id=self.session_id, state=str(state))
+        if state == SessionState.INIT:
+            await self._link.close()
+            await self._announce_closed("init_timeout")
+            self._finish()
+        elif state == SessionState.SILENCE:
+            self._machine.transition(target)
             await self._outbox.send_now(
                 {
-                    "type": "error",
-                    "code": "worker_unavailable",
-                    "message": exc.message,
-                    "recoverable": False,
+                    "type": "session.hold",
+                    "session_id": self.session_id,
+                    "timestamp_ms": ms(self._segmenter.position),
+                    "hold_timeout_ms": self.config.hold_timeout_ms,
                 }
             )
+        elif state == SessionState.HOLD:
+            await self.close("hold_timeout")
+        else:
+            self._finish()
 
-    async def _on_transcript(self, transcript: StreamTranscript) -> None:
-        segment = transcript.segment_id
-        offset_ms = _ms(self._segment_offsets.get(segment, 0))
-        if transcript.kind == TranscriptKind.PARTIAL:
-            if segment in self._segment_clock:
-                self.context.on_metric("ttfb", time.monotonic() - self._segment_clock.pop(segment))
-            await self._outbox.add(
-                segment,
-                {
-                    "type": "transcript.partial",
-                    "segment_id": segment,
-                    "text": transcript.text,
-                    "timestamp_ms": offset_ms + transcript.end_ms,
-                },
-            )
-            return
-        self._segment_clock.pop(segment, None)
-        text = await asyncio.to_thread(self._postprocess, transcript)
-        if segment in self._end_clock:
-            self.context.on_metric("final_delay", time.monotonic() - self._end_clock.pop(segment))
-        await self._outbox.add(
-            segment,
+    # ------------------------------------------------------------------ worker events
+
+    async def _on_interrupted(self, resume_segment_id: int) -> None:
+        await self._outbox.send_now(
             {
-                "type": "transcript.final",
-                "segment_id": segment,
-                "text": text,
-                "start_ms": offset_ms + transcript.start_ms,
-                "end_ms": offset_ms + transcript.end_ms,
-                "language": transcript.language,
-                "confidence": round(transcript.confidence, 4),
-                "words": [
-                    {
-                        "word": w.word.strip(),
-                        "start_ms": offset_ms + round(w.start * 1000),
-                        "end_ms": offset_ms + round(w.end * 1000),
-                        "probability": round(w.probability, 4),
-                    }
-                    for w in transcript.words
-                ],
-            },
+                "type": "error",
+                "code": "worker_crashed",
+                "message": "The worker serving this session stopped. It is being restarted; "
+                "uncommitted audio will be transcribed again, nothing is lost.",
+                "recoverable": True,
+                "resume_segment_id": resume_segment_id,
+            }
         )
-        speech_end = self._vad_ended.pop(segment, None)
-        if speech_end is not None:
-            await self._outbox.add(segment, speech_end)
-        self._segment_offsets.pop(segment, None)
-        await self._outbox.complete(segment)
 
-    def _postprocess(self, transcript: StreamTranscript) -> str:
-        manifest = self.context.manifest
-        chain = PostProcessingChain.build(
-            manifest.postprocessing,
-            itn=self.config.enable_itn,
-            hot_words=self.config.hot_words,
-            itn_engine=self.context.itn_engine,
+    async def _on_recovered(self, segments: list[int]) -> None:
+        self._events.replayed(segments)
+        self.context.metrics.worker_recovery("recovered")
+
+    async def _on_failed(self, error: TheoError) -> None:
+        if isinstance(error, SessionFailedError):
+            self.context.metrics.worker_recovery("failed")
+        if self._failure is not None or self._machine.state == SessionState.CLOSED:
+            return
+        self._failure = error
+        await self._outbox.send_now(
+            {
+                "type": "error",
+                "code": "worker_unavailable",
+                "message": error.message,
+                "recoverable": False,
+            }
         )
-        return chain.process(transcript.text, transcript.language or self.config.language)
+        await self._announce_closed("error")
+        self._finish()

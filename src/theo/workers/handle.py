@@ -12,7 +12,8 @@ from pathlib import Path
 import grpc
 
 from theo.proto import stt_worker_pb2_grpc as pb_grpc
-from theo.types import WorkerState
+from theo.proto import tts_worker_pb2_grpc as tts_pb_grpc
+from theo.types import ModelType, WorkerState
 
 _LEGAL_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     WorkerState.STARTING: frozenset({WorkerState.READY, WorkerState.CRASHED, WorkerState.STOPPED}),
@@ -42,6 +43,11 @@ class WorkerHandle:
     process: asyncio.subprocess.Process | None = None
     channel: grpc.aio.Channel | None = None
     stub: pb_grpc.STTWorkerStub | None = None
+    """The STT worker stub (speech-to-text workers only)."""
+    tts_stub: tts_pb_grpc.TTSWorkerStub | None = None
+    """The TTS worker stub (text-to-speech workers only)."""
+    kind: ModelType = ModelType.STT
+    """Which worker service the process speaks."""
     restart_times: deque[float] = field(default_factory=deque)
     restarts_total: int = 0
     active_requests: int = 0
@@ -51,6 +57,7 @@ class WorkerHandle:
     compute_type: str = ""
     started_at: float = field(default_factory=time.time)
     _state: WorkerState = WorkerState.STARTING
+    _state_waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
 
     @property
     def state(self) -> WorkerState:
@@ -74,8 +81,23 @@ class WorkerHandle:
         if new not in _LEGAL_TRANSITIONS[self._state]:
             raise IllegalTransitionError(f"{self.worker_id}: {self._state} -> {new} is illegal")
         self._state = new
+        waiters, self._state_waiters = self._state_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         if self.on_change is not None:
             self.on_change(self)
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Return at the next state change (e.g. READY after a restart) or after ``timeout_s``."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._state_waiters.append(waiter)
+        try:
+            await asyncio.wait({waiter}, timeout=timeout_s)
+        finally:
+            waiter.cancel()
+            if waiter in self._state_waiters:
+                self._state_waiters.remove(waiter)
 
     def open_channel(self) -> None:
         """Create the gRPC channel to the worker's current port."""
@@ -86,7 +108,10 @@ class WorkerHandle:
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
             ],
         )
-        self.stub = pb_grpc.STTWorkerStub(self.channel)
+        if self.kind is ModelType.TTS:
+            self.tts_stub = tts_pb_grpc.TTSWorkerStub(self.channel)
+        else:
+            self.stub = pb_grpc.STTWorkerStub(self.channel)
 
     async def close_channel(self) -> None:
         """Close the gRPC channel, failing any call still on it."""
@@ -94,6 +119,7 @@ class WorkerHandle:
             await self.channel.close()
         self.channel = None
         self.stub = None
+        self.tts_stub = None
 
     def begin_request(self) -> int:
         """Count a request in flight (READY -> BUSY); returns the process generation."""

@@ -15,14 +15,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-import grpc
-
 from theo.config import Settings
 from theo.logging import get_logger
-from theo.proto import stt_worker_pb2 as pb
 from theo.registry.store import InstalledModel
 from theo.types import ModelType, WorkerState
 from theo.workers.handle import WorkerHandle
+from theo.workers.health import HealthStatus, WorkerHealth, probe
 from theo.workers.log_drain import drain_lines
 from theo.workers.ports import find_free_port
 
@@ -32,7 +30,7 @@ _PROBE_FIRST_DELAY_S = 0.05
 _PROBE_MAX_DELAY_S = 1.0
 _LIVENESS_FAILURES_BEFORE_KILL = 3
 
-_WORKER_MODULES = {ModelType.STT: "theo.workers.stt"}
+_WORKER_MODULES = {ModelType.STT: "theo.workers.stt", ModelType.TTS: "theo.workers.tts"}
 
 
 class WorkerManager:
@@ -71,6 +69,7 @@ class WorkerManager:
                 model_dir=model.path,
                 engine=model.manifest.engine,
                 on_change=self._on_change,
+                kind=model.manifest.type,
             )
             self._handles[worker_id] = handle
             if self._on_change is not None:
@@ -173,16 +172,8 @@ class WorkerManager:
         handle.started_at = time.time()
         log.info("worker_spawned", worker_id=handle.worker_id, pid=handle.pid, port=handle.port)
 
-    async def _probe(self, handle: WorkerHandle) -> pb.HealthResponse | None:
-        if handle.stub is None:
-            return None
-        try:
-            response: pb.HealthResponse = await handle.stub.Health(
-                pb.HealthRequest(), timeout=self._settings.worker.health_timeout_s
-            )
-        except grpc.aio.AioRpcError:
-            return None
-        return response
+    async def _probe(self, handle: WorkerHandle) -> WorkerHealth | None:
+        return await probe(handle, self._settings.worker.health_timeout_s)
 
     async def _wait_ready(self, handle: WorkerHandle) -> bool:
         deadline = time.monotonic() + self._settings.worker.startup_timeout_s
@@ -193,9 +184,9 @@ class WorkerManager:
             if process.returncode is not None:
                 return False
             health = await self._probe(handle)
-            if health is not None and health.status == pb.WORKER_STATUS_ERROR:
+            if health is not None and health.status is HealthStatus.ERROR:
                 handle.last_error = health.error
-            elif health is not None and health.status != pb.WORKER_STATUS_LOADING:
+            elif health is not None and health.status is not HealthStatus.LOADING:
                 handle.device, handle.compute_type = health.device, health.compute_type
                 handle.last_error = ""
                 handle.transition(WorkerState.READY)

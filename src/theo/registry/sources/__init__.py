@@ -15,7 +15,7 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from theo.config import Settings
-from theo.registry.catalog import CatalogEntry, HuggingFaceSpec, SourceSpec
+from theo.registry.catalog import CatalogEntry, FileSpec, HuggingFaceSpec, SourceSpec
 
 _CHUNK = 1 << 20
 
@@ -30,6 +30,13 @@ class ModelSource(ABC):
     @abstractmethod
     def record(self) -> dict[str, Any]:
         """What the installed manifest's ``source`` field records about this source."""
+
+    def expected(self, entry: CatalogEntry) -> list[FileSpec]:
+        """The files this source delivers and the checksums they must have.
+
+        The catalog's files, unless the source holds a different variant of one.
+        """
+        return list(entry.files)
 
     @abstractmethod
     def fetch(self, entry: CatalogEntry, dest: Path, *, progress: bool) -> dict[str, str]:

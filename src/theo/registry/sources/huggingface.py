@@ -7,13 +7,14 @@ itself; a file already in the user's Hub cache is copied instead of downloaded a
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from theo.errors import DownloadError
 from theo.logging import get_logger
-from theo.registry.catalog import CatalogEntry, HuggingFaceSpec
+from theo.registry.catalog import CatalogEntry, FileSpec, HuggingFaceSpec
 from theo.registry.sources import ModelSource, QuietBar
 
 if TYPE_CHECKING:
@@ -39,18 +40,23 @@ class HuggingFaceSource(ModelSource):
         """The repository and revision, for the installed manifest."""
         return {"kind": "huggingface", "repo": self.spec.repo, "revision": self._revision()}
 
+    def expected(self, entry: CatalogEntry) -> list[FileSpec]:
+        """The catalog's files, with the checksums of the variants this repository holds."""
+        return self.spec.expected(entry.files)
+
     def fetch(self, entry: CatalogEntry, dest: Path, *, progress: bool) -> dict[str, str]:
         """Download every file of ``entry``; report the Hub's hash for files the catalog lacks."""
         from huggingface_hub import hf_hub_download  # noqa: PLC0415 - only needed to pull
 
         reported: dict[str, str] = {}
-        current = entry.files[0].name
+        files = self.expected(entry)
+        current = self.spec.path_of(files[0].name)
         try:
             # hf_hub_download retries an unreachable Hub for half a minute before it looks in
             # its cache; one quick probe lets an offline pull go straight to the cache.
             reachable = self._metadata(current) is not None
-            for file in entry.files:
-                current = file.name
+            for file in files:
+                current = self.spec.path_of(file.name)
                 log.debug("hub_download", repo=self.spec.repo, file=current, online=reachable)
                 hf_hub_download(
                     self.spec.repo,
@@ -60,9 +66,12 @@ class HuggingFaceSource(ModelSource):
                     local_files_only=not reachable,
                     tqdm_class=None if progress else QuietBar,
                 )
+                if current != file.name:
+                    # Files in sub-folders of the repository land at the top, under their names.
+                    os.replace(dest / current, dest / file.name)
                 metadata = self._metadata(current) if file.sha256 is None and reachable else None
                 if metadata is not None and metadata.etag:
-                    reported[current] = metadata.etag
+                    reported[file.name] = metadata.etag
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise
@@ -73,6 +82,9 @@ class HuggingFaceSource(ModelSource):
             raise DownloadError(self._explain(exc, current)) from exc
         finally:
             shutil.rmtree(dest / _HUB_METADATA_DIR, ignore_errors=True)
+            paths = [self.spec.path_of(f.name) for f in entry.files]
+            for folder in {p.split("/")[0] for p in paths if "/" in p}:
+                shutil.rmtree(dest / folder, ignore_errors=True)
         return reported
 
     def _metadata(self, filename: str) -> HfFileMetadata | None:

@@ -1,0 +1,39 @@
+"""What a realtime session needs from the server, passed in explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from theo.config import SessionSettings
+from theo.manifest import ModelManifest
+from theo.postprocessing.itn.engine import ITNEngine
+from theo.scheduler.base import Scheduler
+
+
+class SessionMetrics(Protocol):
+    """What a session reports (implemented by :class:`theo.server.metrics.Metrics`)."""
+
+    def stream_observation(self, name: str, value: float) -> None:
+        """ttfb / final_delay (seconds), vad_start / vad_end (counts)."""
+
+    def segment_force_committed(self, reason: str) -> None:
+        """A segment was cut before the VAD ended it (``ring_buffer`` or ``client``)."""
+
+    def worker_recovery(self, outcome: str) -> None:
+        """A broken worker stream was ``recovered`` or ``failed`` to recover."""
+
+    def final_confidence(self, model: str, confidence: float) -> None:
+        """The confidence (0-1) of a non-empty final."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """The model, the routes to its workers and the server-wide limits of a session."""
+
+    model_name: str
+    manifest: ModelManifest
+    scheduler: Scheduler
+    itn_engine: ITNEngine | None
+    metrics: SessionMetrics
+    limits: SessionSettings

@@ -1,0 +1,162 @@
+"""Worker transcripts become client events: partials as they come, post-processed finals.
+
+Events are tagged with their segment and released in segment order by the outbox. The
+per-segment bookkeeping (where its audio starts, its pending ``vad.speech_end``, the
+clocks behind the latency metrics) lives here and is dropped with the segment's final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from theo.postprocessing.chain import PostProcessingChain
+from theo.session.config import SessionConfig
+from theo.session.context import SessionContext
+from theo.session.outbox import Event, OrderedOutbox
+from theo.session.segmenter import SAMPLE_RATE
+from theo.types import StreamTranscript, TranscriptKind
+
+_CONTEXT_CHARS = 1000
+
+
+def ms(samples: int) -> int:
+    """Engine samples (16 kHz) in milliseconds."""
+    return samples * 1000 // SAMPLE_RATE
+
+
+class TranscriptEvents:
+    """Emits a session's segment and transcript events with their metrics.
+
+    Args:
+        context: the session's model and metrics.
+        outbox: where events go, in segment order.
+        config: the session's configuration in force (read at each final).
+    """
+
+    def __init__(
+        self,
+        context: SessionContext,
+        outbox: OrderedOutbox,
+        config: Callable[[], SessionConfig],
+    ) -> None:
+        self._context = context
+        self._outbox = outbox
+        self._config = config
+        self._offsets: dict[int, int] = {}
+        self._vad_ended: dict[int, Event] = {}
+        self._opened_at: dict[int, float] = {}
+        self._ended_at: dict[int, float] = {}
+        self._replayed: set[int] = set()
+        self._last_partial: dict[int, str] = {}
+        self._recent_text = ""
+
+    @property
+    def recent_text(self) -> str:
+        """The end of this session's raw finals (a prompt for a fresh worker)."""
+        return self._recent_text
+
+    async def opened(self, segment: int, offset: int, onset: int) -> None:
+        """The VAD (or a commit) opened ``segment`` at engine sample ``offset``."""
+        self._offsets[segment] = offset
+        self._opened_at[segment] = time.monotonic()
+        self._context.metrics.stream_observation("vad_start", 1.0)
+        await self._outbox.add(
+            segment, {"type": "vad.speech_start", "segment_id": segment, "timestamp_ms": ms(onset)}
+        )
+
+    def ended(self, segment: int, vad_offset: int | None) -> None:
+        """``segment`` was closed, by the VAD at ``vad_offset`` or by a commit (None)."""
+        self._ended_at[segment] = time.monotonic()
+        if vad_offset is not None:
+            self._vad_ended[segment] = {
+                "type": "vad.speech_end",
+                "segment_id": segment,
+                "timestamp_ms": ms(vad_offset),
+            }
+            self._context.metrics.stream_observation("vad_end", 1.0)
+
+    def replayed(self, segments: list[int]) -> None:
+        """These segments were sent again to a fresh worker after a crash."""
+        self._replayed.update(segments)
+
+    async def transcript(self, transcript: StreamTranscript) -> None:
+        """Emit a partial or final of an open segment."""
+        if transcript.kind == TranscriptKind.PARTIAL:
+            await self._partial(transcript)
+        else:
+            await self._final(transcript)
+
+    async def _partial(self, transcript: StreamTranscript) -> None:
+        segment = transcript.segment_id
+        previous = self._last_partial.get(segment, "")
+        if segment in self._replayed and (
+            len(transcript.text) <= len(previous) or not transcript.text.startswith(previous)
+        ):
+            return  # a fresh worker re-hears the segment: keep partials append-only
+        self._last_partial[segment] = transcript.text
+        if segment in self._opened_at:
+            elapsed = time.monotonic() - self._opened_at.pop(segment)
+            self._context.metrics.stream_observation("ttfb", elapsed)
+        await self._outbox.add(
+            segment,
+            {
+                "type": "transcript.partial",
+                "segment_id": segment,
+                "text": transcript.text,
+                "timestamp_ms": ms(self._offsets.get(segment, 0)) + transcript.end_ms,
+            },
+        )
+
+    async def _final(self, transcript: StreamTranscript) -> None:
+        segment = transcript.segment_id
+        self._opened_at.pop(segment, None)
+        self._last_partial.pop(segment, None)
+        self._replayed.discard(segment)
+        self._recent_text = f"{self._recent_text} {transcript.text}"[-_CONTEXT_CHARS:]
+        text = await asyncio.to_thread(self._postprocess, transcript)
+        metrics = self._context.metrics
+        if segment in self._ended_at:
+            metrics.stream_observation(
+                "final_delay", time.monotonic() - self._ended_at.pop(segment)
+            )
+        if transcript.text.strip():
+            metrics.final_confidence(self._context.model_name, transcript.confidence)
+        offset_ms = ms(self._offsets.pop(segment, 0))
+        await self._outbox.add(segment, _final_event(transcript, text, offset_ms))
+        speech_end = self._vad_ended.pop(segment, None)
+        if speech_end is not None:
+            await self._outbox.add(segment, speech_end)
+        await self._outbox.complete(segment)
+
+    def _postprocess(self, transcript: StreamTranscript) -> str:
+        config = self._config()
+        chain = PostProcessingChain.build(
+            self._context.manifest.postprocessing,
+            itn=config.enable_itn,
+            hot_words=config.hot_words,
+            itn_engine=self._context.itn_engine,
+        )
+        return chain.process(transcript.text, transcript.language or config.language)
+
+
+def _final_event(transcript: StreamTranscript, text: str, offset_ms: int) -> Event:
+    return {
+        "type": "transcript.final",
+        "segment_id": transcript.segment_id,
+        "text": text,
+        "start_ms": offset_ms + transcript.start_ms,
+        "end_ms": offset_ms + transcript.end_ms,
+        "language": transcript.language,
+        "confidence": round(transcript.confidence, 4),
+        "words": [
+            {
+                "word": w.word.strip(),
+                "start_ms": offset_ms + round(w.start * 1000),
+                "end_ms": offset_ms + round(w.end * 1000),
+                "probability": round(w.probability, 4),
+            }
+            for w in transcript.words
+        ],
+    }

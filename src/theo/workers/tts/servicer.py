@@ -1,0 +1,175 @@
+"""gRPC servicer of the TTS worker: split the text, synthesize piece by piece, stream.
+
+Synthesis runs on one inference thread, a piece at a time, so concurrent requests take
+turns piece by piece and a long text never holds a short one back for long. Each piece
+starts as soon as the previous chunk is handed to gRPC, so synthesis never runs ahead of
+what the transport accepts (a client that reads slowly holds synthesis back instead of
+filling memory). Cancelling the call stops after the piece in progress, whose audio is
+discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+
+import grpc
+import numpy as np
+
+from theo.logging import get_logger
+from theo.proto import tts_worker_pb2 as pb
+from theo.proto import tts_worker_pb2_grpc as pb_grpc
+from theo.workers.tts.backend import EngineInfo, SynthesisOptions, TTSBackend
+from theo.workers.tts.chunking import SplitPolicy, TextPiece, split_text
+from theo.workers.tts.options import UnsupportedParameterError, resolve_options
+
+log = get_logger("worker.tts")
+
+
+class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
+    """Serves one loaded voice model."""
+
+    def __init__(
+        self, backend: TTSBackend, model_name: str, policy: SplitPolicy | None = None
+    ) -> None:
+        self._backend = backend
+        self._model_name = model_name
+        self._policy = policy or SplitPolicy()
+        self._info: EngineInfo | None = None
+        self._load_error = ""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthesis")
+        self._active = 0
+
+    def mark_loaded(self, info: EngineInfo) -> None:
+        """Called once the model is in memory; Health turns READY."""
+        self._info = info
+
+    def mark_failed(self, error: str) -> None:
+        """Called when the model could not be loaded; Health reports ERROR."""
+        self._load_error = error
+
+    def _render(self, piece: TextPiece, options: SynthesisOptions, sample_rate: int) -> bytes:
+        """Synthesize one piece (on the inference thread) as PCM16 with its pause after."""
+        audio = self._backend.synthesize(piece.text, options)
+        pause = np.zeros(round(piece.pause_s * sample_rate), dtype=np.float32)
+        samples = np.concatenate([audio, pause]) if pause.size else audio
+        return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+    async def Synthesize(  # noqa: N802 - name fixed by the generated gRPC base class
+        self, request: pb.SynthesizeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AudioChunk]:
+        """Stream the audio of ``request.text``, one chunk per piece, in order."""
+        info = self._info
+        if info is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
+            return
+        try:
+            options = resolve_options(
+                info, voice=request.voice, language=request.language, speed=request.speed
+            )
+        except UnsupportedParameterError as exc:
+            context.set_trailing_metadata((("theo-param", exc.param),))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+            return
+        pieces = split_text(request.text, self._policy)
+        if not pieces:
+            context.set_trailing_metadata((("theo-param", "input"),))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "The input has nothing to speak.")
+            return
+        log.info(
+            "synthesis_started",
+            request_id=request.request_id,
+            pieces_total=len(pieces),
+            chars=len(request.text),
+            voice=options.voice,
+            language=options.language,
+        )
+        self._active += 1
+        done = 0
+        try:
+            async with aclosing(self._chunks(pieces, options, info.sample_rate)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+                    done += 1
+        except (asyncio.CancelledError, GeneratorExit):
+            log.info(
+                "synthesis_cancelled",
+                request_id=request.request_id,
+                pieces_done=done,
+                pieces_total=len(pieces),
+            )
+            raise
+        except Exception as exc:
+            log.exception("synthesis_failed", request_id=request.request_id, pieces_done=done)
+            await context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {exc}")
+        finally:
+            self._active -= 1
+        log.info("synthesis_done", request_id=request.request_id, pieces_total=len(pieces))
+
+    async def _chunks(
+        self, pieces: list[TextPiece], options: SynthesisOptions, sample_rate: int
+    ) -> AsyncGenerator[pb.AudioChunk, None]:
+        """Synthesize each piece once the previous one has been handed to gRPC.
+
+        The next piece starts right after the send, not before it: started earlier, it
+        would take the cores while this chunk is still on its way to the client.
+        """
+        loop = asyncio.get_running_loop()
+        for index, piece in enumerate(pieces):
+            pcm = await loop.run_in_executor(
+                self._executor, self._render, piece, options, sample_rate
+            )
+            yield pb.AudioChunk(
+                audio_pcm16=pcm,
+                sample_rate=sample_rate,
+                index=index,
+                total=len(pieces),
+                text=piece.text,
+            )
+
+    async def ListVoices(  # noqa: N802 - name fixed by the generated gRPC base class
+        self, request: pb.ListVoicesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListVoicesResponse:
+        """The model's voices, languages, sample rate and speed range."""
+        info = self._info
+        if info is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
+            raise AssertionError("unreachable: abort raises")
+        return pb.ListVoicesResponse(
+            voices=[
+                pb.Voice(id=v.id, name=v.name, language=v.language, gender=v.gender)
+                for v in info.voices
+            ],
+            default_voice=info.default_voice,
+            languages=list(info.languages),
+            sample_rate=info.sample_rate,
+            min_speed=info.min_speed,
+            max_speed=info.max_speed,
+        )
+
+    async def Health(  # noqa: N802 - name fixed by the generated gRPC base class
+        self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HealthResponse:
+        """Report load state; a worker counts as alive only if it answers this."""
+        if self._load_error:
+            status = pb.WORKER_STATUS_ERROR
+        elif self._info is None:
+            status = pb.WORKER_STATUS_LOADING
+        elif self._active:
+            status = pb.WORKER_STATUS_BUSY
+        else:
+            status = pb.WORKER_STATUS_READY
+        return pb.HealthResponse(
+            status=status,
+            model_name=self._model_name,
+            engine=self._backend.engine_name,
+            device=self._info.device if self._info else "",
+            active_requests=self._active,
+            error=self._load_error,
+        )
+
+    def shutdown(self) -> None:
+        """Drop queued synthesis and release the inference thread."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
