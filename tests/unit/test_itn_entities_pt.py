@@ -23,6 +23,7 @@ MONEY = [
     # A streaming decode commits "2000" before "e quinhentos" is heard.
     ("É de 2000 e 500 reais.", "É de R$ 2.500,00."),
     ("R$ 2000 e 500", "R$ 2.500,00"),
+    ("É de 2000 e R$ 500.", "É de R$ 2.500,00."),
     ("2000 e 50 reais", "R$ 2.050,00"),
     ("R$ 2000 e 50 centavos", "R$ 2.000,50"),
     ("R$ 1234,5", "R$ 1.234,50"),

@@ -106,18 +106,19 @@ _TIME = re.compile(
 # "e quinhentos" is spoken) comes out as "2000 e 500 reais": one amount, not two.
 _SPLIT_THOUSANDS = re.compile(
     rf"(?P<sym>(?:R\$|US\$|U\$|\$|€)[^\S\n]?)?(?<![\w.,])(?P<big>[1-9]\d{{0,2}}\.?000)(?![\d.,]\d)"
-    rf"{_SP}e{_SP}(?P<small>[1-9]\d{{0,2}})(?![\d]|[.,]\d|{_SP}centavos?\b)"
+    rf"{_SP}e{_SP}(?P<sym2>(?:R\$|US\$|U\$|\$|€)[^\S\n]?)?(?P<small>[1-9]\d{{0,2}})(?![\d]|[.,]\d|{_SP}centavos?\b)"
     rf"(?P<unit>(?:{_SP}de)?{_SP}(?:{word_alternation(_CURRENCY_WORDS)})\b)?",
     re.IGNORECASE,
 )
 
 
 def _join_split_thousands(match: re.Match[str]) -> str:
-    if not match.group("unit") and not (match.group("sym") and len(match.group("small")) == 3):
+    symbol = match.group("sym") or match.group("sym2")
+    if not match.group("unit") and not (symbol and len(match.group("small")) == 3):
         # "1000 e 200" alone may well be two numbers, and "R$ 2000 e 50" has cents.
         return match.group()
     total = int(match.group("big").replace(".", "")) + int(match.group("small"))
-    return f"{match.group('sym') or ''}{total}{match.group('unit') or ''}"
+    return f"{symbol or ''}{total}{match.group('unit') or ''}"
 
 
 def _value(text: str) -> Decimal | None:
