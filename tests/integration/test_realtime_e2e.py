@@ -45,7 +45,11 @@ def _assert_segment_protocol(events: list[dict[str, Any]], expect_partial: bool)
     assert kinds[0] == "vad.speech_start", kinds
     assert kinds[-2:] == ["transcript.final", "vad.speech_end"], kinds
     assert set(kinds[1:-2]) <= {"transcript.partial"}, kinds
-    final = normalize(events[-2]["text"]).split()
+    # Partials carry the engine's words and the final's text is post-processed ("2.500
+    # reais" -> "R$ 2.500,00"): compare with the final's engine words.
+    final_event = events[-2]
+    engine_words = " ".join(w["word"] for w in final_event["words"]) or final_event["text"]
+    final = normalize(engine_words).split()
     partials = [normalize(e["text"]).split() for e in events if e["type"] == "transcript.partial"]
     if expect_partial:
         assert partials, kinds
