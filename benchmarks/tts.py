@@ -9,7 +9,9 @@ One run of this script:
    settings Theo's workers use (Piper: its voice's own scales; Kokoro: voice ``jm_kumo``,
    ``en-us``, speed 1);
 4. for a short text (one sentence) and a long text (a paragraph of nine sentences) times,
-   alternately (the order rotating every round) and never concurrently:
+   alternately (the order rotating every round, each timed run right after a one-word
+   synthesis on the same path, so every path runs with its model's weights in cache)
+   and never concurrently:
 
    * ``theo_<format>``: one streamed ``POST /v1/audio/speech`` on a kept-alive connection;
      time to first audio byte (TTFA) and to the last byte;
@@ -44,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -66,6 +69,7 @@ TEXTS = {
         "The next day, the fishermen walked up the hill to thank them both."
     ),
 }
+PRIMER = "Hello."
 TARGET_TTFA_RATIO = 1.2
 TARGET_PIPER_TTFA_MS = 250.0
 
@@ -202,21 +206,31 @@ class Series:
         return [t.total_s / t.audio_s for t in self.timings]
 
 
-def measure(paths: dict[str, Callable[[], Timing]], runs: int, warmup: int) -> dict[str, Series]:
+@dataclass(frozen=True)
+class TimedPath:
+    """One timed path, and an untimed call that primes its process's caches."""
+
+    run: Callable[[], Timing]
+    prime: Callable[[], object]
+
+
+def measure(paths: dict[str, TimedPath], runs: int, warmup: int) -> dict[str, Series]:
     """Warm up, then one run of each path per round, interleaved, never concurrent.
 
-    The order rotates every round: whichever path runs first after another process has
-    had the cores finds cold caches, and no path should always be that one.
+    Every timed run comes right after its own priming call (a one-word synthesis on the
+    same path): the model's weights are then in cache whichever process ran before, so
+    no path pays for another one's cache misses. The order also rotates every round.
     """
     for _ in range(warmup):
         for path in paths.values():
-            path()
+            path.run()
     result = {name: Series() for name in paths}
     names = list(paths)
     for round_index in range(runs):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            result[name].timings.append(paths[name]())
+            paths[name].prime()
+            result[name].timings.append(paths[name].run())
     return result
 
 
@@ -313,16 +327,20 @@ def main(argv: list[str] | None = None) -> int:
                     engine = engines[model]
                     for text_name, text in TEXTS.items():
                         log(f"{model} / {text_name}")
-                        paths: dict[str, Callable[[], Timing]] = {
-                            f"theo_{fmt}": (
+                        paths: dict[str, TimedPath] = {
+                            f"theo_{fmt}": TimedPath(
                                 lambda fmt=fmt, model=model, text=text: theo_speech(
                                     client, server.base_url, model, text, fmt
-                                )
+                                ),
+                                lambda fmt=fmt, model=model: theo_speech(
+                                    client, server.base_url, model, PRIMER, fmt
+                                ),
                             )
                             for fmt in formats
                         }
-                        paths["direct"] = lambda engine=engine, text=text: engine.stream(text)
-                        paths["direct_split"] = lambda engine=engine, text=text: engine.pieces(text)
+                        prime = partial(engine.synthesize, PRIMER)
+                        paths["direct"] = TimedPath(partial(engine.stream, text), prime)
+                        paths["direct_split"] = TimedPath(partial(engine.pieces, text), prime)
                         results[(model, text_name)] = measure(paths, args.runs, args.warmup)
             print()
             print(f"runs={args.runs}, warmup={args.warmup}, interleaved, formats={formats}")
