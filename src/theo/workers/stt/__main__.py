@@ -6,84 +6,39 @@ the event loop, then serves until SIGTERM, which stops gracefully.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
-import grpc
-
-from theo.logging import configure_logging, get_logger
 from theo.manifest import ModelManifest
 from theo.proto import stt_worker_pb2_grpc as pb_grpc
+from theo.workers.entrypoint import parse_worker_args, serve_worker
 from theo.workers.stt.engines import create_backend
 from theo.workers.stt.servicer import STTWorkerServicer
 
 _MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # an hour of 16 kHz PCM16 is ~115 MB
-_STOP_GRACE_S = 3.0
 
 
-def _parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m theo.workers.stt")
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--worker-id", default="stt-worker")
-    parser.add_argument("--log-format", choices=["console", "json"], default="json")
-    parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(argv)
-
-
-async def serve(args: argparse.Namespace) -> None:
-    """Run the worker until SIGTERM/SIGINT."""
-    log = get_logger("worker.stt").bind(worker_id=args.worker_id)
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments, configure logging and serve."""
+    args = parse_worker_args("stt", argv)
     manifest = ModelManifest.load(args.model_dir)
     backend = create_backend(manifest.engine)
     servicer = STTWorkerServicer(backend, manifest.name)
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-        ]
+    asyncio.run(
+        serve_worker(
+            args,
+            kind="stt",
+            model=manifest.name,
+            servicer=servicer,
+            register=lambda server: pb_grpc.add_STTWorkerServicer_to_server(servicer, server),
+            load=lambda: backend.load(args.model_dir, manifest.engine_config),
+            ready_fields=lambda info: {"device": info.device, "compute_type": info.compute_type},
+            grpc_options=(
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            ),
+        )
     )
-    pb_grpc.add_STTWorkerServicer_to_server(servicer, server)
-    server.add_insecure_port(f"127.0.0.1:{args.port}")
-    await server.start()
-    log.info("worker_listening", port=args.port, model=manifest.name, pid=_pid())
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    try:
-        info = await asyncio.to_thread(backend.load, args.model_dir, manifest.engine_config)
-    except Exception as exc:
-        log.exception("model_load_failed", model=manifest.name)
-        servicer.mark_failed(str(exc))
-        await server.stop(1.0)
-        raise SystemExit(3) from exc
-    servicer.mark_loaded(info)
-    log.info("worker_ready", device=info.device, compute_type=info.compute_type)
-
-    await stop.wait()
-    log.info("worker_stopping")
-    servicer.shutdown()
-    await server.stop(_STOP_GRACE_S)
-    log.info("worker_stopped")
-
-
-def _pid() -> int:
-    import os  # noqa: PLC0415 - only needed for this log line
-
-    return os.getpid()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, configure logging and serve."""
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
-    configure_logging(args.log_format, args.log_level)
-    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":
