@@ -9,17 +9,14 @@ import grpc
 
 from theo.config import Settings
 from theo.errors import (
-    InferenceError,
-    InvalidRequestError,
     ModelUnavailableError,
-    WorkerCrashError,
-    WorkerTimeoutError,
 )
 from theo.logging import get_logger
 from theo.scheduler.stream import WorkerStream
 from theo.types import BatchResult, TranscribeRequest, WorkerState
 from theo.workers.handle import WorkerHandle
 from theo.workers.manager import WorkerManager
+from theo.workers.rpc_errors import being_cancelled, map_rpc_error, worker_lost
 from theo.workers.stt.converters import request_to_proto, result_from_proto
 
 log = get_logger("scheduler")
@@ -61,7 +58,11 @@ class SimpleScheduler:
                 request_to_proto(request), timeout=self._settings.request_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
-            raise _map_rpc_error(exc, worker) from exc
+            raise map_rpc_error(exc, worker) from exc
+        except asyncio.CancelledError:
+            if being_cancelled():
+                raise
+            raise worker_lost(worker) from None  # the dead worker's channel was closed
         finally:
             worker.end_request(generation)
         return result_from_proto(response)
@@ -97,21 +98,3 @@ class SimpleScheduler:
             _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for wait in pending:
                 wait.cancel()
-
-
-def _map_rpc_error(exc: grpc.aio.AioRpcError, worker: WorkerHandle) -> Exception:
-    code = exc.code()
-    detail = exc.details() or ""
-    log.warning("worker_call_failed", worker_id=worker.worker_id, code=code.name, detail=detail)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return WorkerTimeoutError(f"The worker for '{worker.model_name}' did not answer in time.")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        trailers = dict(exc.trailing_metadata() or ())
-        param = trailers.get("theo-param")
-        return InvalidRequestError(detail, param=str(param) if param else None)
-    if code == grpc.StatusCode.INTERNAL:
-        return InferenceError(f"The engine failed on this request: {detail}")
-    return WorkerCrashError(
-        f"The worker for '{worker.model_name}' stopped while serving the request; "
-        "it is being restarted. Retry shortly."
-    )

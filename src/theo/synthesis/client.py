@@ -18,17 +18,14 @@ import grpc
 from theo.config import Settings
 from theo.errors import (
     InferenceError,
-    InvalidRequestError,
     ModelUnavailableError,
-    TheoError,
-    WorkerCrashError,
-    WorkerTimeoutError,
 )
 from theo.logging import get_logger
 from theo.proto import tts_worker_pb2 as pb
 from theo.types import WorkerState
 from theo.workers.handle import WorkerHandle
 from theo.workers.manager import WorkerManager
+from theo.workers.rpc_errors import being_cancelled, map_rpc_error, worker_lost
 
 log = get_logger("synthesis")
 
@@ -127,7 +124,7 @@ class SpeechStream:
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc, self._worker) from exc
         except asyncio.CancelledError:
-            if _being_cancelled():
+            if being_cancelled():
                 raise
             # The manager closed the channel of a crashed worker, cancelling this call.
             raise worker_lost(self._worker) from None
@@ -226,7 +223,7 @@ class SynthesisClient:
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc, worker) from exc
         except asyncio.CancelledError:
-            if _being_cancelled():
+            if being_cancelled():
                 raise
             raise worker_lost(worker) from None
         return VoiceCatalog(
@@ -238,32 +235,3 @@ class SynthesisClient:
             min_speed=round(answer.min_speed, 4),
             max_speed=round(answer.max_speed, 4),
         )
-
-
-def _being_cancelled() -> bool:
-    """Whether the running task itself is being cancelled (not just a gRPC call under it)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-def worker_lost(worker: WorkerHandle) -> WorkerCrashError:
-    """The error for a call that died with its worker."""
-    return WorkerCrashError(
-        f"The worker for '{worker.model_name}' stopped while serving the request; "
-        "it is being restarted. Retry shortly."
-    )
-
-
-def map_rpc_error(exc: grpc.aio.AioRpcError, worker: WorkerHandle) -> TheoError:
-    """The domain error for a failed call to a TTS worker."""
-    code = exc.code()
-    detail = exc.details() or ""
-    log.warning("worker_call_failed", worker_id=worker.worker_id, code=code.name, detail=detail)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        param = dict(exc.trailing_metadata() or ()).get("theo-param")
-        return InvalidRequestError(detail, param=str(param) if param else None)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return WorkerTimeoutError(f"The worker for '{worker.model_name}' did not finish in time.")
-    if code == grpc.StatusCode.INTERNAL:
-        return InferenceError(f"The engine failed on this request: {detail}")
-    return worker_lost(worker)
