@@ -70,6 +70,10 @@ TEXTS = {
     ),
 }
 PRIMER = "Hello."
+SETTLE_S = 0.15
+"""Pause before each priming call: onnxruntime's threads spin for ~40 ms after a run by
+default (the direct engines keep that default), and a spinning process must not slow the
+next path down."""
 TARGET_TTFA_RATIO = 1.2
 TARGET_PIPER_TTFA_MS = 250.0
 
@@ -219,7 +223,9 @@ def measure(paths: dict[str, TimedPath], runs: int, warmup: int) -> dict[str, Se
 
     Every timed run comes right after its own priming call (a one-word synthesis on the
     same path): the model's weights are then in cache whichever process ran before, so
-    no path pays for another one's cache misses. The order also rotates every round.
+    no path pays for another one's cache misses. Each priming call waits ``SETTLE_S``
+    first, so no process still spins from the path before. The order also rotates every
+    round.
     """
     for _ in range(warmup):
         for path in paths.values():
@@ -229,6 +235,7 @@ def measure(paths: dict[str, TimedPath], runs: int, warmup: int) -> dict[str, Se
     for round_index in range(runs):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
+            time.sleep(SETTLE_S)
             paths[name].prime()
             result[name].timings.append(paths[name].run())
     return result

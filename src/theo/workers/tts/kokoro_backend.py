@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from theo.manifest import EngineConfig
 from theo.workers.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
-from theo.workers.tts.runtime import onnx_device, onnx_providers
+from theo.workers.tts.runtime import onnx_device, onnx_providers, onnx_session_options
 
 if TYPE_CHECKING:
     from kokoro_onnx import Kokoro
@@ -74,11 +74,10 @@ class KokoroBackend:
         model = _one(model_dir, ("*.onnx",), "ONNX model")
         voices_file = _one(model_dir, ("*.npz", "voices*.bin"), "voices file")
         device = onnx_device(config.device)
-        options = onnxruntime.SessionOptions()
-        if config.cpu_threads:
-            options.intra_op_num_threads = config.cpu_threads
         session = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=onnx_providers(device)
+            str(model),
+            sess_options=onnx_session_options(config.cpu_threads),
+            providers=onnx_providers(device),
         )
         kokoro = Kokoro.from_session(session, str(voices_file))
         self._kokoro = kokoro

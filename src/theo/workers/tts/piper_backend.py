@@ -11,11 +11,13 @@ import numpy.typing as npt
 
 from theo.manifest import EngineConfig
 from theo.workers.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
-from theo.workers.tts.runtime import onnx_device
+from theo.workers.tts.runtime import onnx_device, onnx_session_options
 
 if TYPE_CHECKING:
     from piper import PiperVoice
 
+# Piper's own CUDA setting: the exhaustive cuDNN search re-runs for every new text length.
+_CUDA_PROVIDER = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})
 _HEADROOM = 0.9  # Piper scales each sentence to full scale; lossy encoders overshoot that
 _WARM_UP_TEXT = "Hello."
 
@@ -45,7 +47,8 @@ class PiperBackend:
     def load(self, model_dir: Path, config: EngineConfig) -> EngineInfo:
         """Load the only ``*.onnx`` voice in ``model_dir`` and synthesize once to warm it."""
         try:
-            from piper import PiperVoice  # noqa: PLC0415 - engines are imported only in workers
+            import onnxruntime  # type: ignore[import-untyped]  # noqa: PLC0415 - no types
+            from piper import PiperConfig, PiperVoice  # noqa: PLC0415 - only in workers
         except ImportError as exc:
             raise RuntimeError(
                 "piper-tts is not installed: pip install 'theo-openvoice[piper]'"
@@ -57,7 +60,18 @@ class PiperBackend:
         config_path = Path(f"{models[0]}.json")
         raw_config = json.loads(config_path.read_text(encoding="utf-8"))
         device = onnx_device(config.device)
-        voice = PiperVoice.load(models[0], config_path=config_path, use_cuda=device == "cuda")
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if device == "cuda":
+            providers.insert(0, _CUDA_PROVIDER)
+        # Built here rather than with PiperVoice.load, which offers no session options.
+        voice = PiperVoice(
+            session=onnxruntime.InferenceSession(
+                str(models[0]),
+                sess_options=onnx_session_options(config.cpu_threads),
+                providers=providers,
+            ),
+            config=PiperConfig.from_dict(raw_config),
+        )
         self._voice = voice
         self._speakers = _voice_names(models[0], raw_config)
         language = voice.config.espeak_voice.replace("_", "-").lower()

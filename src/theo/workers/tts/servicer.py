@@ -6,6 +6,12 @@ starts as soon as the previous chunk is handed to gRPC, so synthesis never runs 
 what the transport accepts (a client that reads slowly holds synthesis back instead of
 filling memory). Cancelling the call stops after the piece in progress, whose audio is
 discarded.
+
+The first chunk is the time to first audio, so it gets the machine to itself: the next
+piece starts ``first_chunk_handoff_s`` after it, once the API process has had the cores
+to relay it (on two cores, the engine's threads would otherwise take both while the
+first audio is still on its way, adding ~1-2 ms). The first chunk plays for far longer
+than that pause, so the rest of the stream is never late for the listener.
 """
 
 from __future__ import annotations
@@ -32,11 +38,16 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
     """Serves one loaded voice model."""
 
     def __init__(
-        self, backend: TTSBackend, model_name: str, policy: SplitPolicy | None = None
+        self,
+        backend: TTSBackend,
+        model_name: str,
+        policy: SplitPolicy | None = None,
+        first_chunk_handoff_s: float = 0.005,
     ) -> None:
         self._backend = backend
         self._model_name = model_name
         self._policy = policy or SplitPolicy()
+        self._first_chunk_handoff_s = first_chunk_handoff_s
         self._info: EngineInfo | None = None
         self._load_error = ""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthesis")
@@ -78,7 +89,9 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
             context.set_trailing_metadata((("theo-param", "input"),))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "The input has nothing to speak.")
             return
-        log.info(
+        # Debug only: at info, the API process would re-log this line while the first piece
+        # is being synthesized, taking a core from the engine at the worst moment.
+        log.debug(
             "synthesis_started",
             request_id=request.request_id,
             pieces_total=len(pieces),
@@ -106,15 +119,23 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
             await context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {exc}")
         finally:
             self._active -= 1
-        log.info("synthesis_done", request_id=request.request_id, pieces_total=len(pieces))
+        log.info(
+            "synthesis_done",
+            request_id=request.request_id,
+            pieces_total=len(pieces),
+            chars=len(request.text),
+            voice=options.voice,
+            language=options.language,
+        )
 
     async def _chunks(
         self, pieces: list[TextPiece], options: SynthesisOptions, sample_rate: int
     ) -> AsyncGenerator[pb.AudioChunk, None]:
         """Synthesize each piece once the previous one has been handed to gRPC.
 
-        The next piece starts right after the send, not before it: started earlier, it
-        would take the cores while this chunk is still on its way to the client.
+        The next piece starts right after the send (the first chunk: a handoff pause
+        after it), not before it: started earlier, it would take the cores while this
+        chunk is still on its way to the client.
         """
         loop = asyncio.get_running_loop()
         for index, piece in enumerate(pieces):
@@ -128,6 +149,8 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
                 total=len(pieces),
                 text=piece.text,
             )
+            if index == 0 and len(pieces) > 1:
+                await asyncio.sleep(self._first_chunk_handoff_s)
 
     async def ListVoices(  # noqa: N802 - name fixed by the generated gRPC base class
         self, request: pb.ListVoicesRequest, context: grpc.aio.ServicerContext
