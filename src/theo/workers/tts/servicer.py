@@ -89,16 +89,16 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
             context.set_trailing_metadata((("theo-param", "input"),))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "The input has nothing to speak.")
             return
+        described = {
+            "request_id": request.request_id,
+            "pieces_total": len(pieces),
+            "chars": len(request.text),
+            "voice": options.voice,
+            "language": options.language,
+        }
         # Debug only: at info, the API process would re-log this line while the first piece
         # is being synthesized, taking a core from the engine at the worst moment.
-        log.debug(
-            "synthesis_started",
-            request_id=request.request_id,
-            pieces_total=len(pieces),
-            chars=len(request.text),
-            voice=options.voice,
-            language=options.language,
-        )
+        log.debug("synthesis_started", **described)
         self._active += 1
         done = 0
         try:
@@ -119,14 +119,7 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
             await context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {exc}")
         finally:
             self._active -= 1
-        log.info(
-            "synthesis_done",
-            request_id=request.request_id,
-            pieces_total=len(pieces),
-            chars=len(request.text),
-            voice=options.voice,
-            language=options.language,
-        )
+        log.info("synthesis_done", **described)
 
     async def _chunks(
         self, pieces: list[TextPiece], options: SynthesisOptions, sample_rate: int
