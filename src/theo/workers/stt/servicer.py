@@ -25,6 +25,7 @@ from theo.logging import get_logger
 from theo.proto import stt_worker_pb2 as pb
 from theo.proto import stt_worker_pb2_grpc as pb_grpc
 from theo.types import StreamTranscript, TranscriptKind
+from theo.workers.entrypoint import health_status
 from theo.workers.stt.backend import (
     CancelledByClient,
     LoadedModelInfo,
@@ -197,14 +198,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
     ) -> pb.HealthResponse:
         """Report load state; a worker counts as alive only if it answers this."""
-        if self._load_error:
-            status = pb.WORKER_STATUS_ERROR
-        elif self._info is None:
-            status = pb.WORKER_STATUS_LOADING
-        elif self._active:
-            status = pb.WORKER_STATUS_BUSY
-        else:
-            status = pb.WORKER_STATUS_READY
+        status = health_status(self._load_error, self._info is not None, self._active)
         info = self._info
         return pb.HealthResponse(
             status=status,

@@ -27,6 +27,7 @@ import numpy as np
 from theo.logging import get_logger
 from theo.proto import tts_worker_pb2 as pb
 from theo.proto import tts_worker_pb2_grpc as pb_grpc
+from theo.workers.entrypoint import health_status
 from theo.workers.tts.backend import EngineInfo, SynthesisOptions, TTSBackend
 from theo.workers.tts.chunking import SplitPolicy, TextPiece, split_text
 from theo.workers.tts.options import UnsupportedParameterError, resolve_options
@@ -169,14 +170,7 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
         self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
     ) -> pb.HealthResponse:
         """Report load state; a worker counts as alive only if it answers this."""
-        if self._load_error:
-            status = pb.WORKER_STATUS_ERROR
-        elif self._info is None:
-            status = pb.WORKER_STATUS_LOADING
-        elif self._active:
-            status = pb.WORKER_STATUS_BUSY
-        else:
-            status = pb.WORKER_STATUS_READY
+        status = health_status(self._load_error, self._info is not None, self._active)
         return pb.HealthResponse(
             status=status,
             model_name=self._model_name,
