@@ -48,6 +48,8 @@ class SessionSettings(BaseModel):
     """Audio ahead of real time after which the client gets ``session.rate_limit``."""
     recovery_timeout_s: float = Field(default=60.0, gt=0.0)
     """Longest a session waits for its crashed worker to come back before it fails."""
+    max_sessions: int = Field(default=64, ge=1)
+    """Realtime sessions served at once; one more is refused with close code 1013."""
 
 
 class Settings(BaseSettings):
@@ -84,6 +86,35 @@ class Settings(BaseSettings):
     """Value of the ``Retry-After`` header on 503 answers."""
     request_timeout_s: float = 600.0
     """Longest a single batch inference may run in a worker."""
+    max_audio_duration_s: float = Field(default=7200.0, gt=0.0)
+    """Longest audio accepted in one upload, in seconds (``THEO_MAX_AUDIO_DURATION_S``);
+    decoding stops as soon as it is exceeded and the request gets 413."""
+    min_sample_rate: int = Field(default=8_000, ge=1)
+    """Lowest sample rate an upload may declare (``THEO_MIN_SAMPLE_RATE``), in Hz."""
+    max_sample_rate: int = Field(default=192_000, ge=1)
+    """Highest sample rate an upload may declare (``THEO_MAX_SAMPLE_RATE``), in Hz."""
+    body_read_timeout_s: float = Field(default=30.0, gt=0.0)
+    """Longest wait for the next piece of a request body (``THEO_BODY_READ_TIMEOUT_S``);
+    a client that stalls mid-upload longer gets 408 and its connection is closed."""
+    api_keys: str = ""
+    """Comma-separated API keys (``THEO_API_KEYS``). When set (or ``api_keys_file`` is),
+    every route but ``/health`` requires ``Authorization: Bearer <key>``."""
+    api_keys_file: Path | None = None
+    """A file with one API key per line (``THEO_API_KEYS_FILE``); blank lines and ``#``
+    comments are ignored. Keys from both sources are accepted."""
+    api_key: str = ""
+    """The key the ``theo`` client commands send as ``Authorization: Bearer``
+    (``THEO_API_KEY``)."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without an API key (``THEO_METRICS_PUBLIC``)."""
+    allowed_origins: str = ""
+    """Comma-separated browser origins allowed to call the API and open WebSockets
+    (``THEO_ALLOWED_ORIGINS``, e.g. ``http://localhost:3000``; ``*`` allows any). By default
+    cross-origin browser requests are refused."""
+    allowed_hosts: str = ""
+    """Comma-separated extra ``Host`` header names the server answers to
+    (``THEO_ALLOWED_HOSTS``; ``*`` allows any). Localhost names and the bind address are
+    always allowed; other names are refused to defeat DNS rebinding."""
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     """Worker supervision settings."""
     session: SessionSettings = Field(default_factory=SessionSettings)

@@ -39,6 +39,24 @@ class FileTooLargeError(TheoError):
     param = "file"
 
 
+class AudioTooLongError(TheoError):
+    """The audio lasts longer than the configured maximum duration."""
+
+    param = "file"
+
+
+class BodyReadTimeoutError(TheoError):
+    """The client stopped sending the request body before it was complete."""
+
+
+class AuthenticationError(TheoError):
+    """The request carries no API key, or an unknown one."""
+
+
+class ForbiddenOriginError(TheoError):
+    """A browser request from an origin, or for a host name, that is not allowed."""
+
+
 class ModelNotFoundError(TheoError):
     """No installed model has the requested name."""
 

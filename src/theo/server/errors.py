@@ -10,7 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from theo.errors import (
+    AudioTooLongError,
+    AuthenticationError,
+    BodyReadTimeoutError,
     FileTooLargeError,
+    ForbiddenOriginError,
     InferenceError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -26,6 +30,10 @@ log = get_logger("server.errors")
 # (status, OpenAI error type, code) per domain error; the most specific class wins.
 _ERROR_TABLE: list[tuple[type[TheoError], int, str, str]] = [
     (FileTooLargeError, 413, "invalid_request_error", "file_too_large"),
+    (AudioTooLongError, 413, "invalid_request_error", "audio_too_long"),
+    (BodyReadTimeoutError, 408, "invalid_request_error", "request_timeout"),
+    (AuthenticationError, 401, "invalid_request_error", "invalid_api_key"),
+    (ForbiddenOriginError, 403, "invalid_request_error", "forbidden"),
     (ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
     (InvalidRequestError, 400, "invalid_request_error", "invalid_value"),
     (ModelUnavailableError, 503, "server_error", "model_unavailable"),
