@@ -6,6 +6,8 @@ Settings are built once at the edge (CLI or app factory) and passed in explicitl
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -149,3 +151,37 @@ class Settings(BaseSettings):
     def max_file_size_bytes(self) -> int:
         """Upload limit in bytes."""
         return int(self.max_file_size_mb * 1024 * 1024)
+
+
+ENV_PREFIX = "THEO_"
+_NON_SETTING_VARIABLES = frozenset({"THEO_DEFAULT_MODELS"})
+"""``THEO_*`` variables read by the project's scripts rather than by the settings object."""
+
+
+def setting_variable_names() -> list[str]:
+    """Every ``THEO_*`` environment variable the settings object reads."""
+    names: list[str] = []
+    for name, field in Settings.model_fields.items():
+        names.append(f"{ENV_PREFIX}{name.upper()}")
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.extend(f"{ENV_PREFIX}{name.upper()}__{sub.upper()}" for sub in group.model_fields)
+    return names
+
+
+def unknown_setting_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """``THEO_*`` variables in ``environ`` that no setting reads, each with a likely meant name.
+
+    A misspelled variable would otherwise be ignored without a word, leaving the default in
+    force; ``theo serve`` logs these at start-up.
+    """
+    known = setting_variable_names()
+    unknown: dict[str, str | None] = {}
+    for variable in environ:
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in _NON_SETTING_VARIABLES:
+            continue
+        if upper not in known:
+            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+            unknown[variable] = close[0] if close else None
+    return unknown

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from theo.errors import ManifestError
 from theo.types import ModelType, STTArchitecture
@@ -52,6 +59,16 @@ class EngineConfig(BaseModel):
     """Beam width used for decoding."""
     vad_filter: bool = False
     """Whether the engine's own VAD filter drops silence before decoding."""
+
+
+ENGINE_CONFIG_KEYS: dict[str, frozenset[str]] = {
+    "faster-whisper": frozenset(),
+    "piper": frozenset({"voice_genders"}),
+    "kokoro": frozenset({"default_voice", "default_language"}),
+}
+"""Engine-specific ``engine_config`` keys each known engine reads, beyond the common ones
+(device, compute_type, cpu_threads, beam_size, vad_filter). A key outside this set is a
+typo or a setting the engine would silently ignore, so the manifest is rejected."""
 
 
 class PreprocessingConfig(BaseModel):
@@ -117,6 +134,20 @@ class ModelManifest(BaseModel):
             raise ValueError("must start with a letter or digit and hold only [A-Za-z0-9._-]")
         return value
 
+    @model_validator(mode="after")
+    def _check_engine_config(self) -> ModelManifest:
+        accepted = ENGINE_CONFIG_KEYS.get(self.engine)
+        if accepted is None:
+            return self  # an engine Theo does not know declares its own keys
+        unknown = sorted(set(self.engine_config.model_extra or {}) - accepted)
+        if unknown:
+            common = sorted(EngineConfig.model_fields)
+            raise ValueError(
+                f"engine_config key(s) {', '.join(unknown)} are not read by engine "
+                f"'{self.engine}' (accepted: {', '.join([*common, *sorted(accepted)])})"
+            )
+        return self
+
     @classmethod
     def from_dict(cls, data: object, origin: str = "<manifest>") -> ModelManifest:
         """Validate a mapping, raising :class:`ManifestError` with a readable message."""
@@ -126,7 +157,8 @@ class ModelManifest(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
+                for err in exc.errors()
             )
             raise ManifestError(f"{origin}: {problems}") from exc
 

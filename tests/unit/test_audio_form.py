@@ -75,3 +75,32 @@ def test_invalid_fields_are_named(items: tuple[tuple[str, object], ...], param: 
 def test_too_large() -> None:
     with pytest.raises(FileTooLargeError):
         parse_audio_form(_form(("file", _upload(b"x" * 101)), ("model", "m")), Task.TRANSCRIBE, 100)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "param"),
+    [
+        ("hotwords", "PIX", "hotwords"),
+        ("include[]", "logprobs", "include[]"),
+        ("stream", "true", "stream"),
+        ("chunking_strategy", "server_vad", "chunking_strategy"),
+    ],
+)
+def test_unknown_or_unsupported_fields_are_refused(field: str, value: str, param: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_audio_form(
+            _form(("file", _upload()), ("model", "m"), (field, value)), Task.TRANSCRIBE, 100
+        )
+    assert caught.value.param == param
+    assert param in caught.value.message
+
+
+def test_openai_defaults_for_stream_and_chunking_are_accepted() -> None:
+    form = parse_audio_form(
+        _form(
+            ("file", _upload()), ("model", "m"), ("stream", "false"), ("chunking_strategy", "auto")
+        ),
+        Task.TRANSCRIBE,
+        100,
+    )
+    assert form.model == "m"

@@ -64,3 +64,36 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     (tmp_path / "theo.yaml").write_text("name: [unclosed")
     with pytest.raises(ManifestError, match="invalid YAML"):
         ModelManifest.load(tmp_path)
+
+
+def test_unknown_theo_variables_are_reported_with_a_likely_name() -> None:
+    from theo.config import unknown_setting_variables  # noqa: PLC0415
+
+    environ = {
+        "THEO_HOME": "/x",
+        "THEO_SESSION__MAX_SESSIONS": "3",
+        "THEO_DEFAULT_MODELS": "a,b",  # read by scripts/serve.sh, not by the settings
+        "THEO_MAX_FILE_SIZ_MB": "3",
+        "theo_session__max_backlog": "4",
+        "THEO_NONSENSE": "1",
+        "PATH": "/bin",
+    }
+    assert unknown_setting_variables(environ) == {
+        "THEO_MAX_FILE_SIZ_MB": "THEO_MAX_FILE_SIZE_MB",
+        "theo_session__max_backlog": "THEO_SESSION__MAX_BACKLOG_S",
+        "THEO_NONSENSE": None,
+    }
+
+
+def test_engine_config_keys_are_checked_per_engine() -> None:
+    base = {"name": "m", "type": "tts", "engine": "kokoro"}
+    ok = ModelManifest.from_dict({**base, "engine_config": {"default_voice": "jm_kumo"}})
+    assert ok.engine_config.model_extra == {"default_voice": "jm_kumo"}
+    with pytest.raises(ManifestError, match=r"voice_genders.*not read by engine 'kokoro'"):
+        ModelManifest.from_dict({**base, "engine_config": {"voice_genders": {}}})
+    stt = {"name": "m", "type": "stt", "engine": "faster-whisper"}
+    with pytest.raises(ManifestError, match="beam_sise"):
+        ModelManifest.from_dict({**stt, "engine_config": {"beam_sise": 2}})
+    # An engine Theo does not know (a plug-in) keeps its own keys.
+    plugin = ModelManifest.from_dict({**stt, "engine": "other", "engine_config": {"x": 1}})
+    assert plugin.engine_config.model_extra == {"x": 1}

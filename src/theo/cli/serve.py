@@ -16,10 +16,15 @@ def run_server(settings: Settings) -> None:
     import uvicorn  # noqa: PLC0415 - keeps `theo --help` and client commands fast
 
     from theo.server.app import create_app  # noqa: PLC0415 - same reason
+    from theo.server.security import SecurityConfigError  # noqa: PLC0415 - same reason
 
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        app = create_app(settings)
+    except SecurityConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

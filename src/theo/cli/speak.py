@@ -17,7 +17,14 @@ from typing import Any, BinaryIO
 import click
 import httpx
 
-from theo.cli.client import error_message, fail, request, resolve_base_url, server_option
+from theo.cli.client import (
+    auth_headers,
+    error_message,
+    fail,
+    request,
+    resolve_base_url,
+    server_option,
+)
 
 _FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
 _TIMEOUT_S = 900.0
@@ -65,7 +72,11 @@ def _stream(options: SpeakOptions, response_format: str) -> Iterator[tuple[int, 
     url = f"{options.base_url}/v1/audio/speech"
     try:
         with httpx.stream(
-            "POST", url, json=options.body(response_format), timeout=_TIMEOUT_S
+            "POST",
+            url,
+            json=options.body(response_format),
+            headers=auth_headers(),
+            timeout=_TIMEOUT_S,
         ) as response:
             if response.status_code >= 400:
                 response.read()

@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from theo.audio.decode import decode_audio, to_pcm16
-from theo.cli.client import fail
+from theo.cli.client import auth_headers, fail, unauthorized_hint
 from theo.errors import AudioFormatError
 from theo.preprocessing.resample import ENGINE_SAMPLE_RATE, Resample
 
@@ -264,13 +264,25 @@ def _closed_message(ws: ClientConnection) -> str:
     return f"the server closed the connection: {reason} (code {ws.close_code})."
 
 
+def _refusal_message(exc: InvalidStatus, base_url: str) -> str:
+    """Why the server refused the handshake: its OpenAI-shaped message when it sent one."""
+    status = exc.response.status_code
+    message = f"the server at {base_url} refused the realtime session (HTTP {status})."
+    try:
+        body: Any = json.loads(exc.response.body or b"")
+        message = f"{message[:-1]}: {body['error']['message']}"
+    except (ValueError, KeyError, TypeError):
+        pass
+    return f"{message} {unauthorized_hint()}" if status == 401 else message
+
+
 async def _connect(url: str, base_url: str) -> ClientConnection:
     try:
-        return await connect(url, open_timeout=_OPEN_TIMEOUT_S, max_size=None)
+        return await connect(
+            url, open_timeout=_OPEN_TIMEOUT_S, max_size=None, additional_headers=auth_headers()
+        )
     except InvalidStatus as exc:
-        status = exc.response.status_code
-        message = f"the server at {base_url} refused the realtime session (HTTP {status})."
-        raise StreamError(message) from exc
+        raise StreamError(_refusal_message(exc, base_url)) from exc
     except TimeoutError as exc:
         raise StreamError(f"the Theo server at {base_url} did not answer in time.") from exc
     except InvalidURI as exc:

@@ -6,28 +6,49 @@ Both directions are CPU-bound and run off the event loop (callers use ``asyncio.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, BinaryIO
 
-from theo.audio.decode import check_has_signal, decode_audio, to_pcm16
+from theo.audio.decode import DecodeLimits, StreamingDecoder, to_pcm16
 from theo.manifest import PreprocessingConfig
 from theo.postprocessing.chain import PostProcessingChain
-from theo.preprocessing.chain import preprocess_batch
+from theo.preprocessing.chain import preprocess_stream
 from theo.types import BatchResult
 
 
-def prepare_audio(data: bytes, config: PreprocessingConfig, overrides: dict[str, Any]) -> bytes:
-    """Decode an upload, reject empty/silent audio, run the preprocessing chain.
+def prepare_audio(
+    source: bytes | BinaryIO,
+    config: PreprocessingConfig,
+    overrides: dict[str, Any],
+    limits: DecodeLimits | None = None,
+) -> bytes:
+    """Decode an upload within ``limits``, reject empty/silent audio, preprocess it.
+
+    Decoding, preprocessing and PCM16 conversion run frame by frame into one buffer that
+    grows in place: the peak memory is about twice the 16 kHz PCM16 size of the audio (the
+    buffer and the returned copy), whatever the codec, rate or channels of the upload.
+
+    Args:
+        source: The uploaded file's bytes, or the (seekable) file itself.
+        config: The model's preprocessing settings.
+        overrides: Per-request overrides of ``config``.
+        limits: Bounds on duration, sample rate, compression ratio and corrupt packets;
+            the defaults when omitted.
 
     Returns:
         The engine's input: 16 kHz mono PCM16.
 
     Raises:
-        AudioFormatError: undecodable, empty or silent audio.
+        AudioFormatError: undecodable, empty or silent audio, a sample rate out of range,
+            a decompression bomb, or too many corrupt packets.
+        AudioTooLongError: the audio is longer than ``limits.max_duration_s``.
     """
-    decoded = decode_audio(data)
-    check_has_signal(decoded)
     effective = config.model_copy(update=overrides) if overrides else config
-    return to_pcm16(preprocess_batch(decoded.samples, decoded.sample_rate, effective))
+    pcm16 = bytearray()
+    with StreamingDecoder(source, limits) as decoder:
+        for chunk in preprocess_stream(decoder.frames(), decoder.sample_rate, effective):
+            pcm16 += to_pcm16(chunk)
+        decoder.check_has_signal()
+    return bytes(pcm16)
 
 
 def postprocess_result(result: BatchResult, chain: PostProcessingChain) -> BatchResult:

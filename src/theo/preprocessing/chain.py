@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,6 +130,28 @@ class PreprocessingChain:
         return ChainOutput(vad=vad, engine=engine)
 
 
+def preprocess_stream(
+    frames: Iterable[npt.NDArray[np.floating]], sample_rate: int, config: PreprocessingConfig
+) -> Iterator[Samples]:
+    """Preprocess a clip frame by frame into the engine's 16 kHz input with a fresh chain.
+
+    Only one frame and its output are alive at a time, so a long upload is never held as
+    float audio; the concatenated outputs equal :func:`preprocess_batch` of the whole clip.
+
+    Args:
+        frames: Consecutive mono frames in [-1, 1] at ``sample_rate``, of any sizes.
+        sample_rate: Rate of ``frames`` in Hz.
+        config: Which stages to run and their settings.
+
+    Yields:
+        The engine tap for each frame, then what the chain released on flushing.
+    """
+    chain = PreprocessingChain.build(config, sample_rate)
+    for frame in frames:
+        yield chain.process(frame).engine
+    yield chain.flush().engine
+
+
 def preprocess_batch(
     samples: npt.NDArray[np.floating], sample_rate: int, config: PreprocessingConfig
 ) -> Samples:
@@ -142,7 +165,4 @@ def preprocess_batch(
     Returns:
         The engine tap of the chain after processing the clip and flushing it.
     """
-    chain = PreprocessingChain.build(config, sample_rate)
-    head = chain.process(samples)
-    tail = chain.flush()
-    return np.concatenate([head.engine, tail.engine])
+    return np.concatenate(list(preprocess_stream([samples], sample_rate, config)))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from theo import __version__
-from theo.config import Settings
+from theo.config import Settings, unknown_setting_variables
 from theo.logging import get_logger
 from theo.postprocessing.itn.select import select_itn_engines
 from theo.registry.store import ModelStore
@@ -20,11 +21,14 @@ from theo.server.errors import install_error_handlers
 from theo.server.metrics import Metrics
 from theo.server.request_metrics import RequestMetricsMiddleware
 from theo.server.routes import audio, health, models, speech
+from theo.server.security import SecurityMiddleware, SecurityPolicy
 from theo.server.state import AppState
 from theo.synthesis.client import SynthesisClient
 from theo.workers.manager import WorkerManager
 
 log = get_logger("server")
+
+_ROUTERS = (health.router, models.router, audio.router, speech.router, realtime.router)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -36,6 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
         store = ModelStore(settings.resolved_models_dir)
         manager = WorkerManager(settings, on_change=metrics.worker_changed)
         installed = store.list_installed()
+        for variable, meant in unknown_setting_variables(os.environ).items():
+            log.warning("unknown_setting_ignored", variable=variable, did_you_mean=meant)
         log.info(
             "server_starting",
             models_dir=str(store.models_dir),
@@ -73,11 +79,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Theo OpenVoice", version=__version__, lifespan=lifespan)
     install_error_handlers(app, settings.retry_after_s)
-    app.include_router(health.router)
-    app.include_router(models.router)
-    app.include_router(audio.router)
-    app.include_router(speech.router)
-    app.include_router(realtime.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_file_size_bytes)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    for router in _ROUTERS:
+        app.include_router(router)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_file_size_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
+    # Inside the metrics middleware so refusals are counted; outside the body limit so an
+    # unauthenticated upload is refused before a byte of it is read.
+    app.add_middleware(SecurityMiddleware, policy=SecurityPolicy.from_settings(settings))
+    app.add_middleware(
+        RequestMetricsMiddleware,
+        metrics=metrics,
+        routes=[route for router in _ROUTERS for route in router.routes],
+    )
     return app

@@ -10,14 +10,34 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 
 from theo.errors import FileTooLargeError, InvalidRequestError
+from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH as _MAX_HOT_WORD_LENGTH
+from theo.postprocessing.limits import MAX_HOT_WORDS as _MAX_HOT_WORDS
 from theo.types import ResponseFormat, Task, TranscribeParams
 
 _LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
 _GRANULARITIES = frozenset({"segment", "word"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-_MAX_HOT_WORDS = 100
-_MAX_HOT_WORD_LENGTH = 64
+_KNOWN_FIELDS = frozenset(
+    {
+        "file",
+        "model",
+        "language",
+        "prompt",
+        "response_format",
+        "temperature",
+        "timestamp_granularities",
+        "timestamp_granularities[]",
+        "hot_words",
+        "itn",
+        "denoise",
+        "dc_remove",
+        "gain_normalize",
+        "stream",
+        "chunking_strategy",
+    }
+)
+_MAX_FIELD_NAME_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +168,35 @@ def _preprocessing(form: FormData) -> dict[str, Any]:
     return overrides
 
 
+def _check_field_names(form: FormData) -> None:
+    """Every field is one Theo implements: a misspelled or unsupported one is not ignored."""
+    unknown = sorted({name for name in form if name not in _KNOWN_FIELDS})
+    if unknown:
+        shown = ", ".join(f"'{name[:_MAX_FIELD_NAME_CHARS]}'" for name in unknown[:5])
+        known = ", ".join(sorted(_KNOWN_FIELDS))
+        raise InvalidRequestError(
+            f"Unknown or unsupported field(s): {shown}. Accepted fields: {known}.",
+            param=unknown[0][:_MAX_FIELD_NAME_CHARS],
+        )
+    # OpenAI's fields that Theo accepts only with the value it implements.
+    stream = _boolean(form, "stream")
+    if stream:
+        raise InvalidRequestError(
+            "stream=true is not supported on this route yet; use the realtime WebSocket "
+            "(WS /v1/realtime) for incremental transcripts.",
+            param="stream",
+        )
+    chunking = _text(form, "chunking_strategy")
+    if chunking and chunking != "auto":
+        raise InvalidRequestError(
+            "chunking_strategy accepts only 'auto': Theo always splits long audio itself.",
+            param="chunking_strategy",
+        )
+
+
 def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioForm:
     """Validate every field; the first problem raises an error naming its field."""
+    _check_field_names(form)
     upload = form.get("file")
     if upload is None:
         raise InvalidRequestError("Missing required field 'file'.", param="file")

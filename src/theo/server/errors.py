@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from theo.errors import (
     AudioTooLongError,
@@ -23,9 +24,13 @@ from theo.errors import (
     WorkerCrashError,
     WorkerTimeoutError,
 )
-from theo.logging import get_logger
+from theo.logging import get_logger, mark_logged
 
 log = get_logger("server.errors")
+
+CLIENT_CLOSED_REQUEST = 499
+"""Status recorded (never sent) when the client went away before the answer: nginx's code."""
+_MAX_MESSAGE_CHARS = 300
 
 # (status, OpenAI error type, code) per domain error; the most specific class wins.
 _ERROR_TABLE: list[tuple[type[TheoError], int, str, str]] = [
@@ -68,6 +73,37 @@ def response_for(exc: TheoError, retry_after_s: int) -> JSONResponse:
     )
 
 
+def _excerpt(text: str) -> str:
+    """At most a short excerpt of client-controlled text, for an error message."""
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None, str]:
+    """Message, param and code for a request validation failure.
+
+    Built from the first error's location and reason only: never from the rejected input
+    (which may be megabytes of the client's body) nor from the endpoint's source location.
+    """
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        reason = str(first.get("ctx", {}).get("error", "")) or "malformed JSON"
+        return f"The request body is not valid JSON: {_excerpt(reason)}", None, "invalid_json"
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    param = ".".join(loc) or None
+    reason = _excerpt(str(first.get("msg", "invalid value")))
+    if first.get("type") == "extra_forbidden":
+        reason = "unknown field"
+    if param is None:
+        return f"Invalid request body: {reason}.", None, "invalid_value"
+    return f"Invalid value for '{_excerpt(param)}': {reason}.", param, "invalid_value"
+
+
+def client_closed(request: Request) -> Response:
+    """The answer to a request whose client went away: one info line, no traceback."""
+    log.info("client_disconnected", path=request.url.path, method=request.method)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     """Register the handlers that turn every failure into an OpenAI-shaped answer."""
 
@@ -75,45 +111,45 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         assert isinstance(exc, TheoError)
         return response_for(exc, retry_after_s)
 
+    async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+        return client_closed(request)
+
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        if first.get("type") == "json_invalid":
-            return JSONResponse(
-                error_body(
-                    f"The request body is not valid JSON: {first.get('ctx', {}).get('error', '')}",
-                    "invalid_request_error",
-                    "invalid_json",
-                ),
-                status_code=400,
-            )
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        param = ".".join(loc) or None
-        message = (
-            f"Invalid value for '{param}': {first.get('msg', 'invalid')}" if param else str(exc)
-        )
+        message, param, code = validation_message(list(exc.errors()))
         return JSONResponse(
-            error_body(message, "invalid_request_error", "invalid_value", param), status_code=400
+            error_body(message, "invalid_request_error", code, param), status_code=400
         )
 
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        # FastAPI turns any failure while reading a body into "400 error parsing the body";
+        # the cause says what really happened (the client left, a limit, a stalled upload).
+        cause = exc.__cause__
+        if isinstance(cause, ClientDisconnect):
+            return client_closed(request)
+        if isinstance(cause, TheoError):
+            return response_for(cause, retry_after_s)
         error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_body(str(exc.detail), error_type, code),
+            error_body(_excerpt(str(exc.detail)), error_type, code),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
+        # One traceback, without local variables; Starlette re-raises the error for the
+        # server to log, which the log filter then skips.
+        log.error("unhandled_error", path=request.url.path, exc_info=exc)
+        mark_logged(exc)
         return JSONResponse(
             error_body("Internal server error.", "server_error", "internal_error"),
             status_code=500,
         )
 
     app.add_exception_handler(TheoError, on_theo_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -19,8 +19,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from theo.errors import InvalidRequestError, ModelNotFoundError, ModelUnavailableError, TheoError
 from theo.logging import get_logger
+from theo.server.security import accepted_subprotocol
 from theo.server.state import AppState
-from theo.session.config import SessionConfig
+from theo.session.config import SessionConfig, check_supported
 from theo.session.context import SessionContext
 from theo.session.streaming import StreamingSession
 from theo.types import ModelType
@@ -157,11 +158,64 @@ async def _cancel(connection: RealtimeConnection, message: dict[str, Any]) -> No
     await connection.session.cancel()
 
 
-async def _reject(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
-    await websocket.send_text(
-        json.dumps({"type": "error", "code": code, "message": message, "recoverable": False})
-    )
-    await websocket.close(code=close_code, reason=message[:120])
+async def _reject(
+    websocket: WebSocket, code: str, message: str, close_code: int, param: str | None = None
+) -> None:
+    event: dict[str, Any] = {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "recoverable": False,
+    }
+    if param is not None:
+        event["param"] = param
+    # A client that already left cannot be told why.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.send_text(json.dumps(event))
+        await websocket.close(code=close_code, reason=message[:120])
+
+
+class _Slot:
+    """One open session's place in :class:`SessionSlots`; giving it back twice is harmless."""
+
+    def __init__(self, slots: SessionSlots) -> None:
+        self._slots: SessionSlots | None = slots
+
+    def release(self) -> None:
+        """Give the place back (the first call only)."""
+        if self._slots is not None:
+            self._slots.open -= 1
+            self._slots = None
+
+
+class SessionSlots:
+    """The realtime sessions open on one server, held to ``THEO_SESSION__MAX_SESSIONS``.
+
+    Each session holds a WebSocket, a worker stream and a pre-allocated ring buffer, so
+    an unlimited number would let clients exhaust memory and the workers' time. Taking
+    and counting happen without an ``await`` in between, so the event loop makes them
+    atomic.
+    """
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def take(self, limit: int) -> _Slot | None:
+        """A place for one more session, or None when ``limit`` are open."""
+        if self.open >= limit:
+            return None
+        self.open += 1
+        return _Slot(self)
+
+
+def _slots(websocket: WebSocket) -> SessionSlots:
+    """The app's session counter, created with the first session."""
+    app_state = websocket.app.state
+    slots: SessionSlots | None = getattr(app_state, "realtime_slots", None)
+    if slots is None:
+        slots = SessionSlots()
+        app_state.realtime_slots = slots
+    return slots
 
 
 def _session_context(state: AppState, model_name: str) -> SessionContext:
@@ -185,16 +239,37 @@ def _session_context(state: AppState, model_name: str) -> SessionContext:
 async def realtime(websocket: WebSocket) -> None:
     """Realtime transcription session (see README, "Realtime protocol")."""
     state: AppState = websocket.app.state.theo
-    await websocket.accept()
+    await websocket.accept(subprotocol=accepted_subprotocol(websocket.scope))
+    limit = state.settings.session.max_sessions
+    slot = _slots(websocket).take(limit)
+    if slot is None:
+        log.warning("session_refused", reason="too_many_sessions", limit=limit)
+        message = (
+            f"The server already serves {limit} realtime sessions, its limit "
+            "(THEO_SESSION__MAX_SESSIONS); try again later."
+        )
+        await _reject(websocket, "too_many_sessions", message, CLOSE_TRY_AGAIN)
+        return
+    try:
+        await _run(websocket, state, slot)
+    finally:
+        slot.release()  # whatever ended the session, even an exception or a cancellation
+
+
+async def _run(websocket: WebSocket, state: AppState, slot: _Slot) -> None:
+    """Validate the connect parameters, then serve the session until it ends."""
     params = websocket.query_params
     try:
         context = _session_context(state, params.get("model") or "")
         config = SessionConfig().updated({"language": params.get("language")})
+        # Like batch answering 400: a language the model cannot do fails now, not at the
+        # first speech.
+        check_supported(config, context.manifest)
     except ModelNotFoundError as exc:
         await _reject(websocket, "model_not_found", exc.message, CLOSE_POLICY)
         return
     except InvalidRequestError as exc:
-        await _reject(websocket, "invalid_value", exc.message, CLOSE_POLICY)
+        await _reject(websocket, "invalid_value", exc.message, CLOSE_POLICY, exc.param)
         return
     session_id = f"sess_{uuid.uuid4().hex[:16]}"
     holder: dict[str, RealtimeConnection] = {}
@@ -218,6 +293,8 @@ async def realtime(websocket: WebSocket) -> None:
         close_code, reason = await _serve(connection)
     finally:
         await session.abort()
+        # Before the close frame: a client told the session is over may open another.
+        slot.release()
         state.metrics.session_closed()
         state.metrics.session_duration(time.monotonic() - started)
         log.info(

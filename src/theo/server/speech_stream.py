@@ -20,7 +20,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from theo.errors import TheoError
-from theo.logging import get_logger
+from theo.logging import get_logger, mark_logged
 from theo.server.errors import classify
 from theo.server.metrics import Metrics
 from theo.synthesis.client import SpeechStream
@@ -134,7 +134,9 @@ async def audio_body(run: SpeechRun, encoder: SpeechEncoder) -> AsyncGenerator[b
             yield data
     except TheoError as exc:
         log.error("speech_failed_mid_stream", request_id=run.request_id, error=exc.message)
-        raise
+        # Raising cuts the transfer off (the client must not take a short file for a whole
+        # one); the line above is the only log of it.
+        raise mark_logged(exc) from None
     finally:
         await relay.aclose()
 

@@ -5,21 +5,30 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from theo.errors import InvalidRequestError
-from theo.manifest import PreprocessingConfig
+from theo.errors import CapabilityError, InvalidRequestError
+from theo.manifest import ModelManifest, PreprocessingConfig
+from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH, MAX_HOT_WORDS
 from theo.session.state import SessionTimeouts
 
 VADSensitivity = Literal["high", "normal", "low"]
 
 _MIN_TIMEOUT_MS = 1_000
-_MAX_TIMEOUT_MS = 24 * 3_600_000
+# Upper bounds keep one client from pinning a session (a WebSocket, a worker stream and a
+# pre-allocated ring buffer) for a day: a session that hears nothing for 10 minutes at
+# start, or an hour later, is abandoned; closing only waits for the client's close frame.
+MAX_INIT_TIMEOUT_MS = 600_000
+MAX_SILENCE_TIMEOUT_MS = 3_600_000
+MAX_HOLD_TIMEOUT_MS = 3_600_000
+MAX_CLOSING_TIMEOUT_MS = 60_000
 
 
 class PreprocessingOverrides(BaseModel):
     """Preprocessing switches a client may change in ``session.configure``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON has real booleans; "yes" or 1 for a switch is a client bug to report.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     denoise: Literal["auto", "on", "off"] | None = None
     dc_remove: bool | None = None
@@ -31,16 +40,22 @@ class PreprocessingOverrides(BaseModel):
 
 
 class SessionConfig(BaseModel):
-    """Everything a client can set; every field takes effect (none is accepted and ignored)."""
+    """Everything a client can set; every field takes effect (none is accepted and ignored).
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Validation is strict: JSON carries real numbers and booleans, so ``"16000"``, ``16000.0``
+    or ``"yes"`` are rejected rather than converted. The only conveniences are documented:
+    ``hot_words`` as a comma-separated string, and ``language`` null or ``""`` for detection.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
     language: str | None = None
     """ISO 639-1 code for the next segments; None lets the engine detect it."""
     vad_sensitivity: VADSensitivity = "normal"
     """Silero thresholds: high detects quieter speech, low ignores more noise."""
-    hot_words: list[str] = Field(default_factory=list, max_length=100)
-    """Domain words biased in the engine and corrected in finals."""
+    hot_words: list[str] = Field(default_factory=list)
+    """Domain words biased in the engine and corrected in finals (at most
+    ``MAX_HOT_WORDS`` distinct words of ``MAX_HOT_WORD_LENGTH`` characters, as in batch)."""
     enable_partial_transcripts: bool = True
     """Whether ``transcript.partial`` events are sent."""
     enable_itn: bool = True
@@ -49,13 +64,13 @@ class SessionConfig(BaseModel):
     """Sample rate of the PCM16 frames the client sends."""
     preprocessing: PreprocessingOverrides = Field(default_factory=PreprocessingOverrides)
     """Overrides of the model's preprocessing defaults."""
-    init_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    init_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=MAX_INIT_TIMEOUT_MS)
     """INIT: a session that hears no speech this long after opening is closed."""
-    silence_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    silence_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=MAX_SILENCE_TIMEOUT_MS)
     """SILENCE: this long without speech after a segment puts the session on HOLD."""
-    hold_timeout_ms: int = Field(default=300_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    hold_timeout_ms: int = Field(default=300_000, ge=_MIN_TIMEOUT_MS, le=MAX_HOLD_TIMEOUT_MS)
     """HOLD: this long on hold without speech closes the session."""
-    closing_timeout_ms: int = Field(default=2_000, ge=_MIN_TIMEOUT_MS, le=_MAX_TIMEOUT_MS)
+    closing_timeout_ms: int = Field(default=2_000, ge=_MIN_TIMEOUT_MS, le=MAX_CLOSING_TIMEOUT_MS)
     """CLOSING: after ``session.closed``, how long the server waits for the client to close."""
 
     def timeouts(self) -> SessionTimeouts:
@@ -73,16 +88,30 @@ class SessionConfig(BaseModel):
         if value is None or value == "":
             return None
         primary = value.replace("_", "-").split("-")[0].lower()
-        if not primary.isalpha() or not 2 <= len(primary) <= 3:
+        if not primary.isalpha() or not primary.isascii() or not 2 <= len(primary) <= 3:
             raise ValueError("use an ISO 639-1 code such as 'en' or 'pt'")
         return primary
 
     @field_validator("hot_words", mode="before")
     @classmethod
-    def _hot_words(cls, value: Any) -> Any:
+    def _hot_words_string(cls, value: Any) -> Any:
+        # The documented convenience, same as the batch form field: "PIX, TED".
         if isinstance(value, str):
             return [w.strip() for w in value.split(",") if w.strip()]
         return value
+
+    @field_validator("hot_words")
+    @classmethod
+    def _hot_words_limits(cls, value: list[str]) -> list[str]:
+        # Repeats are dropped before counting, as batch does, so the limit is on real words.
+        words = list(dict.fromkeys(value))
+        if len(words) > MAX_HOT_WORDS or any(len(w) > MAX_HOT_WORD_LENGTH for w in words):
+            raise PydanticCustomError(
+                "hot_words_limit",
+                "at most {count} distinct words of at most {length} characters",
+                {"count": MAX_HOT_WORDS, "length": MAX_HOT_WORD_LENGTH},
+            )
+        return words
 
     def updated(self, changes: dict[str, Any]) -> SessionConfig:
         """A copy with ``changes`` applied, validated as a whole.
@@ -96,8 +125,26 @@ class SessionConfig(BaseModel):
             return SessionConfig.model_validate(merged)
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = ".".join(str(p) for p in error["loc"]) or None
+            # The field, not the list index: "hot_words", "preprocessing.denoise".
+            field = ".".join(str(p) for p in error["loc"] if isinstance(p, str)) or None
             reason = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
             raise InvalidRequestError(
-                f"Invalid session.configure field '{field}': {reason}.", param=field
+                f"Invalid session setting '{field}': {reason}.", param=field
             ) from exc
+
+
+def check_supported(config: SessionConfig, manifest: ModelManifest) -> None:
+    """Refuse settings the model cannot honour, as the batch endpoints do.
+
+    Only what the manifest declares is checked here (a language outside
+    ``capabilities.languages``; an empty list accepts any code); the engine may still
+    reject a code it does not know, which the session reports without ending.
+
+    Raises:
+        CapabilityError: the model cannot transcribe ``config.language`` (param ``language``).
+    """
+    languages = manifest.capabilities.languages
+    if config.language and languages and config.language not in languages:
+        raise CapabilityError(
+            f"Model '{manifest.name}' supports only: {', '.join(languages)}.", param="language"
+        )

@@ -10,6 +10,8 @@ whose timeouts a timer task enforces.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +23,7 @@ from theo.logging import get_logger
 from theo.postprocessing.chain import merge_hot_words
 from theo.preprocessing.chain import PreprocessingChain
 from theo.session.backpressure import Admission, BackpressureController
-from theo.session.config import SessionConfig
+from theo.session.config import SessionConfig, check_supported
 from theo.session.context import SessionContext
 from theo.session.outbox import Event, OrderedOutbox
 from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
@@ -29,7 +31,7 @@ from theo.session.segmenter import SegmentAudio, Segmenter, SpeechEnded, SpeechS
 from theo.session.state import SessionState, SessionStateMachine
 from theo.session.timer import StateTimer
 from theo.session.transcripts import TranscriptEvents, ms
-from theo.session.worker_link import LinkCallbacks, SessionFailedError, WorkerLink
+from theo.session.worker_link import Correction, LinkCallbacks, SessionFailedError, WorkerLink
 from theo.types import StreamAudio
 from theo.vad.detector import VADDetector
 
@@ -40,6 +42,12 @@ _FORCE_COMMIT_AT = 0.9
 _MIN_FORCED_SEGMENT_BYTES = BYTES_PER_SECOND
 # Besides its own audio, a frame may release up to 200 ms of pre-roll (and resampler delay).
 _FRAME_MARGIN_S = 0.3
+# The settings the worker sees, by session field: the StreamAudio field each one feeds.
+_WORKER_FIELDS = {
+    "language": "language",
+    "hot_words": "hot_words",
+    "enable_partial_transcripts": "enable_partials",
+}
 
 
 class StreamingSession:
@@ -77,6 +85,7 @@ class StreamingSession:
                 recovered=self._on_recovered,
                 failed=self._on_failed,
                 context=lambda: self._events.recent_text,
+                rejected=self._on_rejected,
             ),
             recovery_timeout_s=limits.recovery_timeout_s,
         )
@@ -84,6 +93,9 @@ class StreamingSession:
         self._failure: TheoError | None = None
         self._closed = asyncio.Event()
         self._engine_hot_words = self._hot_words_for(config)
+        # What a worker-facing field held before its last change: where a value the
+        # worker refuses is set back to.
+        self._previous: dict[str, Any] = {}
 
     def _hot_words_for(self, config: SessionConfig) -> tuple[str, ...]:
         """The model's and the session's hot words, merged once per configuration."""
@@ -240,8 +252,14 @@ class StreamingSession:
     # ------------------------------------------------------------------ commands
 
     async def configure(self, changes: dict[str, Any]) -> None:
-        """Apply ``session.configure``; invalid fields raise before anything changes."""
+        """Apply ``session.configure``; invalid fields raise before anything changes.
+
+        Raises:
+            InvalidRequestError: an unknown field, a value of the wrong type or out of
+                range, or one the model cannot honour (``CapabilityError``); names it.
+        """
         updated = self.config.updated(changes)
+        check_supported(updated, self.context.manifest)
         rebuild = (
             updated.input_sample_rate != self.config.input_sample_rate
             or updated.preprocessing != self.config.preprocessing
@@ -252,6 +270,9 @@ class StreamingSession:
             self._segmenter = self._build_segmenter(updated, base=self._segmenter.position)
         elif updated.vad_sensitivity != self.config.vad_sensitivity:
             self._segmenter.vad.set_sensitivity(updated.vad_sensitivity)
+        for name in _WORKER_FIELDS:
+            if getattr(updated, name) != getattr(self.config, name):
+                self._previous[name] = getattr(self.config, name)
         self.config = updated
         self._engine_hot_words = self._hot_words_for(updated)
         self._machine.timeouts = updated.timeouts()
@@ -364,6 +385,53 @@ class StreamingSession:
                 "resume_segment_id": resume_segment_id,
             }
         )
+
+    async def _on_rejected(self, error: InvalidRequestError) -> Correction | None:
+        """The worker refused a setting: set it back, report it, and say how to resend.
+
+        The field goes back to its value before the last ``session.configure`` that
+        changed it, or else to its default (which every engine accepts: detect the
+        language, no hot words). Returns None when the field is not one the session sets
+        for the worker; the uncommitted speech is then given up.
+        """
+        param = error.param
+        field = _WORKER_FIELDS.get(param or "")
+        if param is None or field is None:
+            await self._report_rejection(
+                error, "The speech sent since then could not be transcribed and is skipped."
+            )
+            return None
+        current = getattr(self.config, param)
+        default = SessionConfig.model_fields[param].get_default(call_default_factory=True)
+        restored = self._previous.pop(param, default)
+        if restored == current:
+            # Already set back (a frame sent before that was refused too): resend with it;
+            # the link gives the speech up if the worker keeps refusing.
+            restored = default
+        self.config = self.config.model_copy(update={param: restored})
+        self._engine_hot_words = self._hot_words_for(self.config)
+        await self._report_rejection(
+            error,
+            f"'{param}' is set back to {json.dumps(restored)}; the speech is transcribed with it.",
+        )
+        value = self._engine_hot_words if param == "hot_words" else restored
+        update: dict[str, Any] = {field: value}
+
+        def correct(options: StreamAudio) -> StreamAudio:
+            return dataclasses.replace(options, **update)
+
+        return correct
+
+    async def _report_rejection(self, error: InvalidRequestError, outcome: str) -> None:
+        event: Event = {
+            "type": "error",
+            "code": "invalid_value",
+            "message": f"The model refused a session setting: {error.message} {outcome}",
+            "recoverable": True,
+        }
+        if error.param is not None:
+            event["param"] = error.param
+        await self._outbox.send_now(event)
 
     async def _on_recovered(self, segments: list[int]) -> None:
         self._events.replayed(segments)

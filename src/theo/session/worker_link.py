@@ -8,6 +8,12 @@ manager to restart the worker, opens a new stream and sends every uncommitted se
 again from the ring buffer, in order, closing the ones that had ended. Frames that
 arrive meanwhile only go to the ring buffer: the replay carries them. Finals of
 segments the WAL already holds are dropped, so nothing is lost and nothing repeated.
+
+A worker that refuses one of the session's settings (INVALID_ARGUMENT naming the field,
+e.g. a language the engine does not know) also ends the stream, but the worker is fine:
+the session corrects the setting, and the link opens a new stream at once and sends the
+uncommitted segments again with the corrected setting. Segments no correction can save
+are given up with an empty final, so the session always goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from theo.errors import ModelUnavailableError, TheoError, WorkerCrashError
+from theo.errors import InvalidRequestError, ModelUnavailableError, TheoError, WorkerCrashError
 from theo.logging import get_logger
 from theo.scheduler.base import Scheduler
 from theo.scheduler.stream import WorkerStream
@@ -27,11 +33,16 @@ from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
 from theo.session.wal import SessionWAL
 from theo.types import StreamAudio, StreamTranscript, TranscriptKind
 
+Correction = Callable[[StreamAudio], StreamAudio]
+"""Rewrites an uncommitted segment's settings before it is sent again."""
+
 log = get_logger("session.worker_link")
 
 _REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 2
 _MAX_FAILED_REPLAYS = 3
 _MAX_RECOVERIES_WITHOUT_PROGRESS = 3
+# A correction that the worker refuses again and again would loop: give the audio up.
+_MAX_REJECTIONS_WITHOUT_PROGRESS = 3
 # The manager sees a worker's death within milliseconds. A worker still up this long
 # after its stream broke did not die (an engine error, a reset connection): reuse it.
 _DEATH_NOTICE_S = 2.0
@@ -65,6 +76,10 @@ class LinkCallbacks:
     """The session cannot continue (no worker came back, or the worker rejected it)."""
     context: Callable[[], str]
     """Recent final text, the prompt for segments sent again to a fresh worker."""
+    rejected: Callable[[InvalidRequestError], Awaitable[Correction | None]] | None = None
+    """The worker refused a setting (the error names it in ``param``); returns how to
+    correct the uncommitted segments before they are sent again, or None to give them up
+    (each then gets an empty final). Without it, every rejection gives the segments up."""
 
 
 class WorkerLink:
@@ -97,6 +112,7 @@ class WorkerLink:
         self._recovery: asyncio.Task[None] | None = None
         self._replay_prompts: dict[int, str] = {}
         self._recoveries_without_progress = 0
+        self._rejections_without_progress = 0
         self._closed = False
 
     @property
@@ -122,9 +138,10 @@ class WorkerLink:
 
         Raises:
             RingBufferFullError: the audio does not fit (the caller checks ``free`` first).
-            InvalidRequestError: the worker rejected the frame.
         """
         async with self._lock:
+            if self.wal.is_committed(audio.segment_id):
+                return  # the rest of a segment that was given up after a rejection
             pending = self._pending.get(audio.segment_id)
             if pending is None:
                 start = self._ring.written
@@ -143,6 +160,12 @@ class WorkerLink:
                 await stream.send(dataclasses.replace(audio, prompt=prompt) if prompt else audio)
             except WorkerCrashError:
                 self._broken(stream)
+            except InvalidRequestError as exc:
+                self._rejected(stream, exc)
+            except asyncio.InvalidStateError:
+                # The call already ended: its reader reports why (crash or rejection), and
+                # the audio, kept in the ring buffer, goes out with the replay.
+                pass
 
     async def close(self) -> None:
         """Stop the stream and any recovery; idempotent."""
@@ -168,6 +191,8 @@ class WorkerLink:
                 await self._deliver(transcript)
         except WorkerCrashError:
             self._broken(stream)
+        except InvalidRequestError as exc:
+            self._rejected(stream, exc)
         except TheoError as exc:
             await self._callbacks.failed(exc)
 
@@ -182,6 +207,7 @@ class WorkerLink:
             self.wal.commit(segment, fence)
             self._ring.commit(fence)
             self._recoveries_without_progress = 0
+            self._rejections_without_progress = 0
         await self._callbacks.transcript(transcript)
 
     def _broken(self, stream: WorkerStream) -> None:
@@ -192,6 +218,74 @@ class WorkerLink:
         self._recovery = asyncio.create_task(
             self._recover(stream), name=f"recover-{self._session_id}"
         )
+
+    def _rejected(self, stream: WorkerStream, error: InvalidRequestError) -> None:
+        """The worker refused a setting and ended the stream: correct it and reopen at once."""
+        if stream is not self._stream or self._recovery is not None or self._closed:
+            return
+        self._healthy = False
+        self._recovery = asyncio.create_task(
+            self._reopen(stream, error), name=f"reopen-{self._session_id}"
+        )
+
+    async def _reopen(self, rejected: WorkerStream, error: InvalidRequestError) -> None:
+        await rejected.close()
+        log.info(
+            "session_setting_rejected",
+            session_id=self._session_id,
+            param=error.param,
+            detail=error.message,
+        )
+        self._rejections_without_progress += 1
+        correction = None
+        if self._callbacks.rejected is not None:
+            correction = await self._callbacks.rejected(error)
+        if self._rejections_without_progress > _MAX_REJECTIONS_WITHOUT_PROGRESS:
+            correction = None
+        replayed: list[int] = []
+        async with self._lock:
+            given_up = self._correct_pending(correction)
+            try:
+                # The worker that refused is alive and ready: no need to wait for it.
+                stream = self._scheduler.open_stream(self._model, self._session_id)
+                replayed = await self._replay(stream)
+            except (WorkerCrashError, ModelUnavailableError):
+                reopened = False
+            else:
+                reopened = True
+                self._recovery = None
+                self._attach(stream)
+        for segment in given_up:
+            await self._callbacks.transcript(
+                StreamTranscript(kind=TranscriptKind.FINAL, segment_id=segment, text="")
+            )
+        if not reopened:
+            # The worker went away meanwhile: recover as after a crash (this task stays
+            # the link's recovery until that ends).
+            await self._recover(rejected)
+        else:
+            log.info("session_reopened", session_id=self._session_id, segments=replayed)
+
+    def _correct_pending(self, correction: Correction | None) -> list[int]:
+        """Apply ``correction`` to the uncommitted segments, or give them all up.
+
+        Returns the segments given up: they are committed (their audio released) and each
+        is owed an empty final.
+        """
+        if correction is not None:
+            for pending in self._pending.values():
+                pending.options = correction(pending.options)
+            return []
+        given_up = sorted(self._pending)
+        self._pending.clear()
+        for segment in given_up:
+            self._replay_prompts.pop(segment, None)
+            if not self.wal.is_committed(segment):
+                self.wal.commit(segment, self._ring.written)
+        self._ring.commit(self._ring.written)
+        if given_up:
+            log.warning("session_segments_given_up", session_id=self._session_id, ids=given_up)
+        return given_up
 
     async def _recover(self, broken: WorkerStream) -> None:
         started = time.monotonic()
@@ -260,6 +354,12 @@ class WorkerLink:
         except WorkerCrashError:
             await stream.close()
             raise
+        except (InvalidRequestError, asyncio.InvalidStateError) as exc:
+            # The new stream ended at once; to the caller that is one more failed attempt.
+            await stream.close()
+            raise WorkerCrashError(
+                f"The worker for '{self._model}' ended the stream while it was resumed."
+            ) from exc
 
     async def _send_pending(self, stream: WorkerStream) -> list[int]:
         context = self._callbacks.context()

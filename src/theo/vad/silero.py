@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from theo.errors import TheoError
+from theo.onnx_telemetry import disable_onnx_telemetry
 
 WINDOW_SAMPLES: Final = 512
 """Samples of new audio per window at 16 kHz (32 ms)."""
@@ -79,6 +80,7 @@ class SileroModel:
         # Lazy: importing theo.vad must not load onnxruntime; the package ships no types.
         import onnxruntime  # type: ignore[import-untyped]  # noqa: PLC0415
 
+        disable_onnx_telemetry()
         options = onnxruntime.SessionOptions()
         # One thread per call: a 32 ms window takes ~0.1 ms, and concurrency comes from
         # sessions running on different threads, not from splitting one window.

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from theo.logging import configure_logging, get_logger
+from theo.onnx_telemetry import disable_onnx_telemetry
 
 InfoT = TypeVar("InfoT")
 InfoT_contra = TypeVar("InfoT_contra", contravariant=True)
@@ -66,6 +67,7 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.log_format, args.log_level)
+    disable_onnx_telemetry()  # before any engine builds an onnxruntime session
     return args
 
 

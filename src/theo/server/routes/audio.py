@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
+from theo.audio.decode import DecodeLimits
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.logging import get_logger
 from theo.pipeline.batch import postprocess_result, prepare_audio
@@ -69,18 +70,20 @@ async def _handle(request: Request, task: Task) -> Response:
     try:
         form = parse_audio_form(form_data, task, state.settings.max_file_size_bytes)
         model = _check_model(state, form)
-        data = await form.upload.read()
+        manifest = model.manifest
+        # Decode straight from the spooled upload (on disk past 1 MB), before the form closes
+        # it: the upload is never copied into memory, and decoding is bounded.
+        started = time.perf_counter()
+        audio_pcm16 = await asyncio.to_thread(
+            prepare_audio,
+            form.upload.file,
+            manifest.preprocessing,
+            form.preprocessing,
+            DecodeLimits.from_settings(state.settings),
+        )
+        state.metrics.preprocessing_done("batch", time.perf_counter() - started)
     finally:
         await form_data.close()
-    if not data:
-        raise InvalidRequestError("The uploaded file is empty.", param="file")
-    manifest = model.manifest
-
-    started = time.perf_counter()
-    audio_pcm16 = await asyncio.to_thread(
-        prepare_audio, data, manifest.preprocessing, form.preprocessing
-    )
-    state.metrics.preprocessing_done("batch", time.perf_counter() - started)
 
     # Hot words bias the engine (prompt) and correct the text afterwards.
     hot_words = tuple(merge_hot_words(manifest.postprocessing.hot_words, form.params.hot_words))

@@ -1,7 +1,14 @@
-"""GET /v1/models and GET /v1/models/{id} in OpenAI's list shape, with load status."""
+"""GET /v1/models and GET /v1/models/{id} in OpenAI's list shape, with load status.
+
+The list is read from the models directory on each call, so it reflects ``theo pull`` and
+``theo remove`` while the server runs: a model pulled since start-up is listed as
+``not_loaded`` (restart the server to serve it); a served model whose files were removed
+is listed as ``removed`` (its worker keeps serving it until the server restarts).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,14 +20,25 @@ from theo.server.state import AppState
 router = APIRouter()
 
 
-def _model_object(state: AppState, model: InstalledModel) -> dict[str, Any]:
+def _created(model: InstalledModel) -> int:
+    try:
+        return int(model.path.stat().st_mtime)
+    except OSError:  # removed while the server runs
+        return 0
+
+
+def _model_object(
+    state: AppState, model: InstalledModel, *, on_disk: bool = True
+) -> dict[str, Any]:
     workers = state.manager.workers_for(model.name)
     status = workers[0].state.value if workers else "not_loaded"
+    if not on_disk:
+        status = "removed"
     manifest = model.manifest
     return {
         "id": model.name,
         "object": "model",
-        "created": int(model.path.stat().st_mtime),
+        "created": _created(model),
         "owned_by": "theo",
         "type": manifest.type.value,
         "engine": manifest.engine,
@@ -34,7 +52,12 @@ def _model_object(state: AppState, model: InstalledModel) -> dict[str, Any]:
 async def list_models(request: Request) -> JSONResponse:
     """Every installed model and whether its worker is ready."""
     state: AppState = request.app.state.theo
-    data = [_model_object(state, m) for m in state.models.values()]
+    installed = {m.name: m for m in await asyncio.to_thread(state.store.list_installed)}
+    names = sorted(set(installed) | set(state.models))
+    data = [
+        _model_object(state, installed.get(name) or state.models[name], on_disk=name in installed)
+        for name in names
+    ]
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -42,4 +65,6 @@ async def list_models(request: Request) -> JSONResponse:
 async def get_model(request: Request, model_id: str) -> JSONResponse:
     """One installed model; 404 lists the installed ones."""
     state: AppState = request.app.state.theo
-    return JSONResponse(_model_object(state, state.model(model_id)))
+    model = state.model(model_id)
+    on_disk = await asyncio.to_thread(model.path.is_dir)
+    return JSONResponse(_model_object(state, model, on_disk=on_disk))

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from theo.errors import InvalidRequestError, TheoError
 from theo.logging import get_logger
 from theo.registry.store import InstalledModel
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
-from theo.server.errors import classify
+from theo.server.errors import CLIENT_CLOSED_REQUEST, classify
 from theo.server.speech_stream import SpeechResponse, SpeechRun, audio_body, sse_body
 from theo.server.state import AppState
 from theo.synthesis.client import SpeechRequest, VoiceCatalog
@@ -25,7 +26,7 @@ router = APIRouter()
 log = get_logger("server.speech")
 
 MAX_INPUT_CHARS = 4096
-_CLIENT_CLOSED_REQUEST = 499
+_SPOKEN_WHITESPACE = frozenset("\t\n\r")
 
 
 class SpeechBody(BaseModel):
@@ -47,6 +48,18 @@ class SpeechBody(BaseModel):
     """``audio``: the audio bytes; ``sse``: server-sent ``speech.audio.delta`` events."""
     language: str = ""
     """Language of the text, e.g. ``en-us`` or ``pt-br``; empty means the voice's own."""
+
+    @field_validator("input")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # Control characters (NUL, escape sequences) cannot be spoken, and some engines
+        # fail on them halfway through a stream: refuse them before anything starts.
+        for char in value:
+            if char not in _SPOKEN_WHITESPACE and unicodedata.category(char) == "Cc":
+                raise ValueError(
+                    f"control character U+{ord(char):04X} cannot be spoken; remove it"
+                )
+        return value
 
 
 def _tts_model(state: AppState, name: str) -> InstalledModel:
@@ -88,7 +101,7 @@ async def create_speech(request: Request, body: SpeechBody) -> Response:
     except ClientDisconnectedError:
         state.metrics.tts_request_done(body.model, fmt.value, "cancelled")
         log.info("client_disconnected", request_id=speech.request_id)
-        return Response(status_code=_CLIENT_CLOSED_REQUEST)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     except TheoError as exc:
         outcome = "invalid" if classify(exc)[0] < 500 else "error"
         state.metrics.tts_request_done(body.model, fmt.value, outcome)
