@@ -86,13 +86,27 @@ class _SkipAlreadyLogged(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return exc is None or not getattr(exc, _LOGGED_MARK, False)
+        return exc is None or not is_logged(exc)
 
 
 def mark_logged(exc: BaseException) -> BaseException:
     """Mark ``exc`` as logged, so a server that re-raises it does not log it again."""
     setattr(exc, _LOGGED_MARK, True)
     return exc
+
+
+def is_logged(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from, was marked by :func:`mark_logged`.
+
+    Starlette wraps an error raised after a response started in a ``RuntimeError``; the
+    wrapper carries the logged error as its cause.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if getattr(cause, _LOGGED_MARK, False):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 _writer: _LineWriter | None = None

@@ -20,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 from tests.conftest import TINY_EN, reference
 from tests.helpers.realtime import ws_url
 from tests.helpers.server import FIXTURES, RunningServer, start_server, theo_executable, wait_for
+from tests.helpers.wer import wer
 
 pytestmark = pytest.mark.e2e
 
@@ -77,8 +78,9 @@ def _assert_refused(response: httpx.Response, status: int, code: str) -> None:
     }
 
 
-def _words(text: str) -> set[str]:
-    return {w.strip(".,!?").lower() for w in text.split()}
+def _heard(text: str) -> bool:
+    # tiny.en hears "ill disposed" as "old-sposed"; the rest of the clip must be there.
+    return "young man" in text.lower() and wer(reference("en_short.txt"), text) <= 0.3
 
 
 _ROUTES: list[tuple[str, str, dict[str, Any]]] = [
@@ -112,7 +114,7 @@ def test_openai_sdk_works_with_a_key_and_fails_without(secured: RunningServer) -
     client = openai.OpenAI(base_url=f"{secured.base_url}/v1", api_key=KEYS[0])
     with CLIP.open("rb") as handle:
         result = client.audio.transcriptions.create(model=TINY_EN, file=handle)
-    assert _words(reference("en_short.txt")) <= _words(result.text), result.text
+    assert _heard(result.text), result.text
     wrong = openai.OpenAI(base_url=f"{secured.base_url}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError), CLIP.open("rb") as handle:
         wrong.audio.transcriptions.create(model=TINY_EN, file=handle)
@@ -134,7 +136,7 @@ def test_cli_sends_theo_api_key(secured: RunningServer, stream: bool) -> None:
         args.append("--stream")
     result = _theo(*args, key=KEYS[1])
     assert result.returncode == 0, result.stderr
-    assert _words(reference("en_short.txt")) <= _words(result.stdout), result.stdout
+    assert _heard(result.stdout), result.stdout
     refused = _theo(*args, key=None)
     assert refused.returncode == 1
     assert "THEO_API_KEY" in refused.stderr, refused.stderr
@@ -183,7 +185,7 @@ async def test_a_foreign_origin_is_refused_and_the_allowed_one_gets_cors(
     allowed = _transcribe(secured, {**_bearer(KEYS[0]), "Origin": APP_ORIGIN})
     assert allowed.status_code == 200, allowed.text
     assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
-    assert _words(reference("en_short.txt")) <= _words(allowed.json()["text"])
+    assert _heard(allowed.json()["text"])
     event = await _session_created(url, origin=APP_ORIGIN, subprotocols=[f"theo-api-key.{KEYS[0]}"])
     assert event["type"] == "session.created"
 
@@ -237,4 +239,4 @@ def test_the_default_server_refuses_foreign_origins_and_hosts(server: RunningSer
     _assert_refused(foreign, 403, "forbidden")
     plain = _transcribe(server, {})
     assert plain.status_code == 200, plain.text
-    assert _words(reference("en_short.txt")) <= _words(plain.json()["text"])
+    assert _heard(plain.json()["text"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import theo.logging as theo_logging
-from theo.logging import configure_logging, get_logger, mark_logged
+from theo.logging import configure_logging, get_logger, is_logged, mark_logged
 
 
 def _written(capsys: pytest.CaptureFixture[str]) -> str:
@@ -60,3 +60,12 @@ def test_writing_does_not_happen_on_the_calling_thread() -> None:
     assert writer is not None
     assert writer._thread.is_alive()
     assert writer._thread is not threading.current_thread()
+
+
+def test_a_wrapper_of_a_logged_error_counts_as_logged() -> None:
+    logged = mark_logged(ValueError("already logged"))
+    try:
+        raise RuntimeError("response already started") from logged
+    except RuntimeError as wrapper:
+        assert is_logged(wrapper)
+    assert not is_logged(RuntimeError("fresh"))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from theo.manifest import PostProcessingConfig
+from theo.pipeline.batch import postprocess_result
 from theo.postprocessing import (
     BuiltinITNEngine,
     DeferredITNEngine,
@@ -16,10 +19,17 @@ from theo.postprocessing import (
     ITNUnavailableError,
     NemoITNEngine,
     PostProcessingChain,
+    PostProcessingOptions,
     merge_hot_words,
+    postprocess_text,
     select_itn_engine,
 )
 from theo.postprocessing.itn import ITNNotReadyError
+from theo.postprocessing.itn.small_numbers import spell_small_numbers
+from theo.session.config import SessionConfig
+from theo.session.context import SessionContext
+from theo.session.transcripts import TranscriptEvents
+from theo.types import BatchResult, Segment, StreamTranscript, Task, TranscriptKind
 
 
 class RecordingStage:
@@ -103,10 +113,16 @@ def test_itn_false_returns_text_untouched() -> None:
     assert chain.process(text, "pt") == text
 
 
-def test_itn_false_still_corrects_hot_words() -> None:
-    chain = PostProcessingChain.build(PostProcessingConfig(), itn=False, hot_words=["PIX"])
-    assert stage_names(chain) == ["hot_words"]
-    assert chain.process("dois mil reais no pics", "pt") == "dois mil reais no PIX"
+def test_itn_false_returns_raw_text_even_with_hot_words() -> None:
+    # The README: itn=false returns the engine's raw text; hot words only bias the prompt.
+    config = PostProcessingConfig(hot_words=["TED"])
+    chain = PostProcessingChain.build(config, itn=False, hot_words=["PIX"])
+    assert stage_names(chain) == []
+    assert chain.process("dois mil reais no pics e uma ted", "pt") == (
+        "dois mil reais no pics e uma ted"
+    )
+    options = PostProcessingOptions(config, itn=False, hot_words=("PIX",))
+    assert postprocess_text("7 dollars no pics", "en", options) == "7 dollars no pics"
 
 
 def test_request_itn_overrides_the_config() -> None:
@@ -211,3 +227,122 @@ def test_nemo_engine_refuses_to_build_on_a_request_path(tmp_path: Path) -> None:
     assert not engine.supports("de")
     with pytest.raises(ITNNotReadyError):
         engine.normalize("vinte", "pt")
+
+
+# --- One function for batch and realtime -------------------------------------------------
+
+
+def _batch_text(text: str, language: str, options: PostProcessingOptions) -> str:
+    """What the batch route returns for an engine result of one segment."""
+    segment = Segment(id=0, start=0.0, end=1.0, text=" " + text)
+    result = BatchResult(text=text, language=language, duration=1.0, segments=(segment,))
+    return postprocess_result(result, options).text
+
+
+def _realtime_text(
+    text: str, language: str, config: PostProcessingConfig, session: SessionConfig
+) -> str:
+    """What a realtime session sends as the final of one segment."""
+    context = SimpleNamespace(manifest=SimpleNamespace(postprocessing=config), itn_engine=None)
+    events = TranscriptEvents(cast(SessionContext, context), cast(Any, None), lambda: session)
+    final = StreamTranscript(kind=TranscriptKind.FINAL, segment_id=0, text=text, language=language)
+    return events._postprocess(final)
+
+
+SAME_WORDS = [
+    # Whisper writes the cards as words in one decode and digits in another.
+    ("Seven of clubs", "en", "Seven of clubs"),
+    ("7 of clubs", "en", "Seven of clubs"),
+    ("7 of clubs.", "en", "Seven of clubs."),
+    ("5 5", "en", "Five five"),
+    ("Five five", "en", "Five five"),
+    ("5, 5.", "en", "Five, five."),
+    ("A 10 of clubs.", "en", "A ten of clubs."),
+    ("It costs 5 dollars and 20 percent more", "en", "It costs $5 and 20% more"),
+    ("Paguei dois mil reais no pics", "pt", "Paguei R$ 2.000,00 no PIX"),
+]
+
+
+@pytest.mark.parametrize(("raw", "language", "expected"), SAME_WORDS)
+def test_batch_and_realtime_callers_give_the_same_text(
+    raw: str, language: str, expected: str
+) -> None:
+    config = PostProcessingConfig(itn_backend="builtin")
+    options = PostProcessingOptions(config, hot_words=("PIX",))
+    session = SessionConfig(hot_words=["PIX"])
+    assert _batch_text(raw, language, options) == expected
+    assert _realtime_text(raw, language, config, session) == expected
+    assert postprocess_text(raw, language, options) == expected
+
+
+def test_itn_false_is_raw_on_both_paths() -> None:
+    config = PostProcessingConfig()
+    raw = "Quero fazer um piques de R$100"
+    options = PostProcessingOptions(config, itn=False, hot_words=("PIX",))
+    session = SessionConfig(hot_words=["PIX"], enable_itn=False)
+    assert _batch_text(raw, "pt", options) == raw
+    assert _realtime_text(raw, "pt", config, session) == raw
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("1, 2, 3, 4", "1, 2, 3, 4"),  # dictated digits stay digits
+        ("$5 or 5%", "$5 or 5%"),
+        ("5.5 and 5,000 at 5:30", "5.5 and 5,000 at 5:30"),
+        ("2 million", "2 million"),
+        ("at 5 p.m.", "at 5 p.m."),
+        ("the 5th", "the 5th"),
+        ("11 cats", "11 cats"),
+        ("said 3. 4 more", "said three. Four more"),
+    ],
+)
+def test_lone_small_digits_are_spelled_in_english(written: str, expected: str) -> None:
+    assert spell_small_numbers(written, "en") == expected
+
+
+def test_portuguese_small_digits_are_left_alone() -> None:
+    # "1"/"2" are "um"/"uma", "dois"/"duas" by the noun's gender: no safe spelling.
+    assert spell_small_numbers("2 pessoas e 1 casa", "pt") == "2 pessoas e 1 casa"
+
+
+def test_translation_gets_no_invented_currency() -> None:
+    options = PostProcessingOptions(PostProcessingConfig(), task=Task.TRANSLATE)
+    # The text of a translation is English whatever the speaker's language was.
+    for language in ("pt", "en", None):
+        assert postprocess_text("The total was 1234 reais and 50 cents.", language, options) == (
+            "The total was 1234 reais and 50 cents."
+        )
+        assert postprocess_text(
+            "one thousand two hundred thirty four reais and fifty cents", language, options
+        ) == ("1234 reais and 50 cents")
+    assert postprocess_text("twenty percent more", "pt", options) == "20% more"
+
+
+def test_translation_uses_the_builtin_rules_even_when_nemo_is_ready() -> None:
+    nemo_like = FakeEngine("nemo")
+    chain = PostProcessingChain.build(
+        PostProcessingConfig(), itn_engine=nemo_like, task=Task.TRANSLATE
+    )
+    itn = chain.stages[0]
+    assert isinstance(itn, ITNStage)
+    assert isinstance(itn.engine, BuiltinITNEngine)
+
+
+def test_english_cents_after_another_currency_are_not_dollars() -> None:
+    chain = PostProcessingChain.build(PostProcessingConfig(itn_backend="builtin"))
+    assert chain.process("1234 reais and 50 cents", "en") == "1234 reais and 50 cents"
+    assert chain.process("fifty cents", "en") == "$0.50"
+
+
+def test_a_chain_settles_the_deferred_engine_once() -> None:
+    # Grammars finishing halfway through a transcript must not split its segments
+    # between two engines.
+    primary = FakeEngine("primary", ready=False)
+    engine = DeferredITNEngine(primary, FakeEngine("fallback"))
+    config = PostProcessingConfig(entities=False)
+    before = PostProcessingChain.build(config, itn_engine=engine)
+    engine.warm_up()
+    after = PostProcessingChain.build(config, itn_engine=engine)
+    assert before.process("x", "pt") == "fallback(x)"
+    assert after.process("x", "pt") == "primary(x)"

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from theo.audio.decode import DecodeLimits, StreamingDecoder, to_pcm16
 from theo.manifest import PreprocessingConfig
-from theo.postprocessing.chain import PostProcessingChain
+from theo.postprocessing.chain import PostProcessingOptions, PostProcessor
 from theo.preprocessing.chain import preprocess_stream
 from theo.types import BatchResult
 
@@ -51,16 +51,19 @@ def prepare_audio(
     return bytes(pcm16)
 
 
-def postprocess_result(result: BatchResult, chain: PostProcessingChain) -> BatchResult:
+def postprocess_result(result: BatchResult, options: PostProcessingOptions) -> BatchResult:
     """Post-process every segment; the full text is the processed segments joined.
 
-    Building ``text`` from the processed segments keeps verbose_json, srt and vtt
-    consistent with ``text`` by construction.
+    Each segment goes through :class:`PostProcessor`, the same entry point realtime
+    finals use, with one chain (one ITN engine) for the whole result. Building ``text``
+    from the processed segments keeps verbose_json, srt and vtt consistent with ``text``
+    by construction.
     """
+    processor = PostProcessor(options)
     if not result.segments:
-        return dataclasses.replace(result, text=chain.process(result.text, result.language))
+        return dataclasses.replace(result, text=processor.process(result.text, result.language))
     segments = tuple(
-        dataclasses.replace(s, text=" " + chain.process(s.text.strip(), result.language))
+        dataclasses.replace(s, text=" " + processor.process(s.text.strip(), result.language))
         for s in result.segments
     )
     text = " ".join(s.text.strip() for s in segments if s.text.strip())

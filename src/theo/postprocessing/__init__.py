@@ -1,6 +1,13 @@
 """Text post-processing of transcripts: ITN, entity formatting and hot-word correction."""
 
-from theo.postprocessing.chain import PostProcessingChain, merge_hot_words
+from theo.postprocessing.chain import (
+    PostProcessingChain,
+    PostProcessingOptions,
+    PostProcessor,
+    merge_hot_words,
+    postprocess_text,
+    text_language,
+)
 from theo.postprocessing.entities import EntityFormatter
 from theo.postprocessing.hot_words import HotWordCorrector
 from theo.postprocessing.itn import (
@@ -24,8 +31,12 @@ __all__ = [
     "ITNUnavailableError",
     "NemoITNEngine",
     "PostProcessingChain",
+    "PostProcessingOptions",
+    "PostProcessor",
     "TextStage",
     "base_language",
     "merge_hot_words",
+    "postprocess_text",
     "select_itn_engine",
+    "text_language",
 ]

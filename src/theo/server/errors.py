@@ -24,7 +24,7 @@ from theo.errors import (
     WorkerCrashError,
     WorkerTimeoutError,
 )
-from theo.logging import get_logger, mark_logged
+from theo.logging import get_logger, is_logged, mark_logged
 
 log = get_logger("server.errors")
 
@@ -141,8 +141,9 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # One traceback, without local variables; Starlette re-raises the error for the
         # server to log, which the log filter then skips.
-        log.error("unhandled_error", path=request.url.path, exc_info=exc)
-        mark_logged(exc)
+        if not is_logged(exc):
+            log.error("unhandled_error", path=request.url.path, exc_info=exc)
+            mark_logged(exc)
         return JSONResponse(
             error_body("Internal server error.", "server_error", "internal_error"),
             status_code=500,

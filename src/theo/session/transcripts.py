@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from theo.postprocessing.chain import PostProcessingChain
+from theo.postprocessing.chain import PostProcessingOptions, postprocess_text
 from theo.session.config import SessionConfig
 from theo.session.context import SessionContext
 from theo.session.outbox import Event, OrderedOutbox
@@ -131,14 +131,16 @@ class TranscriptEvents:
         await self._outbox.complete(segment)
 
     def _postprocess(self, transcript: StreamTranscript) -> str:
+        # The batch route post-processes through the same function, so a final and a
+        # batch transcript of the same words are formatted alike.
         config = self._config()
-        chain = PostProcessingChain.build(
+        options = PostProcessingOptions(
             self._context.manifest.postprocessing,
             itn=config.enable_itn,
-            hot_words=config.hot_words,
+            hot_words=tuple(config.hot_words),
             itn_engine=self._context.itn_engine,
         )
-        return chain.process(transcript.text, transcript.language or config.language)
+        return postprocess_text(transcript.text, transcript.language or config.language, options)
 
 
 def _final_event(transcript: StreamTranscript, text: str, offset_ms: int) -> Event:

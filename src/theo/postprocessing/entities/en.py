@@ -38,6 +38,12 @@ _MONEY_WORD = re.compile(
     re.IGNORECASE,
 )
 _CENTS_ONLY = re.compile(rf"(?<![\w$.,])(?P<cents>\d{{1,2}}(?!\d)|{_WORD}){_SP}cents?\b", re.I)
+# "1234 reais and 50 cents": cents after another currency are that currency's.
+_OTHER_CURRENCY_AND = re.compile(
+    rf"\b(?:reais|real|euros?|pesos?|pounds?|yen|yuan|rupees?|francs?|centavos?)"
+    rf"[^\S\n]*,?{_SP}and{_SP}$",
+    re.IGNORECASE,
+)
 _PERCENT = re.compile(
     rf"(?<![\w.,])(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?(?!\d)|{_WORD})"
     rf"[^\S\n]*(?:%|percent\b|per{_SP}cent\b)",
@@ -66,6 +72,8 @@ def _money(match: re.Match[str]) -> str:
 
 
 def _cents_only(match: re.Match[str]) -> str:
+    if _OTHER_CURRENCY_AND.search(match.string, 0, match.start()):
+        return match.group()
     cents = _value(match.group("cents"))
     if cents is None:
         return match.group()
@@ -79,17 +87,20 @@ def _percent(match: re.Match[str]) -> str:
     return f"{number}%"
 
 
-def format_entities_en(text: str) -> str:
+def format_entities_en(text: str, *, money: bool = True) -> str:
     """Format English entities in ``text``.
 
     Args:
         text: English text after ITN.
+        money: format money; off for translations, whose currency words are the
+            translator's ("centavos" -> "cents"), not the speaker's.
 
     Returns:
         The text with money as ``$1,234.50`` (``$2 million`` for round millions and
         above) and percentages as ``20%``.
     """
-    text = _MONEY_SYMBOL.sub(_money, text)
-    text = _MONEY_WORD.sub(_money, text)
-    text = _CENTS_ONLY.sub(_cents_only, text)
+    if money:
+        text = _MONEY_SYMBOL.sub(_money, text)
+        text = _MONEY_WORD.sub(_money, text)
+        text = _CENTS_ONLY.sub(_cents_only, text)
     return _PERCENT.sub(_percent, text)

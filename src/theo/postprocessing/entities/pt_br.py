@@ -188,11 +188,12 @@ def _time(match: re.Match[str]) -> str:
     return f"{match.group('prep')} {int(hour)}:{int(minute):02d}"
 
 
-def format_entities_pt(text: str) -> str:
+def format_entities_pt(text: str, *, money: bool = True) -> str:
     """Format Brazilian entities in ``text``.
 
     Args:
         text: Portuguese text after ITN.
+        money: format money (``False`` leaves amounts as ITN wrote them).
 
     Returns:
         The text with money as ``R$ 1.234,50``, percentages as ``20%``, full dates as
@@ -201,9 +202,10 @@ def format_entities_pt(text: str) -> str:
     """
     text = format_documents(text)
     text = _SPLIT_THOUSANDS.sub(_join_split_thousands, text)
-    text = _MONEY_SYMBOL.sub(_money_symbol, text)
-    text = _MONEY_WORD.sub(_money_word, text)
-    text = _CENTS_ONLY.sub(_cents_only, text)
+    if money:
+        text = _MONEY_SYMBOL.sub(_money_symbol, text)
+        text = _MONEY_WORD.sub(_money_word, text)
+        text = _CENTS_ONLY.sub(_cents_only, text)
     text = _PERCENT.sub(_percent, text)
     text = _DATE.sub(_date, text)
     return _TIME.sub(_time, text)

@@ -65,6 +65,7 @@ ENGLISH = Lexicon(
     decimal_separator=".",
     year_zero=frozenset({"oh", "o"}),
     spoken_years=True,
+    spelled_forms=(*UNITS, "ten"),
 )
 
 

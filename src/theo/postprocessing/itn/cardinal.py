@@ -48,6 +48,9 @@ class Lexicon:
         year_zero: words read as a zero inside a spoken year ("nineteen oh five").
         spoken_years: whether "nineteen ninety" style pairs form a year.
         min_digit_run: consecutive single digits that form a digit string (phone, CPF).
+        spelled_forms: the words for ``0 .. spelled_below - 1``, by value, used to spell
+            out small numbers an engine wrote as digits (see ``itn.small_numbers``);
+            empty where the word depends on context (Portuguese gender: "um"/"uma").
     """
 
     units: Mapping[str, int]
@@ -69,6 +72,7 @@ class Lexicon:
     year_zero: frozenset[str] = frozenset()
     spoken_years: bool = False
     min_digit_run: int = 3
+    spelled_forms: tuple[str, ...] = ()
 
     def words(self) -> frozenset[str]:
         """Every word this lexicon can read as (part of) a number."""

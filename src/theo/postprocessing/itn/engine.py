@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from theo.errors import TheoError
+from theo.postprocessing.itn.small_numbers import spell_small_numbers
 from theo.postprocessing.stage import base_language
 
 
@@ -51,6 +52,10 @@ class ITNEngine(Protocol):
 class ITNStage:
     """Text stage running an :class:`ITNEngine` on the languages it supports.
 
+    After the engine, lone small digits are spelled out (:func:`spell_small_numbers`):
+    the engine's input may already hold digits the ASR engine chose to write, and the
+    written form must not depend on that choice or on which ITN engine answered.
+
     Args:
         engine: the engine to run; text in other languages passes through unchanged.
     """
@@ -65,4 +70,4 @@ class ITNStage:
         lang = base_language(language)
         if lang is None or not self.engine.supports(lang):
             return text
-        return self.engine.normalize(text, lang)
+        return spell_small_numbers(self.engine.normalize(text, lang), lang)

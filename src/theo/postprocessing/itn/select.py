@@ -60,6 +60,16 @@ class DeferredITNEngine:
             return self.fallback.normalize(text, language)
         return text
 
+    def settled(self) -> ITNEngine:
+        """The engine to use for one whole request or final, chosen now.
+
+        A transcript's segments must not be split between two engines because the
+        grammars finished loading halfway through it: before the upgrade this is the
+        fallback itself; after it (for good), this engine, whose per-call fallback covers
+        grammar failures.
+        """
+        return self if self.primary.ready else self.fallback
+
     def warm_up(self) -> None:
         """Warm the primary engine; on failure, log it and keep serving with the fallback."""
         try:

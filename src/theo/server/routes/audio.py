@@ -16,7 +16,7 @@ from theo.audio.decode import DecodeLimits
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.logging import get_logger
 from theo.pipeline.batch import postprocess_result, prepare_audio
-from theo.postprocessing.chain import PostProcessingChain, merge_hot_words
+from theo.postprocessing.chain import PostProcessingOptions, merge_hot_words
 from theo.registry.store import InstalledModel
 from theo.server.audio_form import AudioForm, parse_audio_form
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
@@ -99,14 +99,15 @@ async def _handle(request: Request, task: Task) -> Response:
         log.info("client_disconnected", request_id=transcribe_request.request_id)
         return Response(status_code=_CLIENT_CLOSED_REQUEST)
 
-    chain = PostProcessingChain.build(
+    options = PostProcessingOptions(
         manifest.postprocessing,
         itn=form.itn,
-        hot_words=form.params.hot_words,
+        hot_words=tuple(form.params.hot_words),
         itn_engine=state.itn_engines.get(manifest.postprocessing.itn_backend),
+        task=task,
     )
     started = time.perf_counter()
-    result = await asyncio.to_thread(postprocess_result, result, chain)
+    result = await asyncio.to_thread(postprocess_result, result, options)
     state.metrics.postprocessing_done("batch", time.perf_counter() - started)
 
     body, media_type = render(result, form.response_format, task, form.include_words)
