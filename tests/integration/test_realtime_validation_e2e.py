@@ -111,7 +111,7 @@ def test_a_language_the_engine_refuses_is_set_back_and_the_speech_transcribed(
     commands = [] if at_connect else [{"type": "session.configure", "language": "zz"}]
     log = asyncio.run(run_session(url, audio, rate, commands_before=commands))
     errors = log.of("error")
-    assert len(errors) == 1, errors
+    assert len(errors) == 1, (errors, log.types(), server.log_text()[-6000:])
     assert errors[0]["code"] == "invalid_value"
     assert errors[0]["param"] == "language"
     assert errors[0]["recoverable"] is True

@@ -12,6 +12,7 @@ streaming path. Runs synchronously; callers on the event loop use ``asyncio.to_t
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ garbage that would only yield hallucinations."""
 class DecodeLimits:
     """What one decode may produce before it is stopped.
 
+    The defaults guard against bombs, absurd sample rates and garbage but set no duration
+    limit, which is a server policy: the server passes :meth:`from_settings`.
+
     Attributes:
         max_duration_s: Longest accepted audio in seconds (``THEO_MAX_AUDIO_DURATION_S``).
         min_sample_rate: Lowest sample rate a file may declare, in Hz.
@@ -69,7 +73,7 @@ class DecodeLimits:
         max_corrupt_fraction: Share of packets that may be skipped as corrupt.
     """
 
-    max_duration_s: float = 7200.0
+    max_duration_s: float = math.inf
     min_sample_rate: int = 8_000
     max_sample_rate: int = 192_000
     min_bytes_per_second: float = MIN_BYTES_PER_SECOND
@@ -312,7 +316,12 @@ def _check_signal(duration_s: float, peak: float) -> None:
         raise AudioFormatError("The audio holds only silence: no signal above -70 dBFS.")
 
 
+def pcm16_array(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    """Float samples in [-1, 1] to little-endian PCM16 values (clipped and rounded)."""
+    scaled = np.clip(samples, -1.0, 1.0) * 32767.0
+    return np.round(scaled).astype("<i2")
+
+
 def to_pcm16(samples: npt.NDArray[np.float32]) -> bytes:
     """Float samples in [-1, 1] to PCM16 little-endian bytes (clipped)."""
-    scaled = np.clip(samples, -1.0, 1.0) * 32767.0
-    return np.round(scaled).astype("<i2").tobytes()
+    return pcm16_array(samples).tobytes()

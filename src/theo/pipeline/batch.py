@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, BinaryIO
 
-from theo.audio.decode import DecodeLimits, StreamingDecoder, to_pcm16
+from theo.audio.buffer import GrowingBuffer
+from theo.audio.decode import DecodeLimits, StreamingDecoder, pcm16_array
 from theo.manifest import PreprocessingConfig
 from theo.postprocessing.chain import PostProcessingOptions, PostProcessor
 from theo.preprocessing.chain import preprocess_stream
@@ -24,8 +25,9 @@ def prepare_audio(
     """Decode an upload within ``limits``, reject empty/silent audio, preprocess it.
 
     Decoding, preprocessing and PCM16 conversion run frame by frame into one buffer that
-    grows in place: the peak memory is about twice the 16 kHz PCM16 size of the audio (the
-    buffer and the returned copy), whatever the codec, rate or channels of the upload.
+    grows in place and is unmapped on return: the peak memory is twice the 16 kHz PCM16
+    size of the audio (the buffer and the returned copy) plus a constant, whatever the
+    codec, rate or channels of the upload, and only the returned bytes stay resident.
 
     Args:
         source: The uploaded file's bytes, or the (seekable) file itself.
@@ -43,12 +45,11 @@ def prepare_audio(
         AudioTooLongError: the audio is longer than ``limits.max_duration_s``.
     """
     effective = config.model_copy(update=overrides) if overrides else config
-    pcm16 = bytearray()
-    with StreamingDecoder(source, limits) as decoder:
+    with StreamingDecoder(source, limits) as decoder, GrowingBuffer() as pcm16:
         for chunk in preprocess_stream(decoder.frames(), decoder.sample_rate, effective):
-            pcm16 += to_pcm16(chunk)
+            pcm16.append(pcm16_array(chunk))
         decoder.check_has_signal()
-    return bytes(pcm16)
+        return pcm16.getvalue()
 
 
 def postprocess_result(result: BatchResult, options: PostProcessingOptions) -> BatchResult:
