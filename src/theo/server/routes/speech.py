@@ -56,9 +56,7 @@ class SpeechBody(BaseModel):
         # fail on them halfway through a stream: refuse them before anything starts.
         for char in value:
             if char not in _SPOKEN_WHITESPACE and unicodedata.category(char) == "Cc":
-                raise ValueError(
-                    f"control character U+{ord(char):04X} cannot be spoken; remove it"
-                )
+                raise ValueError(f"control character U+{ord(char):04X} cannot be spoken; remove it")
         return value
 
 
