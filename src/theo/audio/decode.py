@@ -274,7 +274,8 @@ class StreamingDecoder:
 def _remaining_bytes(handle: BinaryIO) -> int:
     """Bytes from the current position to the end; the position is left unchanged."""
     start = handle.tell()
-    end = handle.seek(0, os.SEEK_END)
+    handle.seek(0, os.SEEK_END)
+    end = handle.tell()
     handle.seek(start)
     return end - start
 

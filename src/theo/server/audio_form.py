@@ -196,12 +196,12 @@ def _check_field_names(form: FormData) -> None:
 
 def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioForm:
     """Validate every field; the first problem raises an error naming its field."""
-    _check_field_names(form)
     upload = form.get("file")
     if upload is None:
         raise InvalidRequestError("Missing required field 'file'.", param="file")
     if not isinstance(upload, UploadFile):
         raise InvalidRequestError("'file' must be an uploaded audio file.", param="file")
+    _check_field_names(form)
     if upload.size is not None and upload.size > max_file_bytes:
         raise FileTooLargeError(
             f"The uploaded file exceeds the maximum size of {max_file_bytes / 2**20:g} MB."
