@@ -1,17 +1,16 @@
-"""The batch request on the wire: the audio appended to the serialized fields equals the
-message protobuf would have built, so the worker parses it unchanged."""
+"""A batch request sent in pieces: the fields first, then the audio, which the worker joins
+back into the message protobuf would have built."""
 
 from __future__ import annotations
 
 import pytest
 
-from theo.proto import stt_worker_pb2 as pb
 from theo.types import Task, TranscribeParams, TranscribeRequest
-from theo.workers.stt.converters import params_from_proto, request_to_proto, request_to_wire
+from theo.workers.stt.converters import params_from_proto, request_to_proto, request_to_upload
 
 
-@pytest.mark.parametrize("audio_bytes", [0, 1, 127, 128, 16_383, 16_384, 3_200_000])
-def test_wire_bytes_parse_as_the_same_message(audio_bytes: int) -> None:
+@pytest.mark.parametrize("audio_bytes", [0, 2, 999, 1000, 1001, 25_000])
+def test_upload_messages_rebuild_the_request(audio_bytes: int) -> None:
     request = TranscribeRequest(
         model="m",
         audio_pcm16=bytes(i % 251 for i in range(audio_bytes)),
@@ -20,7 +19,10 @@ def test_wire_bytes_parse_as_the_same_message(audio_bytes: int) -> None:
         ),
         request_id="req-1",
     )
-    parsed = pb.TranscribeFileRequest.FromString(request_to_wire(request))
-    assert parsed == request_to_proto(request)
-    assert parsed.audio_pcm16 == request.audio_pcm16
-    assert params_from_proto(parsed).hot_words == ("PIX", "TED")
+    first, *pieces = request_to_upload(request, chunk_bytes=1000)
+    assert first.audio_pcm16 == b""
+    assert all(len(p.audio_pcm16) <= 1000 and not p.request_id for p in pieces)
+    assert len(pieces) == -(-audio_bytes // 1000)
+    first.audio_pcm16 = b"".join(p.audio_pcm16 for p in pieces)
+    assert first == request_to_proto(request)
+    assert params_from_proto(first).hot_words == ("PIX", "TED")

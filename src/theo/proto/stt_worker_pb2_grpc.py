@@ -39,6 +39,11 @@ class STTWorkerStub:
                 request_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
                 response_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
                 _registered_method=True)
+        self.TranscribeFileUpload = channel.stream_unary(
+                '/theo.stt.v1.STTWorker/TranscribeFileUpload',
+                request_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+                response_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+                _registered_method=True)
         self.TranscribeStream = channel.stream_stream(
                 '/theo.stt.v1.STTWorker/TranscribeStream',
                 request_serializer=theo_dot_proto_dot_stt__worker__pb2.AudioFrame.SerializeToString,
@@ -61,6 +66,14 @@ class STTWorkerServicer:
 
     def TranscribeFile(self, request, context):
         """Batch transcription or translation of a whole clip.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TranscribeFileUpload(self, request_iterator, context):
+        """Batch, the audio in pieces: the first message carries every field, each message adds
+        its audio_pcm16 to the clip. The API process never holds a long clip as one message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +105,11 @@ def add_STTWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'TranscribeFile': grpc.unary_unary_rpc_method_handler(
                     servicer.TranscribeFile,
+                    request_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
+                    response_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
+            ),
+            'TranscribeFileUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.TranscribeFileUpload,
                     request_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
                     response_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
             ),
@@ -136,6 +154,33 @@ class STTWorker:
             request,
             target,
             '/theo.stt.v1.STTWorker/TranscribeFile',
+            theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+            theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranscribeFileUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/theo.stt.v1.STTWorker/TranscribeFileUpload',
             theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
             theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
             options,

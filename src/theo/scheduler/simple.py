@@ -17,7 +17,7 @@ from theo.types import BatchResult, TranscribeRequest, WorkerState
 from theo.workers.handle import WorkerHandle
 from theo.workers.manager import WorkerManager
 from theo.workers.rpc_errors import being_cancelled, map_rpc_error, worker_lost
-from theo.workers.stt.converters import request_to_wire, result_from_proto
+from theo.workers.stt.converters import request_to_upload, result_from_proto
 
 log = get_logger("scheduler")
 
@@ -51,12 +51,11 @@ class SimpleScheduler:
     async def transcribe(self, request: TranscribeRequest) -> BatchResult:
         """Send the request to a worker; see :class:`theo.scheduler.base.Scheduler`."""
         worker = self._pick(request.model)
-        assert worker.transcribe_file_wire is not None
-        wire = request_to_wire(request)
+        assert worker.stub is not None
         generation = worker.begin_request()
         try:
-            response = await worker.transcribe_file_wire(
-                wire, timeout=self._settings.request_timeout_s
+            response = await worker.stub.TranscribeFileUpload(
+                request_to_upload(request), timeout=self._settings.request_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc, worker) from exc

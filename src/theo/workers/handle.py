@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 
-from theo.proto import stt_worker_pb2 as pb
 from theo.proto import stt_worker_pb2_grpc as pb_grpc
 from theo.proto import tts_worker_pb2_grpc as tts_pb_grpc
 from theo.types import ModelType, WorkerState
@@ -25,7 +24,6 @@ _LEGAL_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
 }
 
 _MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
-_TRANSCRIBE_FILE_PATH = f"/{pb.DESCRIPTOR.services_by_name['STTWorker'].full_name}/TranscribeFile"
 
 
 class IllegalTransitionError(RuntimeError):
@@ -46,8 +44,6 @@ class WorkerHandle:
     channel: grpc.aio.Channel | None = None
     stub: pb_grpc.STTWorkerStub | None = None
     """The STT worker stub (speech-to-text workers only)."""
-    transcribe_file_wire: grpc.aio.UnaryUnaryMultiCallable | None = None
-    """``TranscribeFile`` taking an already serialized request (see ``request_to_wire``)."""
     tts_stub: tts_pb_grpc.TTSWorkerStub | None = None
     """The TTS worker stub (text-to-speech workers only)."""
     kind: ModelType = ModelType.STT
@@ -116,11 +112,6 @@ class WorkerHandle:
             self.tts_stub = tts_pb_grpc.TTSWorkerStub(self.channel)
         else:
             self.stub = pb_grpc.STTWorkerStub(self.channel)
-            self.transcribe_file_wire = self.channel.unary_unary(
-                _TRANSCRIBE_FILE_PATH,
-                request_serializer=None,  # the caller passes the serialized bytes
-                response_deserializer=pb.TranscribeFileResponse.FromString,
-            )
 
     async def close_channel(self) -> None:
         """Close the gRPC channel, failing any call still on it."""

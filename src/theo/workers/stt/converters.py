@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from theo.proto import stt_worker_pb2 as pb
 from theo.types import BatchResult, Segment, Task, TranscribeParams, TranscribeRequest, Word
 
@@ -9,8 +11,8 @@ _TASK_TO_PROTO = {Task.TRANSCRIBE: pb.TASK_TRANSCRIBE, Task.TRANSLATE: pb.TASK_T
 _TASK_FROM_PROTO = {v: k for k, v in _TASK_TO_PROTO.items()}
 
 
-_AUDIO_FIELD = pb.TranscribeFileRequest.DESCRIPTOR.fields_by_name["audio_pcm16"].number
-_LENGTH_DELIMITED = 2  # protobuf wire type of bytes fields
+UPLOAD_CHUNK_BYTES = 1 << 20
+"""Audio per message of a ``TranscribeFileUpload`` (32 s of 16 kHz PCM16)."""
 
 
 def request_to_proto(
@@ -31,28 +33,19 @@ def request_to_proto(
     )
 
 
-def request_to_wire(request: TranscribeRequest) -> bytes:
-    """The serialized ``TranscribeFileRequest``, with one copy of the audio instead of three.
+def request_to_upload(
+    request: TranscribeRequest, chunk_bytes: int = UPLOAD_CHUNK_BYTES
+) -> Iterator[pb.TranscribeFileRequest]:
+    """The messages of a ``TranscribeFileUpload``: the fields first, then the audio in pieces.
 
-    Building the message copies the PCM into it and serializing copies it again; an hour
-    of audio is 110 MB per copy. Protobuf parses concatenated encodings as one message, so
-    the fields without audio are serialized and the audio field is appended as bytes.
+    A clip sent as one message exists three times in the API process at once (the bytes,
+    the message, its serialization: an hour of audio is 110 MB each); in pieces, only the
+    bytes and one piece do.
     """
-    head = request_to_proto(request, with_audio=False).SerializeToString()
-    audio = request.audio_pcm16
-    tag = _varint(_AUDIO_FIELD << 3 | _LENGTH_DELIMITED)
-    return b"".join((head, tag, _varint(len(audio)), audio))
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
+    yield request_to_proto(request, with_audio=False)
+    audio = memoryview(request.audio_pcm16)
+    for start in range(0, len(audio), chunk_bytes):
+        yield pb.TranscribeFileRequest(audio_pcm16=bytes(audio[start : start + chunk_bytes]))
 
 
 def params_from_proto(message: pb.TranscribeFileRequest) -> TranscribeParams:

@@ -109,12 +109,37 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self, request: pb.TranscribeFileRequest, context: grpc.aio.ServicerContext
     ) -> pb.TranscribeFileResponse:
         """Decode a whole clip; aborts with CANCELLED if the caller goes away."""
+        return await self._transcribe_file(request, request.audio_pcm16, context)
+
+    async def TranscribeFileUpload(  # noqa: N802 - name fixed by the generated gRPC base class
+        self,
+        request_iterator: AsyncIterator[pb.TranscribeFileRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.TranscribeFileResponse:
+        """Decode a clip sent in pieces: the first message's fields, every message's audio."""
+        first: pb.TranscribeFileRequest | None = None
+        audio = bytearray()
+        async for message in request_iterator:
+            if first is None:
+                first = message
+            audio += message.audio_pcm16
+        if first is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request was sent")
+        assert first is not None
+        return await self._transcribe_file(first, audio, context)
+
+    async def _transcribe_file(
+        self,
+        request: pb.TranscribeFileRequest,
+        pcm16: bytes | bytearray,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.TranscribeFileResponse:
         if self._info is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
-        if request.sample_rate != 16_000 or len(request.audio_pcm16) % 2:
+        if request.sample_rate != 16_000 or len(pcm16) % 2:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "audio must be 16 kHz mono PCM16")
         params = params_from_proto(request)
-        audio = np.frombuffer(request.audio_pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+        audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
         cancel = threading.Event()
         key = request.request_id or str(id(cancel))
         self._cancel_events[key] = cancel
