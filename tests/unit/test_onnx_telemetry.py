@@ -22,4 +22,3 @@ def test_telemetry_is_disabled_through_onnxruntime(monkeypatch: pytest.MonkeyPat
 def test_without_onnxruntime_nothing_happens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes the import fail
     assert disable_onnx_telemetry() is False
-
