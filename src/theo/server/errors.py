@@ -91,8 +91,6 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None, s
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     param = ".".join(loc) or None
     reason = _excerpt(str(first.get("msg", "invalid value")))
-    if first.get("type") == "extra_forbidden":
-        reason = "unknown field"
     if param is None:
         return f"Invalid request body: {reason}.", None, "invalid_value"
     return f"Invalid value for '{_excerpt(param)}': {reason}.", param, "invalid_value"
