@@ -1,20 +1,18 @@
-"""Engine selection by name; engine modules are imported only when chosen."""
+"""STT engine selection by name, through the plug-in registry."""
 
 from __future__ import annotations
 
+from typing import cast
+
+from theo.types import ModelType
+from theo.workers.engine_registry import create_engine
 from theo.workers.stt.backend import STTBackend
 
 
 def create_backend(engine: str) -> STTBackend:
-    """Instantiate the backend for an engine name from a manifest.
+    """Instantiate the STT backend registered as ``engine`` (a manifest's ``engine``).
 
     Raises:
-        ValueError: the engine is unknown.
+        UnknownEngineError: no installed package registers it.
     """
-    if engine == "faster-whisper":
-        from theo.workers.stt.faster_whisper_backend import (  # noqa: PLC0415 - lazy by design
-            FasterWhisperBackend,
-        )
-
-        return FasterWhisperBackend()
-    raise ValueError(f"unknown STT engine '{engine}'")
+    return cast(STTBackend, create_engine(ModelType.STT, engine))

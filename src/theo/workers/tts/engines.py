@@ -1,22 +1,18 @@
-"""Engine selection by name; engine modules are imported only when chosen."""
+"""TTS engine selection by name, through the plug-in registry."""
 
 from __future__ import annotations
 
+from typing import cast
+
+from theo.types import ModelType
+from theo.workers.engine_registry import create_engine
 from theo.workers.tts.backend import TTSBackend
 
 
 def create_backend(engine: str) -> TTSBackend:
-    """Instantiate the backend for an engine name from a manifest.
+    """Instantiate the TTS backend registered as ``engine`` (a manifest's ``engine``).
 
     Raises:
-        ValueError: the engine is unknown.
+        UnknownEngineError: no installed package registers it.
     """
-    if engine == "piper":
-        from theo.workers.tts.piper_backend import PiperBackend  # noqa: PLC0415 - lazy by design
-
-        return PiperBackend()
-    if engine == "kokoro":
-        from theo.workers.tts.kokoro_backend import KokoroBackend  # noqa: PLC0415 - lazy by design
-
-        return KokoroBackend()
-    raise ValueError(f"unknown TTS engine '{engine}'")
+    return cast(TTSBackend, create_engine(ModelType.TTS, engine))
