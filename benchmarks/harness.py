@@ -19,6 +19,13 @@ from typing import IO, Any
 
 import httpx
 
+# One word error rate for tests and benchmarks: the repository root makes ``tests`` importable
+# when a script runs from ``benchmarks/``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.wer import normalize, wer
+
+__all__ = ["normalize", "wer"]
+
 
 def log(message: str) -> None:
     """Progress to stderr, so the result tables on stdout stay clean."""

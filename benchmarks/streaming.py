@@ -89,7 +89,7 @@ from typing import Any
 
 import httpx
 import websockets
-from harness import TheoServer, ensure_model, log, percentile
+from harness import TheoServer, ensure_model, log, normalize, percentile, wer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CLIP = REPO_ROOT / "tests" / "fixtures" / "audio" / "en_librivox.wav"
@@ -185,39 +185,16 @@ class CpuMeter:
         return theo / wall, max(other, 0.0) / wall
 
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-_DASHES = re.compile(r"[-\u2010\u2011\u2012\u2013\u2014\u2015\u2212]")
-_MISTER = re.compile(r"\b(?:mr|mister)\b\.?")
-_NOT_WORD = re.compile(r"[^\w\s']|_")
-_STRAY_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
-
-
 def normalise_words(text: str) -> list[str]:
-    """Words of ``text`` normalised like ``tests/helpers/wer.py`` does."""
-    text = text.lower().translate(_APOSTROPHES)
-    text = _DASHES.sub(" ", text)
-    text = _MISTER.sub("mister ", text)
-    text = _NOT_WORD.sub(" ", text)
-    text = _STRAY_APOSTROPHE.sub(" ", text)
-    return text.split()
+    """Words of ``text`` normalised like the tests' WER (``tests/helpers/wer.py``)."""
+    return normalize(text).split()
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance over the reference length, after normalising."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, start=1):
-            current[j] = min(
-                previous[j] + 1,
-                current[j - 1] + 1,
-                previous[j - 1] + (ref_word != hyp_word),
-            )
-        previous = current
-    return previous[-1] / len(ref)
+    """The tests' WER, with an empty reference scoring 0 (nothing heard) or 1."""
+    if not normalize(reference):
+        return 0.0 if not normalize(hypothesis) else 1.0
+    return wer(reference, hypothesis)
 
 
 def parse_int_list(text: str) -> list[int]:
