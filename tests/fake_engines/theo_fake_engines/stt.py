@@ -1,0 +1,114 @@
+"""A fake STT engine that "hears" a scripted transcript at a fixed speaking rate.
+
+It implements the real ``STTBackend`` interface, so the whole server (routes, sessions,
+worker supervision, crash recovery) runs unchanged around it, in seconds and without a
+model. Its script comes from the manifest's ``engine_config``:
+
+- ``transcript``: the words it hears, in order (default "one two three ...").
+- ``words_per_second``: how many of them a second of audio holds (default 3).
+- ``language``: the language it reports (default "en").
+- ``crash_file``: a path; while that file exists, the next decode deletes it and kills
+  the worker process (an injected crash that happens once).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from theo.manifest import EngineConfig
+from theo.types import BatchResult, Segment, TranscribeParams, Word
+from theo.workers.stt.backend import (
+    CancelledByClient,
+    LoadedModelInfo,
+    SegmentDecode,
+    SegmentOptions,
+)
+
+SAMPLE_RATE = 16_000
+_DEFAULT_TRANSCRIPT = "one two three four five six seven eight nine ten eleven twelve"
+
+
+class FakeSTTBackend:
+    """Scripted speech-to-text: the first ``duration * words_per_second`` script words."""
+
+    engine_name = "fake"
+
+    def __init__(self) -> None:
+        self._words: list[str] = _DEFAULT_TRANSCRIPT.split()
+        self._rate = 3.0
+        self._language = "en"
+        self._crash_file: Path | None = None
+
+    def load(self, model_dir: Path, config: EngineConfig) -> LoadedModelInfo:
+        """Read the script from ``engine_config``."""
+        extra = config.model_extra or {}
+        self._words = str(extra.get("transcript", _DEFAULT_TRANSCRIPT)).split()
+        self._rate = float(extra.get("words_per_second", 3.0))
+        self._language = str(extra.get("language", "en"))
+        crash_file = extra.get("crash_file")
+        self._crash_file = Path(str(crash_file)) if crash_file else None
+        return LoadedModelInfo(engine="fake", device="cpu", compute_type="none")
+
+    def _maybe_crash(self) -> None:
+        if self._crash_file is not None and self._crash_file.exists():
+            self._crash_file.unlink()
+            os._exit(1)  # a worker dying mid-request, as a segfaulting engine would
+
+    def _heard(self, audio: npt.NDArray[np.float32]) -> list[Word]:
+        seconds = audio.size / SAMPLE_RATE
+        count = min(len(self._words), math.floor(seconds * self._rate))
+        step = 1.0 / self._rate
+        return [
+            Word(word=f" {w}", start=i * step, end=(i + 1) * step, probability=0.9)
+            for i, w in enumerate(self._words[:count])
+        ]
+
+    def transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        params: TranscribeParams,
+        cancel: threading.Event,
+    ) -> BatchResult:
+        """The scripted words for the clip's length, as one segment."""
+        self._maybe_crash()
+        if cancel.is_set():
+            raise CancelledByClient
+        words = tuple(self._heard(audio))
+        text = "".join(w.word for w in words).strip()
+        duration = audio.size / SAMPLE_RATE
+        segment = Segment(
+            id=0,
+            start=0.0,
+            end=duration,
+            text=f" {text}",
+            words=words if params.word_timestamps else (),
+        )
+        return BatchResult(
+            text=text,
+            language=params.language or self._language,
+            duration=duration,
+            segments=(segment,) if text else (),
+        )
+
+    def decode_segment(
+        self, audio: npt.NDArray[np.float32], options: SegmentOptions
+    ) -> SegmentDecode:
+        """The scripted words for the segment's length."""
+        self._maybe_crash()
+        words = tuple(self._heard(audio))
+        return SegmentDecode(
+            text="".join(w.word for w in words).strip(),
+            words=words,
+            language=options.language or self._language,
+            confidence=0.9,
+        )
+
+    def tail_tokens(self, text: str, max_tokens: int) -> str:
+        """The last ``max_tokens`` words (one word, one token)."""
+        return " ".join(text.split()[-max_tokens:])

@@ -1,0 +1,48 @@
+"""The fake-engine tier: a real `theo serve` whose models run the scripted fake engine.
+
+``tests/fake_engines`` holds a plug-in package (``theo_fake_engines``) and the
+``.dist-info`` that registers it as the ``fake`` engine; it is put on the server's
+``PYTHONPATH`` only, so the fake is never installed and never seen by a normal server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.server import REPO_ROOT, RunningServer, start_server
+from theo.manifest import ModelManifest
+
+FAKE_ENGINES = REPO_ROOT / "tests" / "fake_engines"
+FAKE_STT = "fake-stt"
+
+
+def install_fake_stt(home: Path, name: str = FAKE_STT, **engine_config: Any) -> Path:
+    """Write a ``fake`` STT model into ``home``'s models directory; returns its directory."""
+    manifest = ModelManifest.from_dict(
+        {
+            "name": name,
+            "type": "stt",
+            "engine": "fake",
+            "capabilities": {"languages": ["en"], "translation": False},
+            "engine_config": engine_config,
+            # The built-in rules answer at once; NeMo's grammar build would take seconds.
+            "postprocessing": {"itn_backend": "builtin"},
+        }
+    )
+    model_dir = home / "models" / name
+    model_dir.mkdir(parents=True)
+    manifest.dump(model_dir)
+    return model_dir
+
+
+def start_fake_server(
+    home: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> RunningServer:
+    """`theo serve` on ``home`` with the fake engines importable, ready to answer."""
+    paths = [str(FAKE_ENGINES), os.environ.get("PYTHONPATH", "")]
+    env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p), **(extra_env or {})}
+    server = start_server(home, log_path, extra_env=env)
+    server.wait_ready(60)
+    return server
