@@ -4,10 +4,14 @@ for the model, so routing, sessions, event order and crash recovery are tested w
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import websockets
 
 from tests.helpers.fake import FAKE_STT, install_fake_stt, start_fake_server
 from tests.helpers.realtime import pcm16_of, run_session, ws_url
@@ -21,7 +25,12 @@ def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     home = tmp_path_factory.mktemp("fake-home")
     crash_file = home / "crash-next-decode"
     install_fake_stt(home, transcript=SCRIPT, words_per_second=3, crash_file=str(crash_file))
-    server = start_fake_server(home, tmp_path_factory.mktemp("fake-logs") / "serve.log")
+    # Probes twice a second, so a hung worker is found in about 2 s.
+    server = start_fake_server(
+        home,
+        tmp_path_factory.mktemp("fake-logs") / "serve.log",
+        extra_env={"THEO_WORKER__HEALTH_INTERVAL_S": "0.5", "THEO_WORKER__HEALTH_TIMEOUT_S": "0.5"},
+    )
     try:
         yield server
     finally:
@@ -86,3 +95,82 @@ def test_a_worker_crash_mid_utterance_loses_and_repeats_nothing(
         30,
         "the worker restarted once",
     )
+
+
+def test_a_session_without_speech_closes_at_its_init_timeout(fake_server: RunningServer) -> None:
+    async def session() -> list[dict[str, object]]:
+        url = ws_url(fake_server.base_url, FAKE_STT)
+        events: list[dict[str, object]] = []
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "session.configure", "init_timeout_ms": 1000}))
+            async for message in ws:
+                events.append(json.loads(message))
+        return events
+
+    events = asyncio.run(asyncio.wait_for(session(), 30))
+    assert [e["type"] for e in events] == ["session.created", "session.updated", "session.closed"]
+    assert events[-1]["reason"] == "init_timeout"
+
+
+def test_a_hung_worker_is_found_by_its_probes_killed_and_restarted(
+    fake_server: RunningServer,
+) -> None:
+    worker = fake_server.worker(FAKE_STT)
+    os.kill(worker["pid"], signal.SIGSTOP)  # alive, but answers nothing
+    wait_for(
+        lambda: (
+            fake_server.worker(FAKE_STT)["pid"] != worker["pid"]
+            and fake_server.worker(FAKE_STT)["state"] == "ready"
+        ),
+        30,
+        "the hung worker replaced",
+    )
+    assert fake_server.worker(FAKE_STT)["restarts"] == worker["restarts"] + 1
+    assert "stopped answering health probes" in fake_server.log_text()
+    test_batch_returns_the_scripted_words_for_the_clip_length(fake_server)
+
+
+@pytest.fixture(scope="module")
+def fragile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    home = tmp_path_factory.mktemp("fragile-home")
+    install_fake_stt(home, transcript=SCRIPT)
+    server = start_fake_server(
+        home,
+        tmp_path_factory.mktemp("fragile-logs") / "serve.log",
+        extra_env={"THEO_WORKER__MAX_RESTARTS": "1", "THEO_WORKER__RESTART_BACKOFF_S": "0.1"},
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_restart_limit_gives_up_and_says_so(fragile_server: RunningServer) -> None:
+    first = fragile_server.worker(FAKE_STT)
+    os.kill(first["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: (
+            fragile_server.worker(FAKE_STT)["state"] == "ready"
+            and fragile_server.worker(FAKE_STT)["pid"] != first["pid"]
+        ),
+        30,
+        "the one restart allowed",
+    )
+    os.kill(fragile_server.worker(FAKE_STT)["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: fragile_server.worker(FAKE_STT)["state"] == "crashed",
+        30,
+        "the worker left crashed",
+    )
+    health = fragile_server.health()
+    assert health["status"] != "ok"
+    assert fragile_server.worker(FAKE_STT)["restarts"] == 1
+    with fragile_server.client() as client, (FIXTURES / "en_short.wav").open("rb") as handle:
+        response = client.post(
+            "/v1/audio/transcriptions", files={"file": handle}, data={"model": FAKE_STT}
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    error = response.json()["error"]
+    assert error["code"] == "model_unavailable"
+    assert "unavailable" in error["message"]
