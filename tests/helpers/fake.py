@@ -16,6 +16,7 @@ from theo.manifest import ModelManifest
 
 FAKE_ENGINES = REPO_ROOT / "tests" / "fake_engines"
 FAKE_STT = "fake-stt"
+FAKE_TTS = "fake-tts"
 
 
 def install_fake_stt(home: Path, name: str = FAKE_STT, **engine_config: Any) -> Path:
@@ -29,6 +30,23 @@ def install_fake_stt(home: Path, name: str = FAKE_STT, **engine_config: Any) -> 
             "engine_config": engine_config,
             # The built-in rules answer at once; NeMo's grammar build would take seconds.
             "postprocessing": {"itn_backend": "builtin"},
+        }
+    )
+    model_dir = home / "models" / name
+    model_dir.mkdir(parents=True)
+    manifest.dump(model_dir)
+    return model_dir
+
+
+def install_fake_tts(home: Path, name: str = FAKE_TTS, **engine_config: Any) -> Path:
+    """Write a ``fake`` TTS model into ``home``'s models directory; returns its directory."""
+    manifest = ModelManifest.from_dict(
+        {
+            "name": name,
+            "type": "tts",
+            "engine": "fake",
+            "capabilities": {"languages": ["en"], "word_timestamps": False},
+            "engine_config": engine_config,
         }
     )
     model_dir = home / "models" / name

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.helpers.fake import FAKE_STT, install_fake_stt, start_fake_server
+from tests.helpers.fake import (
+    FAKE_STT,
+    FAKE_TTS,
+    install_fake_stt,
+    install_fake_tts,
+    start_fake_server,
+)
 from tests.helpers.realtime import pcm16_of, run_session, ws_url
 from tests.helpers.server import FIXTURES, RunningServer, wait_for
 
@@ -25,6 +31,7 @@ def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     home = tmp_path_factory.mktemp("fake-home")
     crash_file = home / "crash-next-decode"
     install_fake_stt(home, transcript=SCRIPT, words_per_second=3, crash_file=str(crash_file))
+    install_fake_tts(home, seconds_per_char=0.05, synthesis_delay_s=0.2)
     # Probes twice a second, so a hung worker is found in about 2 s.
     server = start_fake_server(
         home,
@@ -174,3 +181,52 @@ def test_the_restart_limit_gives_up_and_says_so(fragile_server: RunningServer) -
     error = response.json()["error"]
     assert error["code"] == "model_unavailable"
     assert "unavailable" in error["message"]
+
+
+def _tts_cancelled(server: RunningServer) -> float:
+    with server.client() as client:
+        text = client.get("/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("theo_tts_requests_total{") and 'outcome="cancelled"' in line
+    )
+
+
+def test_speech_streams_piece_by_piece(fake_server: RunningServer) -> None:
+    sentences = ["The first sentence is here.", "A second one follows.", "And a third."]
+    chunks: list[bytes] = []
+    with (
+        fake_server.client() as client,
+        client.stream(
+            "POST",
+            "/v1/audio/speech",
+            json={"model": FAKE_TTS, "input": " ".join(sentences), "response_format": "pcm"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["x-sample-rate"] == "16000"
+        chunks.extend(response.iter_raw())
+    audio_s = sum(len(c) for c in chunks) / 2 / 16_000
+    spoken_s = sum(len(s) for s in sentences) * 0.05
+    assert len(chunks) >= len(sentences)  # one piece at a time, not one block at the end
+    assert spoken_s <= audio_s < spoken_s + 3.0  # every piece, plus the pauses between them
+
+
+def test_a_client_leaving_mid_speech_cancels_it(fake_server: RunningServer) -> None:
+    cancelled = _tts_cancelled(fake_server)
+    text = " ".join(f"Sentence number {n} of a long text." for n in range(1, 40))
+    with (
+        fake_server.client() as client,
+        client.stream(
+            "POST",
+            "/v1/audio/speech",
+            json={"model": FAKE_TTS, "input": text, "response_format": "pcm"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        next(response.iter_raw())  # the first piece, then the client goes away
+    wait_for(lambda: _tts_cancelled(fake_server) == cancelled + 1, 10, "the speech cancelled")
+    wait_for(
+        lambda: fake_server.worker(FAKE_TTS)["active_requests"] == 0, 10, "the worker idle again"
+    )
