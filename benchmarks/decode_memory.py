@@ -41,7 +41,6 @@ import tempfile
 import threading
 import time
 import wave
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,8 @@ import httpx
 import numpy as np
 from harness import TheoServer, ensure_model, log
 
+from tests.helpers.memory import Growth, measure_growth
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "audio"
 SPEECH = FIXTURES / "en_librivox.wav"
@@ -58,7 +59,6 @@ WARMUP = FIXTURES / "en_short.wav"
 SAMPLE_RATE = 16_000
 MIB = 1024 * 1024
 PCM16_MIB_PER_MINUTE = 60 * SAMPLE_RATE * 2 / MIB
-SAMPLE_INTERVAL_S = 0.005
 
 
 # --------------------------------------------------------------------------- audio
@@ -86,53 +86,6 @@ def build_flac(out_path: Path, minutes: float) -> None:
 
 
 # --------------------------------------------------------------------------- memory
-
-
-def status_kb(pid: int | str, field: str) -> int:
-    """A ``/proc/<pid>/status`` field in KiB (``VmRSS``, ``VmHWM``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
-
-
-@dataclass
-class Growth:
-    """Resident memory of one process around one action, in MiB over its RSS before."""
-
-    peak_mib: float
-    retained_mib: float
-    exact: bool
-    """Whether the peak is the kernel's high-water mark (else the highest 5 ms sample)."""
-
-
-def measure_growth(pid: int | str, action: Callable[[], Any]) -> tuple[Any, Growth]:
-    """Run ``action``; return its result and the process's peak and retained RSS growth."""
-    baseline = status_kb(pid, "VmRSS")
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-        exact = True
-    except OSError:
-        exact = False
-    sampled = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal sampled
-        while not done.is_set():
-            sampled = max(sampled, status_kb(pid, "VmRSS"))
-            done.wait(SAMPLE_INTERVAL_S)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        result = action()
-    finally:
-        done.set()
-        sampler.join()
-    peak = max(sampled, status_kb(pid, "VmHWM")) if exact else sampled
-    after = status_kb(pid, "VmRSS")
-    return result, Growth((peak - baseline) / 1024, (after - baseline) / 1024, exact)
 
 
 # --------------------------------------------------------------------------- in-process paths

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,18 @@ def install_fake_tts(home: Path, name: str = FAKE_TTS, **engine_config: Any) -> 
     model_dir.mkdir(parents=True)
     manifest.dump(model_dir)
     return model_dir
+
+
+@contextmanager
+def serving_fake(
+    home: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """:func:`start_fake_server`, stopped when the block ends."""
+    server = start_fake_server(home, log_path, extra_env)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def start_fake_server(

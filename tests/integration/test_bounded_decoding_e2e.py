@@ -8,7 +8,6 @@ request, so a transient peak between two samples is still seen.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import TINY_EN, reference
+from tests.helpers.memory import measure_growth
 from tests.helpers.server import FIXTURES, RunningServer, start_server
 from tests.helpers.wer import normalize, wer
 from tests.unit.test_decode import bomb_flac, corrupted_mp3, looped_speech_flac, wav_declaring
@@ -33,43 +33,10 @@ TEN_MINUTES_PCM_MB = 600 * ENGINE_RATE * 2 / 2**20  # 18.3 MiB of 16 kHz PCM16
 TEN_MINUTES_MAX_GROWTH_MB = 60
 
 
-# --------------------------------------------------------------------------- memory watch
-
-
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
 def peak_rss_growth_mb(pid: int, action: Callable[[], Any]) -> tuple[Any, float]:
     """Run ``action`` and return its result and the process's peak RSS growth in MiB."""
-    baseline = _status_kb(pid, "VmRSS")
-    try:
-        # "5" resets VmHWM to the current RSS, so afterwards it is the peak of this request.
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        exact = True
-    except OSError:
-        exact = False
-    sampled = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal sampled
-        while not done.is_set():
-            sampled = max(sampled, _status_kb(pid, "VmRSS"))
-            done.wait(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        result = action()
-    finally:
-        done.set()
-        sampler.join()
-    peak = max(sampled, _status_kb(pid, "VmHWM")) if exact else sampled
-    return result, (peak - baseline) / 1024
+    result, growth = measure_growth(pid, action)
+    return result, growth.peak_mib
 
 
 def _post(server: RunningServer, name: str, data: bytes, **fields: str) -> httpx.Response:

@@ -18,7 +18,7 @@ from tests.helpers.fake import (
     FAKE_TTS,
     install_fake_stt,
     install_fake_tts,
-    start_fake_server,
+    serving_fake,
 )
 from tests.helpers.realtime import pcm16_of, run_session, ws_url
 from tests.helpers.server import FIXTURES, RunningServer, wait_for
@@ -33,15 +33,12 @@ def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     install_fake_stt(home, transcript=SCRIPT, words_per_second=3, crash_file=str(crash_file))
     install_fake_tts(home, seconds_per_char=0.05, synthesis_delay_s=0.2)
     # Probes twice a second, so a hung worker is found in about 2 s.
-    server = start_fake_server(
+    with serving_fake(
         home,
         tmp_path_factory.mktemp("fake-logs") / "serve.log",
         extra_env={"THEO_WORKER__HEALTH_INTERVAL_S": "0.5", "THEO_WORKER__HEALTH_TIMEOUT_S": "0.5"},
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _crash_file(server: RunningServer) -> Path:
@@ -141,15 +138,12 @@ def test_a_hung_worker_is_found_by_its_probes_killed_and_restarted(
 def fragile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("fragile-home")
     install_fake_stt(home, transcript=SCRIPT)
-    server = start_fake_server(
+    with serving_fake(
         home,
         tmp_path_factory.mktemp("fragile-logs") / "serve.log",
         extra_env={"THEO_WORKER__MAX_RESTARTS": "1", "THEO_WORKER__RESTART_BACKOFF_S": "0.1"},
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_restart_limit_gives_up_and_says_so(fragile_server: RunningServer) -> None:
