@@ -103,7 +103,10 @@ def _transcribe(server: RunningServer, audio: bytes, model: str, **fields: str) 
 def test_piper_english_round_trip(tts_server: RunningServer, server: RunningServer) -> None:
     audio = _speak(tts_server, model=PIPER, input=EN_PARAGRAPH)
     text = _transcribe(server, audio, TINY_EN, itn="false")  # "a hundred", not "100"
-    assert wer(EN_PARAGRAPH, text) <= 0.10, text
+    # Piper draws its noise inside the ONNX graph, so every synthesis differs: tiny.en
+    # scored 0.02-0.11 over eight syntheses of this paragraph. Speech at a wrong rate or
+    # garbled scores far above this bar.
+    assert wer(EN_PARAGRAPH, text) <= 0.20, text
 
 
 def test_kokoro_portuguese_round_trip(tts_server: RunningServer, server: RunningServer) -> None:
