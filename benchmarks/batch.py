@@ -101,8 +101,8 @@ class DirectEngine:
     def __init__(self, model_dir: Path, language: str | None) -> None:
         from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy import, done once
 
+        from theo.engines.stt.faster_whisper_backend import resolve_device  # noqa: PLC0415
         from theo.manifest import ModelManifest  # noqa: PLC0415
-        from theo.workers.stt.faster_whisper_backend import resolve_device  # noqa: PLC0415
 
         config = ModelManifest.load(model_dir).engine_config
         self.device, self.compute_type = resolve_device(config.device, config.compute_type)
@@ -186,7 +186,7 @@ class WorkerProbe:
     def __init__(self, port: int, model: str, language: str | None) -> None:
         import grpc  # noqa: PLC0415 - only needed for the breakdown
 
-        from theo.proto import stt_worker_pb2_grpc as pb_grpc  # noqa: PLC0415
+        from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc  # noqa: PLC0415
 
         limit = 1024 * 1024 * 1024
         self.channel = grpc.insecure_channel(
@@ -202,7 +202,7 @@ class WorkerProbe:
 
     def request(self, pcm16: bytes) -> Any:
         from theo.types import TranscribeParams, TranscribeRequest  # noqa: PLC0415
-        from theo.workers.stt.converters import request_to_proto  # noqa: PLC0415
+        from theo.wire.stt import request_to_proto  # noqa: PLC0415
 
         params = TranscribeParams(language=self.language)
         return request_to_proto(
@@ -325,7 +325,7 @@ def check_transcripts(clips: list[Clip], measurements: dict[str, Measurement]) -
 def breakdown_series(clip: Clip, probe: WorkerProbe | None) -> dict[str, Callable[[], str]]:
     """Extra timed series isolating the phases of Theo's path for ``--breakdown``.
 
-    * ``api_decode``: ``theo.pipeline.batch.prepare_audio`` on the uploaded bytes with the
+    * ``api_decode``: ``theo.server.batch.prepare_audio`` on the uploaded bytes with the
       stages off (PyAV decode, resampling to 16 kHz, PCM16), as the raw ``theo`` series runs;
     * ``fw_decode``: ``faster_whisper.decode_audio`` on the file, the direct path's decode;
     * ``worker_grpc``: ``TranscribeFile`` sent straight to the worker (gRPC transfer of the
@@ -334,7 +334,7 @@ def breakdown_series(clip: Clip, probe: WorkerProbe | None) -> dict[str, Callabl
     from faster_whisper import decode_audio  # noqa: PLC0415
 
     from theo.manifest import PreprocessingConfig  # noqa: PLC0415
-    from theo.pipeline.batch import prepare_audio  # noqa: PLC0415
+    from theo.server.batch import prepare_audio  # noqa: PLC0415
 
     raw = {"dc_remove": False, "gain_normalize": False, "denoise": "off"}
 

@@ -14,7 +14,7 @@ One run of this script:
    what stays resident after the answer;
 4. for comparison, runs in a fresh subprocess per length and path, measured the same way:
 
-   * ``theo_prepare``: ``theo.pipeline.batch.prepare_audio`` on the open file in a thread,
+   * ``theo_prepare``: ``theo.server.batch.prepare_audio`` on the open file in a thread,
      the decode the API process runs (decode + preprocessing + PCM16), without serving;
    * ``fw_decode``: ``faster_whisper.decode_audio(path)``, the raw engine's own decoder (what
      calling faster-whisper directly costs);
@@ -95,7 +95,7 @@ def probe(mode: str, path: Path) -> dict[str, Any]:
     """Run one in-process path on ``path`` in this (fresh) process and measure it."""
     if mode == "theo_prepare":
         from theo.manifest import PreprocessingConfig  # noqa: PLC0415 - only in the probe
-        from theo.pipeline.batch import prepare_audio  # noqa: PLC0415
+        from theo.server.batch import prepare_audio  # noqa: PLC0415
 
         config = PreprocessingConfig()
         prepare_audio(WARMUP.read_bytes(), config, {})  # first-use costs, as the warm-up POST

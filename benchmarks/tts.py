@@ -101,7 +101,7 @@ class DirectEngine:
 
     def pieces(self, text: str) -> Timing:
         """The engine on Theo's pieces of the text, one after the other."""
-        from theo.workers.tts.chunking import split_text  # noqa: PLC0415
+        from theo.engines.tts.chunking import split_text  # noqa: PLC0415
 
         started = time.perf_counter()
         first = 0.0

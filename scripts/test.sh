@@ -9,8 +9,8 @@ bash scripts/bootstrap_venv.sh dev,itn
 
 echo "== proto stubs are fresh"
 PYTHON=.venv/bin/python bash scripts/generate_proto.sh
-if ! git diff --quiet -- src/theo/proto 2>/dev/null; then
-  git --no-pager diff --stat -- src/theo/proto
+if ! git diff --quiet -- src/theo/wire/proto 2>/dev/null; then
+  git --no-pager diff --stat -- src/theo/wire/proto
   echo "The committed gRPC stubs are stale: run scripts/generate_proto.sh and commit." >&2
   exit 1
 fi

@@ -13,10 +13,10 @@ import pytest
 from tests.conftest import TINY_EN
 from tests.helpers.server import FIXTURES
 from tests.helpers.wer import normalize
+from theo.engines.stt import faster_whisper_backend as fwb
+from theo.engines.stt.backend import SegmentOptions
 from theo.manifest import EngineConfig
 from theo.types import TranscribeParams
-from theo.workers.stt import faster_whisper_backend as fwb
-from theo.workers.stt.backend import SegmentOptions
 
 pytestmark = pytest.mark.e2e
 

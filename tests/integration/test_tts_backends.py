@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import KOKORO, PIPER
+from theo.engines.tts.backend import SynthesisOptions, TTSBackend
+from theo.engines.tts.kokoro_backend import KokoroBackend
+from theo.engines.tts.piper_backend import PiperBackend
 from theo.manifest import EngineConfig
-from theo.workers.tts.backend import SynthesisOptions, TTSBackend
-from theo.workers.tts.kokoro_backend import KokoroBackend
-from theo.workers.tts.piper_backend import PiperBackend
 
 _SPIN_STOP = "session.force_spinning_stop"
 

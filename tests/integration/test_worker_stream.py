@@ -25,8 +25,8 @@ import pytest
 from tests.conftest import TINY_EN
 from tests.helpers.server import FIXTURES, free_port, wait_for
 from tests.helpers.wer import normalize, wer
-from theo.proto import stt_worker_pb2 as pb
-from theo.proto import stt_worker_pb2_grpc as pb_grpc
+from theo.wire.proto import stt_worker_pb2 as pb
+from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def worker(
     """A real STT worker subprocess serving tiny.en, answering READY."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("stream-worker") / "worker.log"
-    args = [sys.executable, "-m", "theo.workers.stt", "--model-dir"]
+    args = [sys.executable, "-m", "theo.engines.stt", "--model-dir"]
     args += [str(theo_home / "models" / TINY_EN), "--port", str(port), "--log-format", "json"]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)

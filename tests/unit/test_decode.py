@@ -28,8 +28,8 @@ from theo.audio.decode import (
 from theo.config import Settings
 from theo.errors import AudioFormatError, AudioTooLongError
 from theo.manifest import PreprocessingConfig
-from theo.pipeline.batch import prepare_audio
 from theo.preprocessing.chain import preprocess_batch
+from theo.server.batch import prepare_audio
 
 MB = 1024 * 1024
 
@@ -374,7 +374,7 @@ _RSS_PROBE = """
 import sys
 from pathlib import Path
 from theo.manifest import PreprocessingConfig
-from theo.pipeline.batch import prepare_audio
+from theo.server.batch import prepare_audio
 
 def kb(field):
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from theo.engines.registry import UnknownEngineError, create_engine, engine_names
+from theo.engines.stt.engines import create_backend
 from theo.types import ModelType
-from theo.workers.engine_registry import UnknownEngineError, create_engine, engine_names
-from theo.workers.stt.engines import create_backend
 
 
 def test_theo_registers_its_own_engines() -> None:
@@ -22,7 +22,7 @@ def test_listing_engines_imports_none() -> None:
     code = (
         "import sys\n"
         "from theo.types import ModelType\n"
-        "from theo.workers.engine_registry import engine_names\n"
+        "from theo.engines.registry import engine_names\n"
         "names = engine_names(ModelType.STT) + engine_names(ModelType.TTS)\n"
         "loaded = [m for m in sys.modules if m.endswith('_backend') or m == 'faster_whisper']\n"
         "print(len(names), loaded)\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from theo.engines.stt.local_agreement import LocalAgreement, normalize_word
 from theo.types import Word
-from theo.workers.stt.local_agreement import LocalAgreement, normalize_word
 
 
 def hyp(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:

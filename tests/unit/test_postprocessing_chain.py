@@ -9,7 +9,6 @@ from typing import Any, cast
 import pytest
 
 from theo.manifest import PostProcessingConfig
-from theo.pipeline.batch import postprocess_result
 from theo.postprocessing import (
     BuiltinITNEngine,
     DeferredITNEngine,
@@ -26,6 +25,7 @@ from theo.postprocessing import (
 )
 from theo.postprocessing.itn import ITNNotReadyError
 from theo.postprocessing.itn.small_numbers import spell_small_numbers
+from theo.server.batch import postprocess_result
 from theo.session.config import SessionConfig
 from theo.session.context import SessionContext
 from theo.session.transcripts import TranscriptEvents

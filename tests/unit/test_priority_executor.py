@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from theo.workers.stt.priority_executor import PriorityExecutor
+from theo.engines.stt.priority_executor import PriorityExecutor
 
 
 def test_urgent_calls_run_before_queued_normal_calls_in_submission_order() -> None:

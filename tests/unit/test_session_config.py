@@ -18,7 +18,6 @@ from tests.unit.test_worker_link import FakeCall, FakeScheduler, Recorder
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.manifest import Capabilities, ModelManifest
 from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH, MAX_HOT_WORDS
-from theo.proto import stt_worker_pb2 as pb
 from theo.server.audio_form import _MAX_HOT_WORD_LENGTH, _MAX_HOT_WORDS
 from theo.session.config import (
     MAX_CLOSING_TIMEOUT_MS,
@@ -31,6 +30,7 @@ from theo.session.config import (
 from theo.session.ring_buffer import RingBuffer
 from theo.session.worker_link import Correction, LinkCallbacks, WorkerLink
 from theo.types import ModelType, StreamAudio
+from theo.wire.proto import stt_worker_pb2 as pb
 
 
 def _param_of(changes: dict[str, Any]) -> str | None:

@@ -13,17 +13,22 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from theo.manifest import EngineConfig
-from theo.types import BatchResult, StreamTranscript, TranscribeParams, TranscriptKind, Word
-from theo.workers.stt.backend import (
+from theo.engines.stt.backend import (
     LoadedModelInfo,
     SegmentDecode,
     SegmentOptions,
     STTBackend,
     UnsupportedParameterError,
 )
-from theo.workers.stt.priority_executor import PriorityExecutor
-from theo.workers.stt.streaming import SAMPLE_RATE, StreamFrame, StreamSettings, StreamTranscriber
+from theo.engines.stt.priority_executor import PriorityExecutor
+from theo.engines.stt.stream_transcriber import (
+    SAMPLE_RATE,
+    StreamFrame,
+    StreamSettings,
+    StreamTranscriber,
+)
+from theo.manifest import EngineConfig
+from theo.types import BatchResult, StreamTranscript, TranscribeParams, TranscriptKind, Word
 
 Audio = npt.NDArray[np.float32]
 Responder = Callable[[int, Audio, SegmentOptions], SegmentDecode]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from theo.types import Task, TranscribeParams, TranscribeRequest
-from theo.workers.stt.converters import params_from_proto, request_to_proto, request_to_upload
+from theo.wire.stt import params_from_proto, request_to_proto, request_to_upload
 
 
 @pytest.mark.parametrize("audio_bytes", [0, 2, 999, 1000, 1001, 25_000])

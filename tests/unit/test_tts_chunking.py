@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theo.workers.tts.chunking import SplitPolicy, TextPiece, split_text
+from theo.engines.tts.chunking import SplitPolicy, TextPiece, split_text
 
 
 def _texts(text: str, policy: SplitPolicy | None = None) -> list[str]:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from theo.audio.decode import decode_audio
-from theo.synthesis.encoders import SpeechEncoder, SpeechFormat, WavEncoder, create_encoder
-from theo.synthesis.relay import OffLoopEncoder
+from theo.server.speech.encoders import SpeechEncoder, SpeechFormat, WavEncoder, create_encoder
+from theo.server.speech.relay import OffLoopEncoder
 
 # Opus always decodes at 48 kHz; the other formats keep the model's rate.
 _DECODED_RATE = {SpeechFormat.OPUS: 48_000}

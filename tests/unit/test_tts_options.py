@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from theo.workers.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
-from theo.workers.tts.kokoro_backend import voice_info
-from theo.workers.tts.options import UnsupportedParameterError, resolve_options
+from theo.engines.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
+from theo.engines.tts.kokoro_backend import voice_info
+from theo.engines.tts.options import UnsupportedParameterError, resolve_options
 
 KOKORO = EngineInfo(
     engine="kokoro",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from theo.proto import stt_worker_pb2, tts_worker_pb2
-from theo.workers.entrypoint import health_status
+from theo.engines.host import health_status
+from theo.wire.proto import stt_worker_pb2, tts_worker_pb2
 
 
 @pytest.mark.parametrize("pb", [stt_worker_pb2, tts_worker_pb2])

@@ -15,12 +15,12 @@ import grpc
 import pytest
 
 from theo.errors import TheoError
-from theo.proto import stt_worker_pb2 as pb
-from theo.scheduler.stream import WorkerStream
 from theo.session.ring_buffer import RingBuffer
 from theo.session.worker_link import LinkCallbacks, SessionFailedError, WorkerLink
 from theo.types import StreamAudio, StreamTranscript, TranscriptKind, WorkerState
+from theo.wire.proto import stt_worker_pb2 as pb
 from theo.workers.handle import WorkerHandle
+from theo.workers.stt_stream import WorkerStream
 
 
 def _rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:

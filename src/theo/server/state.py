@@ -8,10 +8,10 @@ from theo.config import Settings
 from theo.errors import ModelNotFoundError
 from theo.postprocessing.itn.engine import ITNEngine
 from theo.registry.store import InstalledModel, ModelStore
-from theo.scheduler.base import Scheduler
 from theo.server.metrics import Metrics
-from theo.synthesis.client import SynthesisClient
 from theo.workers.manager import WorkerManager
+from theo.workers.scheduler import Scheduler
+from theo.workers.tts_client import SynthesisClient
 
 
 @dataclass

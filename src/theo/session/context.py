@@ -8,7 +8,7 @@ from typing import Protocol
 from theo.config import SessionSettings
 from theo.manifest import ModelManifest
 from theo.postprocessing.itn.engine import ITNEngine
-from theo.scheduler.base import Scheduler
+from theo.workers.scheduler import Scheduler
 
 
 class SessionMetrics(Protocol):

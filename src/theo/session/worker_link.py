@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 from theo.errors import InvalidRequestError, ModelUnavailableError, TheoError, WorkerCrashError
 from theo.logging import get_logger
-from theo.scheduler.base import Scheduler
-from theo.scheduler.stream import WorkerStream
 from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
 from theo.session.wal import SessionWAL
 from theo.types import StreamAudio, StreamTranscript, TranscriptKind
+from theo.workers.scheduler import Scheduler
+from theo.workers.stt_stream import WorkerStream
 
 Correction = Callable[[StreamAudio], StreamAudio]
 """Rewrites an uncommitted segment's settings before it is sent again."""

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 
-from theo.proto import stt_worker_pb2_grpc as pb_grpc
-from theo.proto import tts_worker_pb2_grpc as tts_pb_grpc
 from theo.types import ModelType, WorkerState
+from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
+from theo.wire.proto import tts_worker_pb2_grpc as tts_pb_grpc
 
 _LEGAL_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     WorkerState.STARTING: frozenset({WorkerState.READY, WorkerState.CRASHED, WorkerState.STOPPED}),

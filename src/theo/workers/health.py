@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from theo.proto import stt_worker_pb2 as stt_pb
-from theo.proto import tts_worker_pb2 as tts_pb
+from theo.wire.proto import stt_worker_pb2 as stt_pb
+from theo.wire.proto import tts_worker_pb2 as tts_pb
 from theo.workers.handle import WorkerHandle
 
 

@@ -30,7 +30,7 @@ _PROBE_FIRST_DELAY_S = 0.05
 _PROBE_MAX_DELAY_S = 1.0
 _LIVENESS_FAILURES_BEFORE_KILL = 3
 
-_WORKER_MODULES = {ModelType.STT: "theo.workers.stt", ModelType.TTS: "theo.workers.tts"}
+_WORKER_MODULES = {ModelType.STT: "theo.engines.stt", ModelType.TTS: "theo.engines.tts"}
 
 
 class WorkerManager:

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from theo.manifest import EngineConfig
-from theo.types import BatchResult, Segment, TranscribeParams, Word
-from theo.workers.stt.backend import (
+from theo.engines.stt.backend import (
     CancelledByClient,
     LoadedModelInfo,
     SegmentDecode,
     SegmentOptions,
 )
+from theo.manifest import EngineConfig
+from theo.types import BatchResult, Segment, TranscribeParams, Word
 
 SAMPLE_RATE = 16_000
 _DEFAULT_TRANSCRIPT = "one two three four five six seven eight nine ten eleven twelve"

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from theo.engines.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
 from theo.manifest import EngineConfig
-from theo.workers.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
 
 SAMPLE_RATE = 16_000
 

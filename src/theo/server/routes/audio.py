@@ -15,10 +15,10 @@ from starlette.formparsers import MultiPartException
 from theo.audio.decode import DecodeLimits
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.logging import get_logger
-from theo.pipeline.batch import postprocess_result, prepare_audio
 from theo.postprocessing.chain import PostProcessingOptions, merge_hot_words
 from theo.registry.store import InstalledModel
 from theo.server.audio_form import AudioForm, parse_audio_form
+from theo.server.batch import postprocess_result, prepare_audio
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
 from theo.server.formatters import render
 from theo.server.state import AppState

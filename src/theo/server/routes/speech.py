@@ -16,11 +16,11 @@ from theo.logging import get_logger
 from theo.registry.store import InstalledModel
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
 from theo.server.errors import CLIENT_CLOSED_REQUEST, classify
-from theo.server.speech_stream import SpeechResponse, SpeechRun, audio_body, sse_body
+from theo.server.speech.encoders import MEDIA_TYPES, SpeechFormat, create_encoder
+from theo.server.speech.response import SpeechResponse, SpeechRun, audio_body, sse_body
 from theo.server.state import AppState
-from theo.synthesis.client import SpeechRequest, VoiceCatalog
-from theo.synthesis.encoders import MEDIA_TYPES, SpeechFormat, create_encoder
 from theo.types import ModelType
+from theo.workers.tts_client import SpeechRequest, VoiceCatalog
 
 router = APIRouter()
 log = get_logger("server.speech")

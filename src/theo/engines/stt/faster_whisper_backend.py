@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from theo.manifest import EngineConfig
-from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
-from theo.workers.stt.backend import (
+from theo.engines.stt.backend import (
     CancelledByClient,
     LoadedModelInfo,
     SegmentDecode,
     SegmentOptions,
     UnsupportedParameterError,
 )
+from theo.manifest import EngineConfig
+from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
 
 # Whisper keeps at most this many prompt tokens (half its 448-token context, minus one).
 _MAX_PROMPT_TOKENS = 223

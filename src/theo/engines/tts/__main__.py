@@ -1,4 +1,4 @@
-"""TTS worker entry point: ``python -m theo.workers.tts --model-dir DIR --port N``.
+"""TTS worker entry point: ``python -m theo.engines.tts --model-dir DIR --port N``.
 
 Starts the gRPC server first (Health answers LOADING at once), loads and warms the model
 off the event loop, then serves until SIGTERM, which stops gracefully.
@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from theo.engines.host import parse_worker_args, serve_worker
+from theo.engines.tts.engines import create_backend
+from theo.engines.tts.servicer import TTSWorkerServicer
 from theo.manifest import ModelManifest
-from theo.proto import tts_worker_pb2_grpc as pb_grpc
-from theo.workers.entrypoint import parse_worker_args, serve_worker
-from theo.workers.tts.engines import create_backend
-from theo.workers.tts.servicer import TTSWorkerServicer
+from theo.wire.proto import tts_worker_pb2_grpc as pb_grpc
 
 
 def main(argv: Sequence[str] | None = None) -> None:

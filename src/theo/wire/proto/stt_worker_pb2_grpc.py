@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from theo.proto import stt_worker_pb2 as theo_dot_proto_dot_stt__worker__pb2
+from theo.wire.proto import stt_worker_pb2 as theo_dot_wire_dot_proto_dot_stt__worker__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in theo/proto/stt_worker_pb2_grpc.py depends on'
+        + ' but the generated code in theo/wire/proto/stt_worker_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class STTWorkerStub:
         """
         self.TranscribeFile = channel.unary_unary(
                 '/theo.stt.v1.STTWorker/TranscribeFile',
-                request_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
                 _registered_method=True)
         self.TranscribeFileUpload = channel.stream_unary(
                 '/theo.stt.v1.STTWorker/TranscribeFileUpload',
-                request_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
                 _registered_method=True)
         self.TranscribeStream = channel.stream_stream(
                 '/theo.stt.v1.STTWorker/TranscribeStream',
-                request_serializer=theo_dot_proto_dot_stt__worker__pb2.AudioFrame.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscriptEvent.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.AudioFrame.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscriptEvent.FromString,
                 _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/theo.stt.v1.STTWorker/Cancel',
-                request_serializer=theo_dot_proto_dot_stt__worker__pb2.CancelRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_stt__worker__pb2.CancelResponse.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.CancelRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.CancelResponse.FromString,
                 _registered_method=True)
         self.Health = channel.unary_unary(
                 '/theo.stt.v1.STTWorker/Health',
-                request_serializer=theo_dot_proto_dot_stt__worker__pb2.HealthRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_stt__worker__pb2.HealthResponse.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.HealthRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.HealthResponse.FromString,
                 _registered_method=True)
 
 
@@ -105,28 +105,28 @@ def add_STTWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'TranscribeFile': grpc.unary_unary_rpc_method_handler(
                     servicer.TranscribeFile,
-                    request_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
             ),
             'TranscribeFileUpload': grpc.stream_unary_rpc_method_handler(
                     servicer.TranscribeFileUpload,
-                    request_deserializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
             ),
             'TranscribeStream': grpc.stream_stream_rpc_method_handler(
                     servicer.TranscribeStream,
-                    request_deserializer=theo_dot_proto_dot_stt__worker__pb2.AudioFrame.FromString,
-                    response_serializer=theo_dot_proto_dot_stt__worker__pb2.TranscriptEvent.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.AudioFrame.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscriptEvent.SerializeToString,
             ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
-                    request_deserializer=theo_dot_proto_dot_stt__worker__pb2.CancelRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_stt__worker__pb2.CancelResponse.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.CancelRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.CancelResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
-                    request_deserializer=theo_dot_proto_dot_stt__worker__pb2.HealthRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_stt__worker__pb2.HealthResponse.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.HealthRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.HealthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -154,8 +154,8 @@ class STTWorker:
             request,
             target,
             '/theo.stt.v1.STTWorker/TranscribeFile',
-            theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
-            theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -181,8 +181,8 @@ class STTWorker:
             request_iterator,
             target,
             '/theo.stt.v1.STTWorker/TranscribeFileUpload',
-            theo_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
-            theo_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -208,8 +208,8 @@ class STTWorker:
             request_iterator,
             target,
             '/theo.stt.v1.STTWorker/TranscribeStream',
-            theo_dot_proto_dot_stt__worker__pb2.AudioFrame.SerializeToString,
-            theo_dot_proto_dot_stt__worker__pb2.TranscriptEvent.FromString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.AudioFrame.SerializeToString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscriptEvent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -235,8 +235,8 @@ class STTWorker:
             request,
             target,
             '/theo.stt.v1.STTWorker/Cancel',
-            theo_dot_proto_dot_stt__worker__pb2.CancelRequest.SerializeToString,
-            theo_dot_proto_dot_stt__worker__pb2.CancelResponse.FromString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.CancelRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.CancelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -262,8 +262,8 @@ class STTWorker:
             request,
             target,
             '/theo.stt.v1.STTWorker/Health',
-            theo_dot_proto_dot_stt__worker__pb2.HealthRequest.SerializeToString,
-            theo_dot_proto_dot_stt__worker__pb2.HealthResponse.FromString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.HealthRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.HealthResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,9 +23,9 @@ from theo.errors import TheoError
 from theo.logging import get_logger, mark_logged
 from theo.server.errors import classify
 from theo.server.metrics import Metrics
-from theo.synthesis.client import SpeechStream
-from theo.synthesis.encoders import SpeechEncoder
-from theo.synthesis.relay import encoded_audio
+from theo.server.speech.encoders import SpeechEncoder
+from theo.server.speech.relay import encoded_audio
+from theo.workers.tts_client import SpeechStream
 
 log = get_logger("server.speech")
 

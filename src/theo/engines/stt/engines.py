@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import cast
 
+from theo.engines.registry import create_engine
+from theo.engines.stt.backend import STTBackend
 from theo.types import ModelType
-from theo.workers.engine_registry import create_engine
-from theo.workers.stt.backend import STTBackend
 
 
 def create_backend(engine: str) -> STTBackend:

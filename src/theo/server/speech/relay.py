@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 
-from theo.synthesis.client import SpeechStream
-from theo.synthesis.encoders import SpeechEncoder
+from theo.server.speech.encoders import SpeechEncoder
+from theo.workers.tts_client import SpeechStream
 
 
 class OffLoopEncoder:

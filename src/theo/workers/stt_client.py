@@ -12,12 +12,12 @@ from theo.errors import (
     ModelUnavailableError,
 )
 from theo.logging import get_logger
-from theo.scheduler.stream import WorkerStream
 from theo.types import BatchResult, TranscribeRequest, WorkerState
+from theo.wire.stt import request_to_upload, result_from_proto
 from theo.workers.handle import WorkerHandle
 from theo.workers.manager import WorkerManager
-from theo.workers.rpc_errors import being_cancelled, map_rpc_error, worker_lost
-from theo.workers.stt.converters import request_to_upload, result_from_proto
+from theo.workers.rpc import being_cancelled, map_rpc_error, worker_lost
+from theo.workers.stt_stream import WorkerStream
 
 log = get_logger("scheduler")
 
@@ -49,7 +49,7 @@ class SimpleScheduler:
         raise ModelUnavailableError(f"Model '{model}' is unavailable: {detail}.")
 
     async def transcribe(self, request: TranscribeRequest) -> BatchResult:
-        """Send the request to a worker; see :class:`theo.scheduler.base.Scheduler`."""
+        """Send the request to a worker; see :class:`theo.workers.scheduler.Scheduler`."""
         worker = self._pick(request.model)
         assert worker.stub is not None
         generation = worker.begin_request()
@@ -77,7 +77,7 @@ class SimpleScheduler:
     async def wait_ready(
         self, model: str, timeout_s: float, *, replacing: WorkerStream | None = None
     ) -> bool:
-        """Wait for a routable worker of ``model``; see :class:`theo.scheduler.base.Scheduler`."""
+        """Wait for a routable worker of ``model``; see :class:`Scheduler`."""
         workers = self._manager.workers_for(model)
         deadline = time.monotonic() + timeout_s
         while True:

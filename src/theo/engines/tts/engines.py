@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import cast
 
+from theo.engines.registry import create_engine
+from theo.engines.tts.backend import TTSBackend
 from theo.types import ModelType
-from theo.workers.engine_registry import create_engine
-from theo.workers.tts.backend import TTSBackend
 
 
 def create_backend(engine: str) -> TTSBackend:

@@ -9,8 +9,8 @@ import grpc
 
 from theo.errors import InvalidRequestError, WorkerCrashError
 from theo.logging import get_logger
-from theo.proto import stt_worker_pb2 as pb
 from theo.types import StreamAudio, StreamTranscript, TranscriptKind, Word
+from theo.wire.proto import stt_worker_pb2 as pb
 from theo.workers.handle import WorkerHandle
 
 log = get_logger("scheduler.stream")

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from theo.engines.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
+from theo.engines.tts.runtime import onnx_device, onnx_providers, onnx_session_options
 from theo.manifest import EngineConfig
-from theo.workers.tts.backend import EngineInfo, SynthesisOptions, VoiceInfo
-from theo.workers.tts.runtime import onnx_device, onnx_providers, onnx_session_options
 
 if TYPE_CHECKING:
     from kokoro_onnx import Kokoro

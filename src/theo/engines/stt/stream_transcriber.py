@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
+from theo.engines.stt.local_agreement import LocalAgreement
+from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.types import StreamTranscript, TranscriptKind, Word
-from theo.workers.stt.backend import SegmentDecode, SegmentOptions, STTBackend
-from theo.workers.stt.local_agreement import LocalAgreement
-from theo.workers.stt.priority_executor import PriorityExecutor
 
 SAMPLE_RATE = 16_000
 _NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)

@@ -24,13 +24,13 @@ from contextlib import aclosing
 import grpc
 import numpy as np
 
+from theo.engines.host import health_status
+from theo.engines.tts.backend import EngineInfo, SynthesisOptions, TTSBackend
+from theo.engines.tts.chunking import SplitPolicy, TextPiece, split_text
+from theo.engines.tts.options import UnsupportedParameterError, resolve_options
 from theo.logging import get_logger
-from theo.proto import tts_worker_pb2 as pb
-from theo.proto import tts_worker_pb2_grpc as pb_grpc
-from theo.workers.entrypoint import health_status
-from theo.workers.tts.backend import EngineInfo, SynthesisOptions, TTSBackend
-from theo.workers.tts.chunking import SplitPolicy, TextPiece, split_text
-from theo.workers.tts.options import UnsupportedParameterError, resolve_options
+from theo.wire.proto import tts_worker_pb2 as pb
+from theo.wire.proto import tts_worker_pb2_grpc as pb_grpc
 
 log = get_logger("worker.tts")
 

@@ -21,11 +21,11 @@ from theo.errors import (
     ModelUnavailableError,
 )
 from theo.logging import get_logger
-from theo.proto import tts_worker_pb2 as pb
 from theo.types import WorkerState
+from theo.wire.proto import tts_worker_pb2 as pb
 from theo.workers.handle import WorkerHandle
 from theo.workers.manager import WorkerManager
-from theo.workers.rpc_errors import being_cancelled, map_rpc_error, worker_lost
+from theo.workers.rpc import being_cancelled, map_rpc_error, worker_lost
 
 log = get_logger("synthesis")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from theo.proto import stt_worker_pb2 as pb
 from theo.types import BatchResult, Segment, Task, TranscribeParams, TranscribeRequest, Word
+from theo.wire.proto import stt_worker_pb2 as pb
 
 _TASK_TO_PROTO = {Task.TRANSCRIBE: pb.TASK_TRANSCRIBE, Task.TRANSLATE: pb.TASK_TRANSLATE}
 _TASK_FROM_PROTO = {v: k for k, v in _TASK_TO_PROTO.items()}

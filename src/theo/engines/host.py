@@ -1,6 +1,6 @@
 """What every worker subprocess does around its engine: arguments, gRPC server, signals.
 
-``python -m theo.workers.stt`` and ``python -m theo.workers.tts`` differ only in the
+``python -m theo.engines.stt`` and ``python -m theo.engines.tts`` differ only in the
 servicer they serve and the engine they load; this module runs the rest the same way.
 The gRPC server starts first (Health answers LOADING at once), the model loads off the
 event loop, and SIGTERM/SIGINT stop the worker gracefully.

@@ -21,20 +21,20 @@ from contextlib import aclosing
 import grpc
 import numpy as np
 
-from theo.logging import get_logger
-from theo.proto import stt_worker_pb2 as pb
-from theo.proto import stt_worker_pb2_grpc as pb_grpc
-from theo.types import StreamTranscript, TranscriptKind
-from theo.workers.entrypoint import health_status
-from theo.workers.stt.backend import (
+from theo.engines.host import health_status
+from theo.engines.stt.backend import (
     CancelledByClient,
     LoadedModelInfo,
     STTBackend,
     UnsupportedParameterError,
 )
-from theo.workers.stt.converters import params_from_proto, result_to_proto
-from theo.workers.stt.priority_executor import PriorityExecutor
-from theo.workers.stt.streaming import StreamFrame, StreamTranscriber
+from theo.engines.stt.priority_executor import PriorityExecutor
+from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
+from theo.logging import get_logger
+from theo.types import StreamTranscript, TranscriptKind
+from theo.wire.proto import stt_worker_pb2 as pb
+from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
+from theo.wire.stt import params_from_proto, result_to_proto
 
 log = get_logger("worker.stt")
 

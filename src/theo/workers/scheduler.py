@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from theo.scheduler.stream import WorkerStream
 from theo.types import BatchResult, TranscribeRequest
+from theo.workers.stt_stream import WorkerStream
 
 
 class Scheduler(Protocol):

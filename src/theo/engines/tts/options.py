@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from theo.workers.tts.backend import EngineInfo, SynthesisOptions
+from theo.engines.tts.backend import EngineInfo, SynthesisOptions
 
 
 class UnsupportedParameterError(ValueError):

@@ -1,4 +1,4 @@
-"""STT worker entry point: ``python -m theo.workers.stt --model-dir DIR --port N``.
+"""STT worker entry point: ``python -m theo.engines.stt --model-dir DIR --port N``.
 
 Starts the gRPC server first (Health answers LOADING at once), loads the model off
 the event loop, then serves until SIGTERM, which stops gracefully.
@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from theo.engines.host import parse_worker_args, serve_worker
+from theo.engines.stt.engines import create_backend
+from theo.engines.stt.servicer import STTWorkerServicer
 from theo.manifest import ModelManifest
-from theo.proto import stt_worker_pb2_grpc as pb_grpc
-from theo.workers.entrypoint import parse_worker_args, serve_worker
-from theo.workers.stt.engines import create_backend
-from theo.workers.stt.servicer import STTWorkerServicer
+from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
 
 _MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # an hour of 16 kHz PCM16 is ~115 MB
 

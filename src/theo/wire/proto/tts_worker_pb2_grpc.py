@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from theo.proto import tts_worker_pb2 as theo_dot_proto_dot_tts__worker__pb2
+from theo.wire.proto import tts_worker_pb2 as theo_dot_wire_dot_proto_dot_tts__worker__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in theo/proto/tts_worker_pb2_grpc.py depends on'
+        + ' but the generated code in theo/wire/proto/tts_worker_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class TTSWorkerStub:
         """
         self.Synthesize = channel.unary_stream(
                 '/theo.tts.v1.TTSWorker/Synthesize',
-                request_serializer=theo_dot_proto_dot_tts__worker__pb2.SynthesizeRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_tts__worker__pb2.AudioChunk.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.SynthesizeRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.AudioChunk.FromString,
                 _registered_method=True)
         self.ListVoices = channel.unary_unary(
                 '/theo.tts.v1.TTSWorker/ListVoices',
-                request_serializer=theo_dot_proto_dot_tts__worker__pb2.ListVoicesRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_tts__worker__pb2.ListVoicesResponse.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.ListVoicesRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.ListVoicesResponse.FromString,
                 _registered_method=True)
         self.Health = channel.unary_unary(
                 '/theo.tts.v1.TTSWorker/Health',
-                request_serializer=theo_dot_proto_dot_tts__worker__pb2.HealthRequest.SerializeToString,
-                response_deserializer=theo_dot_proto_dot_tts__worker__pb2.HealthResponse.FromString,
+                request_serializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.HealthRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.HealthResponse.FromString,
                 _registered_method=True)
 
 
@@ -80,18 +80,18 @@ def add_TTSWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Synthesize': grpc.unary_stream_rpc_method_handler(
                     servicer.Synthesize,
-                    request_deserializer=theo_dot_proto_dot_tts__worker__pb2.SynthesizeRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_tts__worker__pb2.AudioChunk.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.SynthesizeRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.AudioChunk.SerializeToString,
             ),
             'ListVoices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListVoices,
-                    request_deserializer=theo_dot_proto_dot_tts__worker__pb2.ListVoicesRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_tts__worker__pb2.ListVoicesResponse.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.ListVoicesRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.ListVoicesResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
-                    request_deserializer=theo_dot_proto_dot_tts__worker__pb2.HealthRequest.FromString,
-                    response_serializer=theo_dot_proto_dot_tts__worker__pb2.HealthResponse.SerializeToString,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.HealthRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_tts__worker__pb2.HealthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -119,8 +119,8 @@ class TTSWorker:
             request,
             target,
             '/theo.tts.v1.TTSWorker/Synthesize',
-            theo_dot_proto_dot_tts__worker__pb2.SynthesizeRequest.SerializeToString,
-            theo_dot_proto_dot_tts__worker__pb2.AudioChunk.FromString,
+            theo_dot_wire_dot_proto_dot_tts__worker__pb2.SynthesizeRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_tts__worker__pb2.AudioChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -146,8 +146,8 @@ class TTSWorker:
             request,
             target,
             '/theo.tts.v1.TTSWorker/ListVoices',
-            theo_dot_proto_dot_tts__worker__pb2.ListVoicesRequest.SerializeToString,
-            theo_dot_proto_dot_tts__worker__pb2.ListVoicesResponse.FromString,
+            theo_dot_wire_dot_proto_dot_tts__worker__pb2.ListVoicesRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_tts__worker__pb2.ListVoicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -173,8 +173,8 @@ class TTSWorker:
             request,
             target,
             '/theo.tts.v1.TTSWorker/Health',
-            theo_dot_proto_dot_tts__worker__pb2.HealthRequest.SerializeToString,
-            theo_dot_proto_dot_tts__worker__pb2.HealthResponse.FromString,
+            theo_dot_wire_dot_proto_dot_tts__worker__pb2.HealthRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_tts__worker__pb2.HealthResponse.FromString,
             options,
             channel_credentials,
             insecure,
