@@ -245,7 +245,8 @@ class StreamClip:
 
 def load_clip(path: Path, repeat: int, max_seconds: float | None) -> StreamClip:
     """Decode ``path`` (any format PyAV reads) to mono PCM16 at its own rate, repeat, cut."""
-    from theo.audio.decode import decode_audio, to_pcm16  # noqa: PLC0415 - heavy import
+    from theo.audio.decode import decode_audio  # noqa: PLC0415 - heavy import
+    from theo.audio.pcm import float_to_pcm16 as to_pcm16  # noqa: PLC0415 - heavy import
 
     decoded = decode_audio(path.read_bytes())
     rate = decoded.sample_rate

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Final
+
+ENGINE_SAMPLE_RATE: Final = 16_000
+"""The rate every engine and the VAD receive (mono PCM16 on the wire)."""
 
 
 class ModelType(enum.StrEnum):

@@ -23,8 +23,8 @@ from theo.audio.decode import (
     StreamingDecoder,
     check_has_signal,
     decode_audio,
-    to_pcm16,
 )
+from theo.audio.pcm import float_to_pcm16 as to_pcm16
 from theo.config import Settings
 from theo.errors import AudioFormatError, AudioTooLongError
 from theo.manifest import PreprocessingConfig

@@ -315,14 +315,3 @@ def _check_signal(duration_s: float, peak: float) -> None:
         raise AudioFormatError("The audio is empty: less than 10 ms of samples.")
     if peak < _SILENCE_PEAK:
         raise AudioFormatError("The audio holds only silence: no signal above -70 dBFS.")
-
-
-def pcm16_array(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
-    """Float samples in [-1, 1] to little-endian PCM16 values (clipped and rounded)."""
-    scaled = np.clip(samples, -1.0, 1.0) * 32767.0
-    return np.round(scaled).astype("<i2")
-
-
-def to_pcm16(samples: npt.NDArray[np.float32]) -> bytes:
-    """Float samples in [-1, 1] to PCM16 little-endian bytes (clipped)."""
-    return pcm16_array(samples).tobytes()

@@ -24,10 +24,11 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from theo.audio.decode import decode_audio, to_pcm16
+from theo.audio.decode import decode_audio
+from theo.audio.pcm import ENGINE_SAMPLE_RATE, float_to_pcm16
 from theo.cli.client import auth_headers, fail, unauthorized_hint
 from theo.errors import AudioFormatError
-from theo.preprocessing.resample import ENGINE_SAMPLE_RATE, Resample
+from theo.preprocessing.resample import Resample
 
 FRAME_MS = 20
 TAIL_SILENCE_S = 1.0
@@ -104,7 +105,9 @@ def load_file(path: Path) -> bytes:
         raise StreamError(exc.message) from exc
     resample = Resample(audio.sample_rate)
     samples = np.concatenate([resample.process(audio.samples), resample.flush()])
-    return to_pcm16(samples) + bytes(frame_bytes(ENGINE_SAMPLE_RATE, round(TAIL_SILENCE_S * 1000)))
+    return float_to_pcm16(samples) + bytes(
+        frame_bytes(ENGINE_SAMPLE_RATE, round(TAIL_SILENCE_S * 1000))
+    )
 
 
 @dataclass

@@ -6,6 +6,7 @@ Every stage owns its state, so each realtime session builds its own chain and th
 path (:func:`preprocess_batch`) runs the same classes over a whole clip.
 """
 
+from theo.audio.pcm import ENGINE_SAMPLE_RATE, Samples
 from theo.preprocessing.chain import (
     ChainOutput,
     PreprocessingChain,
@@ -15,8 +16,8 @@ from theo.preprocessing.chain import (
 from theo.preprocessing.dc_remove import DCRemove
 from theo.preprocessing.denoise import Denoise
 from theo.preprocessing.gain import GainNormalize
-from theo.preprocessing.resample import ENGINE_SAMPLE_RATE, Resample
-from theo.preprocessing.stage import AudioStage, Samples, StageSequence
+from theo.preprocessing.resample import Resample
+from theo.preprocessing.stage import AudioStage, StageSequence
 
 __all__ = [
     "ENGINE_SAMPLE_RATE",

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from theo.audio.pcm import ENGINE_SAMPLE_RATE, Samples
 from theo.errors import AudioFormatError, InvalidRequestError
 from theo.manifest import PreprocessingConfig
 from theo.preprocessing.dc_remove import DCRemove
 from theo.preprocessing.denoise import Denoise
 from theo.preprocessing.gain import GainNormalize
-from theo.preprocessing.resample import ENGINE_SAMPLE_RATE, Resample
-from theo.preprocessing.stage import AudioStage, Samples, StageSequence
+from theo.preprocessing.resample import Resample
+from theo.preprocessing.stage import AudioStage, StageSequence
 
 TELEPHONE_MAX_RATE = 8_000
 """Inputs at or below this rate are telephone band: ``denoise: auto`` turns RNNoise on."""

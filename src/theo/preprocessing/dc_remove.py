@@ -6,7 +6,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
-from theo.preprocessing.stage import Samples, no_samples
+from theo.audio.pcm import Samples
+from theo.preprocessing.stage import no_samples
 
 
 class DCRemove:

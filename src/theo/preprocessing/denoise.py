@@ -8,8 +8,9 @@ import weakref
 import numpy as np
 import numpy.typing as npt
 
+from theo.audio.pcm import Samples
 from theo.preprocessing.resample import Resample
-from theo.preprocessing.stage import Samples, no_samples
+from theo.preprocessing.stage import no_samples
 
 RNNOISE_RATE = 48_000
 """The only rate RNNoise works at."""

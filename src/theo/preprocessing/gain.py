@@ -7,7 +7,8 @@ import numpy.typing as npt
 from scipy import signal
 from scipy.ndimage import maximum_filter1d
 
-from theo.preprocessing.stage import Samples, no_samples
+from theo.audio.pcm import Samples
+from theo.preprocessing.stage import no_samples
 
 RELEASE_MS = 100.0
 """Time constant with which the gain rises again after a loud peak has left the window."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import soxr  # type: ignore[import-untyped]  # soxr ships no type information
 
-from theo.preprocessing.stage import Samples, no_samples
-
-ENGINE_SAMPLE_RATE = 16_000
-"""The rate every engine and the VAD receive."""
+from theo.audio.pcm import ENGINE_SAMPLE_RATE, Samples
+from theo.preprocessing.stage import no_samples
 
 
 class Resample:

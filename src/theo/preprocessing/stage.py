@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-Samples = npt.NDArray[np.float32]
-"""Mono float32 audio in [-1, 1]."""
+from theo.audio.pcm import Samples
 
 
 def no_samples() -> Samples:

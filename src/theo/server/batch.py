@@ -9,7 +9,8 @@ import dataclasses
 from typing import Any, BinaryIO
 
 from theo.audio.buffer import GrowingBuffer
-from theo.audio.decode import DecodeLimits, StreamingDecoder, pcm16_array
+from theo.audio.decode import DecodeLimits, StreamingDecoder
+from theo.audio.pcm import float_to_pcm16_array
 from theo.manifest import PreprocessingConfig
 from theo.postprocessing.chain import PostProcessingOptions, PostProcessor
 from theo.preprocessing.chain import preprocess_stream
@@ -47,7 +48,7 @@ def prepare_audio(
     effective = config.model_copy(update=overrides) if overrides else config
     with StreamingDecoder(source, limits) as decoder, GrowingBuffer() as pcm16:
         for chunk in preprocess_stream(decoder.frames(), decoder.sample_rate, effective):
-            pcm16.append(pcm16_array(chunk))
+            pcm16.append(float_to_pcm16_array(chunk))
         decoder.check_has_signal()
         return pcm16.getvalue()
 

@@ -9,7 +9,9 @@ after it is protected, and a write that would overwrite it is refused.
 
 from __future__ import annotations
 
-BYTES_PER_SECOND = 16_000 * 2  # 16 kHz mono PCM16
+from theo.audio.pcm import BYTES_PER_SAMPLE, ENGINE_SAMPLE_RATE
+
+BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * BYTES_PER_SAMPLE
 
 
 class RingBufferFullError(RuntimeError):

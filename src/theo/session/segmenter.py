@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from theo.audio.pcm import ENGINE_SAMPLE_RATE
 from theo.preprocessing.chain import PreprocessingChain
 from theo.vad.detector import VADDetector
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = ENGINE_SAMPLE_RATE
 _PREROLL_SAMPLES = SAMPLE_RATE * 200 // 1000
 _HISTORY_SAMPLES = SAMPLE_RATE * 2
 

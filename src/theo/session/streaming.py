@@ -15,9 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import numpy as np
-
-from theo.audio.decode import to_pcm16
+from theo.audio.pcm import float_to_pcm16, pcm16_to_float
 from theo.errors import InvalidRequestError, TheoError
 from theo.logging import get_logger
 from theo.postprocessing.chain import merge_hot_words
@@ -163,7 +161,7 @@ class StreamingSession:
             # Finals are late and the buffer holds only audio still waiting for them.
             await self._report(Admission(False, dropped_ms=self._backpressure.drop(duration_s)))
             return
-        samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+        samples = pcm16_to_float(pcm16)
         events = await asyncio.to_thread(self._segmenter.process, samples)
         if not self.accepting:
             return  # closed (e.g. by a timeout) while the frame was being processed
@@ -196,7 +194,9 @@ class StreamingSession:
             self._segment_id += 1
             await self._events.opened(self._segment_id, event.offset, event.onset)
         elif isinstance(event, SegmentAudio):
-            await self._send_audio(to_pcm16(event.samples), is_last=False, paused=event.paused)
+            await self._send_audio(
+                float_to_pcm16(event.samples), is_last=False, paused=event.paused
+            )
         else:
             await self._end_segment(vad_offset=event.offset)
             self._enter(SessionState.SILENCE)

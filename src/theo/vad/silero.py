@@ -18,6 +18,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from theo.audio.pcm import ENGINE_SAMPLE_RATE
 from theo.errors import TheoError
 from theo.onnx_telemetry import disable_onnx_telemetry
 
@@ -25,7 +26,7 @@ WINDOW_SAMPLES: Final = 512
 """Samples of new audio per window at 16 kHz (32 ms)."""
 CONTEXT_SAMPLES: Final = 64
 """Samples of the previous window prepended to each window."""
-SAMPLE_RATE: Final = 16_000
+SAMPLE_RATE: Final = ENGINE_SAMPLE_RATE
 MODEL_FILENAME: Final = "silero_vad_v6.onnx"
 _STATE_SHAPE: Final = (1, 1, 128)
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from theo.types import BatchResult, Segment, Task, TranscribeParams, TranscribeRequest, Word
+from theo.types import (
+    ENGINE_SAMPLE_RATE,
+    BatchResult,
+    Segment,
+    Task,
+    TranscribeParams,
+    TranscribeRequest,
+    Word,
+)
 from theo.wire.proto import stt_worker_pb2 as pb
 
 _TASK_TO_PROTO = {Task.TRANSCRIBE: pb.TASK_TRANSCRIBE, Task.TRANSLATE: pb.TASK_TRANSLATE}
@@ -23,7 +31,7 @@ def request_to_proto(
     return pb.TranscribeFileRequest(
         request_id=request.request_id,
         audio_pcm16=request.audio_pcm16 if with_audio else b"",
-        sample_rate=16_000,
+        sample_rate=ENGINE_SAMPLE_RATE,
         language=params.language or "",
         task=_TASK_TO_PROTO[params.task],
         initial_prompt=params.prompt or "",

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 
 import grpc
-import numpy as np
 
+from theo.audio.pcm import ENGINE_SAMPLE_RATE, pcm16_to_float
 from theo.engines.host import health_status
 from theo.engines.stt.backend import (
     CancelledByClient,
@@ -53,9 +53,8 @@ async def _frames(requests: AsyncIterator[pb.AudioFrame]) -> AsyncIterator[Strea
     async for message in requests:
         if len(message.audio_pcm16) % 2:
             raise InvalidAudioError("audio_pcm16 must be 16 kHz mono PCM16 (an even byte count)")
-        pcm = np.frombuffer(message.audio_pcm16, dtype=np.int16)
         yield StreamFrame(
-            audio=pcm.astype(np.float32) / 32768.0,
+            audio=pcm16_to_float(message.audio_pcm16),
             is_last=message.is_last,
             session_id=message.session_id,
             segment_id=message.segment_id,
@@ -136,10 +135,10 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
     ) -> pb.TranscribeFileResponse:
         if self._info is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
-        if request.sample_rate != 16_000 or len(pcm16) % 2:
+        if request.sample_rate != ENGINE_SAMPLE_RATE or len(pcm16) % 2:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "audio must be 16 kHz mono PCM16")
         params = params_from_proto(request)
-        audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+        audio = pcm16_to_float(pcm16)
         cancel = threading.Event()
         key = request.request_id or str(id(cancel))
         self._cancel_events[key] = cancel

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from theo.audio.pcm import ENGINE_SAMPLE_RATE
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
 from theo.engines.stt.local_agreement import LocalAgreement
 from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.types import StreamTranscript, TranscriptKind, Word
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = ENGINE_SAMPLE_RATE
 _NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
 _SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
 

@@ -24,6 +24,7 @@ from contextlib import aclosing
 import grpc
 import numpy as np
 
+from theo.audio.pcm import float_to_pcm16
 from theo.engines.host import health_status
 from theo.engines.tts.backend import EngineInfo, SynthesisOptions, TTSBackend
 from theo.engines.tts.chunking import SplitPolicy, TextPiece, split_text
@@ -67,7 +68,7 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
         audio = self._backend.synthesize(piece.text, options)
         pause = np.zeros(round(piece.pause_s * sample_rate), dtype=np.float32)
         samples = np.concatenate([audio, pause]) if pause.size else audio
-        return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        return float_to_pcm16(samples)
 
     async def Synthesize(  # noqa: N802 - name fixed by the generated gRPC base class
         self, request: pb.SynthesizeRequest, context: grpc.aio.ServicerContext
