@@ -43,7 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import TheoServer, ensure_model, log, percentile
+from harness import ensure_model, log, percentile
+
+from tests.helpers.server import RunningServer, start_server
+from tests.helpers.wer import normalize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "audio"
@@ -78,18 +81,6 @@ def build_long_clip(source: Path, out_path: Path, min_seconds: float, gap_second
         writer.setsampwidth(params.sampwidth)
         writer.setframerate(params.framerate)
         writer.writeframes(b"".join(pieces))
-
-
-def normalise(text: str) -> str:
-    """Lower-case words without punctuation, for a lenient transcript comparison."""
-    kept = "".join(ch.lower() if ch.isalnum() or ch.isspace() else " " for ch in text)
-    return " ".join(kept.split())
-
-
-# --------------------------------------------------------------------------- model install
-
-
-# --------------------------------------------------------------------------- theo serve
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -314,7 +305,7 @@ def check_transcripts(clips: list[Clip], measurements: dict[str, Measurement]) -
             print(f"transcripts {clip.name}: identical ({len(theo_text)} chars)")
             continue
         all_same = False
-        lenient = normalise(theo_text) == normalise(direct_text)
+        lenient = normalize(theo_text) == normalize(direct_text)
         kind = "differ only in case/punctuation" if lenient else "DIFFER"
         print(f"WARNING: transcripts {clip.name}: {kind}", file=sys.stderr)
         print(f"  theo:   {theo_text!r}", file=sys.stderr)
@@ -405,92 +396,90 @@ def main(argv: list[str] | None = None) -> int:
     language: str | None = args.language or None
     workdir = Path(tempfile.mkdtemp(prefix="theo-batch-bench-"))
     log_path = workdir / "theo.log"
-    server: TheoServer | None = None
+    server: RunningServer | None = None
     probe: WorkerProbe | None = None
     failed = True
     try:
-        with log_path.open("w", encoding="utf-8") as log_file:
-            home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-            home.mkdir(parents=True, exist_ok=True)
-            model_dir = ensure_model(home, args.model, log_file)
+        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        model_dir = ensure_model(home, args.model, log_path)
 
-            long_path: Path = args.long or workdir / "long.wav"
-            if args.long is None:
-                build_long_clip(LONG_SOURCE, long_path, LONG_MIN_SECONDS, LONG_GAP_SECONDS)
-            clips = [Clip("short", args.short.resolve()), Clip("long", long_path.resolve())]
+        long_path: Path = args.long or workdir / "long.wav"
+        if args.long is None:
+            build_long_clip(LONG_SOURCE, long_path, LONG_MIN_SECONDS, LONG_GAP_SECONDS)
+        clips = [Clip("short", args.short.resolve()), Clip("long", long_path.resolve())]
 
-            server = TheoServer(home, home / "models", log_file)
-            server.start()
-            started = time.perf_counter()
-            health = server.wait_ready(args.startup_timeout)
-            workers = health.get("workers", [])
-            log(f"server healthy in {time.perf_counter() - started:.1f} s: {workers}")
+        log("starting theo serve")
+        server = start_server(home, log_path, models_dir=home / "models")
+        started = time.perf_counter()
+        health = server.wait_ready(args.startup_timeout)
+        workers = health.get("workers", [])
+        log(f"server healthy in {time.perf_counter() - started:.1f} s: {workers}")
 
-            from faster_whisper import decode_audio  # noqa: PLC0415 - after the server starts
+        from faster_whisper import decode_audio  # noqa: PLC0415 - after the server starts
 
-            direct = DirectEngine(model_dir, language)
-            log(f"direct engine: {direct.describe()}")
+        direct = DirectEngine(model_dir, language)
+        log(f"direct engine: {direct.describe()}")
+        for clip in clips:
+            clip.payload = clip.path.read_bytes()
+            samples = decode_audio(str(clip.path), sampling_rate=SAMPLE_RATE)
+            clip.duration_s = len(samples) / SAMPLE_RATE
+            if clip.name == "long" and clip.duration_s < LONG_MIN_SECONDS:
+                log(f"warning: long clip is only {clip.duration_s:.1f} s")
+
+        if args.breakdown:
+            port = next((int(w["port"]) for w in workers if w.get("model") == args.model), 0)
+            if port:
+                probe = WorkerProbe(port, args.model, language)
+            else:
+                log("no worker port in /health; skipping the worker_grpc series")
+        measurements: dict[str, Measurement] = {}
+        extra: list[str] = []
+        with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
             for clip in clips:
-                clip.payload = clip.path.read_bytes()
-                samples = decode_audio(str(clip.path), sampling_rate=SAMPLE_RATE)
-                clip.duration_s = len(samples) / SAMPLE_RATE
-                if clip.name == "long" and clip.duration_s < LONG_MIN_SECONDS:
-                    log(f"warning: long clip is only {clip.duration_s:.1f} s")
 
-            if args.breakdown:
-                port = next((int(w["port"]) for w in workers if w.get("model") == args.model), 0)
-                if port:
-                    probe = WorkerProbe(port, args.model, language)
-                else:
-                    log("no worker port in /health; skipping the worker_grpc series")
-            measurements: dict[str, Measurement] = {}
-            extra: list[str] = []
-            with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
-                for clip in clips:
+                def theo_path(clip: Clip = clip) -> str:
+                    return post_transcription(client, server.base_url, args.model, language, clip)
 
-                    def theo_path(clip: Clip = clip) -> str:
-                        return post_transcription(
-                            client, server.base_url, args.model, language, clip
-                        )
+                def direct_path(clip: Clip = clip) -> str:
+                    return direct.transcribe_file(clip.path)
 
-                    def direct_path(clip: Clip = clip) -> str:
-                        return direct.transcribe_file(clip.path)
+                def pipeline_path(clip: Clip = clip) -> str:
+                    return post_transcription(
+                        client, server.base_url, args.model, language, clip, raw=False
+                    )
 
-                    def pipeline_path(clip: Clip = clip) -> str:
-                        return post_transcription(
-                            client, server.base_url, args.model, language, clip, raw=False
-                        )
+                series: dict[str, Callable[[], str]] = {
+                    "theo": theo_path,
+                    "theo_pipeline": pipeline_path,
+                }
+                if args.breakdown:
+                    series.update(breakdown_series(clip, probe))
+                series["direct"] = direct_path
+                measurements[clip.name] = measure_clip(clip, args.runs, args.warmup, series)
+                extra = [name for name in series if name not in ("theo", "direct")]
 
-                    series: dict[str, Callable[[], str]] = {
-                        "theo": theo_path,
-                        "theo_pipeline": pipeline_path,
-                    }
-                    if args.breakdown:
-                        series.update(breakdown_series(clip, probe))
-                    series["direct"] = direct_path
-                    measurements[clip.name] = measure_clip(clip, args.runs, args.warmup, series)
-                    extra = [name for name in series if name not in ("theo", "direct")]
-
-            print()
-            print(
-                f"model {args.model} ({direct.describe()}), runs={args.runs}, "
-                f"warmup={args.warmup}, interleaved"
-            )
-            print()
-            print_table(clips, measurements, args.runs, extra)
-            print()
-            check_transcripts(clips, measurements)
-            worst = max(
-                statistics.median(m.times_ms["theo"]) / statistics.median(m.times_ms["direct"])
-                for m in measurements.values()
-            )
-            verdict = "meets" if worst <= TARGET_RATIO else "MISSES"
-            print(f"worst ratio {worst:.3f}: {verdict} the target of <= {TARGET_RATIO:.2f}")
-            failed = False
+        print()
+        print(
+            f"model {args.model} ({direct.describe()}), runs={args.runs}, "
+            f"warmup={args.warmup}, interleaved"
+        )
+        print()
+        print_table(clips, measurements, args.runs, extra)
+        print()
+        check_transcripts(clips, measurements)
+        worst = max(
+            statistics.median(m.times_ms["theo"]) / statistics.median(m.times_ms["direct"])
+            for m in measurements.values()
+        )
+        verdict = "meets" if worst <= TARGET_RATIO else "MISSES"
+        print(f"worst ratio {worst:.3f}: {verdict} the target of <= {TARGET_RATIO:.2f}")
+        failed = False
     finally:
         if probe is not None:
             probe.close()
         if server is not None:
+            log("stopping theo serve")
             server.stop()
         if failed or args.keep_temp:
             log(f"server log and temp files kept in {workdir}")

@@ -48,9 +48,10 @@ from typing import Any
 import av
 import httpx
 import numpy as np
-from harness import TheoServer, ensure_model, log
+from harness import ensure_model, log
 
 from tests.helpers.memory import Growth, measure_growth
+from tests.helpers.server import start_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "audio"
@@ -157,23 +158,22 @@ class Row:
 
 
 def serve_and_measure(
-    home: Path, models_dir: Path, log_file: Any, model: str, flac: Path, timeout_s: float
+    home: Path, models_dir: Path, log_path: Path, model: str, flac: Path, timeout_s: float
 ) -> tuple[Growth, str]:
     """A fresh ``theo serve``, one warm-up request, then the measured upload of ``flac``."""
-    server = TheoServer(
+    log("starting theo serve")
+    server = start_server(
         home,
+        log_path,
         models_dir,
-        log_file,
         extra_env={
             # The 60-minute FLAC is ~55 MB; the default upload limit is 25 MiB.
             "THEO_MAX_FILE_SIZE_MB": "512",
             "THEO_REQUEST_TIMEOUT_S": str(timeout_s),
         },
+        ready_timeout=300.0,
     )
-    server.start()
     try:
-        server.wait_ready(300.0)
-        assert server.process is not None
         with httpx.Client(base_url=server.base_url, timeout=timeout_s + 60) as client:
 
             def post(path: Path) -> httpx.Response:
@@ -197,6 +197,7 @@ def serve_and_measure(
             note = f"{response.status_code}: {response.text[:80]}"
         return growth, note
     finally:
+        log("stopping theo serve")
         server.stop()
 
 
@@ -241,60 +242,60 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="theo-decode-memory-"))
     failed = True
     rows: list[Row] = []
+    log_path = workdir / "theo.log"
     try:
-        with (workdir / "theo.log").open("w", encoding="utf-8") as log_file:
-            home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-            home.mkdir(parents=True, exist_ok=True)
-            served = workdir / "served"
+        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        served = workdir / "served"
+        if not args.no_server:
+            model_dir = ensure_model(home, args.model, log_path)
+            served.mkdir()
+            (served / args.model).symlink_to(model_dir)
+        for minutes in lengths:
+            flac = workdir / f"speech_{minutes:g}min.flac"
+            build_flac(flac, minutes)
+            flac_mib = flac.stat().st_size / MIB
+            log(f"{minutes:g} min: {flac_mib:.1f} MiB FLAC")
             if not args.no_server:
-                model_dir = ensure_model(home, args.model, log_file)
-                served.mkdir()
-                (served / args.model).symlink_to(model_dir)
-            for minutes in lengths:
-                flac = workdir / f"speech_{minutes:g}min.flac"
-                build_flac(flac, minutes)
-                flac_mib = flac.stat().st_size / MIB
-                log(f"{minutes:g} min: {flac_mib:.1f} MiB FLAC")
-                if not args.no_server:
-                    growth, note = serve_and_measure(
-                        home, served, log_file, args.model, flac, args.request_timeout
+                growth, note = serve_and_measure(
+                    home, served, log_path, args.model, flac, args.request_timeout
+                )
+                if not growth.exact:
+                    note += " (sampled peak)"
+                rows.append(
+                    Row(
+                        minutes,
+                        flac_mib,
+                        "theo serve",
+                        growth.peak_mib,
+                        growth.retained_mib,
+                        note,
                     )
-                    if not growth.exact:
-                        note += " (sampled peak)"
-                    rows.append(
-                        Row(
-                            minutes,
-                            flac_mib,
-                            "theo serve",
-                            growth.peak_mib,
-                            growth.retained_mib,
-                            note,
-                        )
+                )
+                log(f"  theo serve: +{growth.peak_mib:.1f} MiB ({note})")
+            for mode in ("theo_prepare", "fw_decode"):
+                result = run_probe(mode, flac)
+                seconds = result["samples"] / SAMPLE_RATE
+                rows.append(
+                    Row(
+                        minutes,
+                        flac_mib,
+                        mode,
+                        result["peak"],
+                        result["retained"],
+                        f"in-process, {seconds:.0f} s decoded",
                     )
-                    log(f"  theo serve: +{growth.peak_mib:.1f} MiB ({note})")
-                for mode in ("theo_prepare", "fw_decode"):
-                    result = run_probe(mode, flac)
-                    seconds = result["samples"] / SAMPLE_RATE
-                    rows.append(
-                        Row(
-                            minutes,
-                            flac_mib,
-                            mode,
-                            result["peak"],
-                            result["retained"],
-                            f"in-process, {seconds:.0f} s decoded",
-                        )
-                    )
-                    log(f"  {mode}: +{result['peak']:.1f} MiB")
-            print()
-            print(
-                f"model={args.model}; peak = growth of the process's resident set over its RSS "
-                "before the request; kept = still resident after it; PCM16 = 16 kHz mono "
-                f"({PCM16_MIB_PER_MINUTE:.2f} MiB/min)"
-            )
-            print()
-            print_table(rows)
-            failed = False
+                )
+                log(f"  {mode}: +{result['peak']:.1f} MiB")
+        print()
+        print(
+            f"model={args.model}; peak = growth of the process's resident set over its RSS "
+            "before the request; kept = still resident after it; PCM16 = 16 kHz mono "
+            f"({PCM16_MIB_PER_MINUTE:.2f} MiB/min)"
+        )
+        print()
+        print_table(rows)
+        failed = False
     finally:
         if failed or args.keep_temp:
             log(f"server log and temp files kept in {workdir}")

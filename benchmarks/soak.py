@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import shutil
 import signal
 import statistics
@@ -54,7 +53,11 @@ from typing import Any
 
 import httpx
 import websockets
-from harness import TheoServer, ensure_model, log, percentile
+from harness import ensure_model, log, percentile
+
+from tests.helpers.memory import status_kb
+from tests.helpers.server import RunningServer, start_server
+from tests.helpers.wer import wer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CLIP = REPO_ROOT / "tests" / "fixtures" / "audio" / "en_librivox.wav"
@@ -63,7 +66,6 @@ FRAME_MS = 20
 REPEAT_GAP_S = 0.6
 TARGET_RSS_GROWTH_MB = 5.0
 TARGET_DRIFT = 0.20
-_WORD = re.compile(r"[a-z0-9']+")
 
 
 @dataclass
@@ -107,12 +109,9 @@ def rss_mb(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+        return status_kb(pid, "VmRSS") / 1024
+    except (OSError, RuntimeError):
         return None
-    return None
 
 
 def load_average() -> float | None:
@@ -206,10 +205,9 @@ async def sample_memory(
 
 
 async def soak(
-    url: str, audio: bytes, rate: int, args: argparse.Namespace, server: TheoServer
+    url: str, audio: bytes, rate: int, args: argparse.Namespace, server: RunningServer
 ) -> Run:
     """The session and the memory sampler, side by side."""
-    assert server.process is not None
     run = Run()
     sampler = asyncio.create_task(
         sample_memory(run, server.base_url, args.model, server.process.pid, args.sample_interval)
@@ -222,9 +220,8 @@ async def soak(
     return run
 
 
-async def sample_once(run: Run, server: TheoServer, model: str) -> None:
+async def sample_once(run: Run, server: RunningServer, model: str) -> None:
     """A last sample once the session is over."""
-    assert server.process is not None
     pid = await asyncio.to_thread(worker_pid, server.base_url, model)
     last_wall = run.samples[-1].wall_s if run.samples else 0.0
     run.samples.append(Sample(last_wall, run.audio_s, rss_mb(server.process.pid), rss_mb(pid), pid))
@@ -250,21 +247,6 @@ def drift(finals: list[Final], warmup_s: float, window_s: float, total_s: float)
     if not first or not last:
         return None
     return statistics.mean(last) / statistics.mean(first) - 1.0
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance over the reference length (lower case, no punctuation)."""
-    ref = _WORD.findall(reference.lower().replace("mr.", "mister"))
-    hyp = _WORD.findall(hypothesis.lower().replace("mr.", "mister"))
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, start=1):
-            current[j] = min(
-                previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)
-            )
-        previous = current
-    return previous[-1] / max(len(ref), 1)
 
 
 def _cell(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -355,8 +337,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="theo-soak-"))
     home = args.theo_home or workdir / "home"
-    log_file = (workdir / "theo.log").open("w")
-    ensure_model(home, args.model, log_file)
+    log_path = workdir / "theo.log"
+    ensure_model(home, args.model, log_path)
     models_dir = workdir / "models"
     models_dir.mkdir()
     (models_dir / args.model).symlink_to(home / "models" / args.model)
@@ -365,16 +347,18 @@ def main() -> int:
     if args.speed > 1.0:
         # Faster than real time on purpose: backpressure must not drop the soak's audio.
         extra_env["THEO_SESSION__MAX_BACKLOG_S"] = str(len(audio) / (rate * 2) + 60)
-    server = TheoServer(home, models_dir, log_file, extra_env=extra_env)
+    server: RunningServer | None = None
     try:
-        server.start()
+        log("starting theo serve")
+        server = start_server(home, log_path, models_dir, extra_env)
         server.wait_ready(600)
         url = server.base_url.replace("http://", "ws://") + f"/v1/realtime?model={args.model}"
         log(f"streaming {len(audio) / (rate * 2) / 60:.1f} min at {args.speed:g}x")
         run = asyncio.run(soak(url, audio, rate, args, server))
     finally:
-        server.stop()
-        log_file.close()
+        if server is not None:
+            log("stopping theo serve")
+            server.stop()
         if args.keep:
             log(f"kept {workdir}")
         else:
@@ -394,9 +378,7 @@ def main() -> int:
         "worker_rss_growth_mb": growth_mb(run.samples, "worker_mb", warmup_s),
         "latency_drift": drift(run.finals, warmup_s, window_s, run.audio_s),
         "final_delay_p50_ms": percentile(delays_ms, 0.5) if delays_ms else None,
-        "wer": word_error_rate(
-            " ".join([reference] * repeats), " ".join(f.text for f in run.finals)
-        )
+        "wer": wer(" ".join([reference] * repeats), " ".join(f.text for f in run.finals))
         if reference
         else None,
         "errors": len(run.errors),

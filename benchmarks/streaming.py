@@ -89,7 +89,10 @@ from typing import Any
 
 import httpx
 import websockets
-from harness import TheoServer, ensure_model, log, normalize, percentile, wer
+from harness import ensure_model, log, percentile
+
+from tests.helpers.server import RunningServer, start_server
+from tests.helpers.wer import normalize, wer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CLIP = REPO_ROOT / "tests" / "fixtures" / "audio" / "en_librivox.wav"
@@ -188,13 +191,6 @@ class CpuMeter:
 def normalise_words(text: str) -> list[str]:
     """Words of ``text`` normalised like the tests' WER (``tests/helpers/wer.py``)."""
     return normalize(text).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """The tests' WER, with an empty reference scoring 0 (nothing heard) or 1."""
-    if not normalize(reference):
-        return 0.0 if not normalize(hypothesis) else 1.0
-    return wer(reference, hypothesis)
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -465,8 +461,8 @@ def analyse_session(trace: SessionTrace, batch_text: str, reference: str | None)
         missing_finals=sum(1 for s in starts if s not in finals),
         drain_ms=drain,
         growth_ms=growth,
-        wer_batch=word_error_rate(batch_text, text),
-        wer_reference=word_error_rate(reference, text) if reference else None,
+        wer_batch=wer(batch_text, text, allow_empty=True),
+        wer_reference=wer(reference, text, allow_empty=True) if reference else None,
     )
 
 
@@ -624,7 +620,7 @@ def report(
         + (f"staggered by {args.stagger_ms:.0f} ms" if args.stagger_ms else "started together")
     )
     for model, (text, seconds) in batch.items():
-        ref = fmt_pct(word_error_rate(clip.reference, text)) if clip.reference else "-"
+        ref = fmt_pct(wer(clip.reference, text, allow_empty=True)) if clip.reference else "-"
         print(f"batch {model}: {seconds * 1000:.0f} ms, WER vs reference {ref}")
     print()
     print("latency, ms (p50 / p95 over every utterance of every session):")
@@ -832,94 +828,90 @@ def main(argv: list[str] | None = None) -> int:
     log(f"clip {clip.name}: {clip.duration_s:.2f} s, plan {plan}")
     workdir = Path(tempfile.mkdtemp(prefix="theo-stream-bench-"))
     log_path = workdir / "theo.log"
-    server: TheoServer | None = None
+    server: RunningServer | None = None
     failed = True
     try:
-        with log_path.open("w", encoding="utf-8") as log_file:
-            home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-            home.mkdir(parents=True, exist_ok=True)
-            models_dir = workdir / "models"
-            models_dir.mkdir()
-            for model, _ in plan:
-                (models_dir / model).symlink_to(ensure_model(home, model, log_file))
+        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        models_dir = workdir / "models"
+        models_dir.mkdir()
+        for model, _ in plan:
+            (models_dir / model).symlink_to(ensure_model(home, model, log_path))
 
-            extra_env: dict[str, str] = {}
-            if args.theo_home is None and "THEO_ITN_CACHE_DIR" not in os.environ:
-                # A fresh home would compile the NeMo ITN grammars again (~15 s of CPU);
-                # reuse the copy the end-to-end tests keep.
-                extra_env["THEO_ITN_CACHE_DIR"] = str(REPO_ROOT / ".theo-test-cache" / "itn")
-            server = TheoServer(home, models_dir, log_file, extra_env)
-            server.start()
-            started = time.perf_counter()
-            health = server.wait_ready(args.startup_timeout)
-            log(f"server healthy in {time.perf_counter() - started:.1f} s: {health.get('workers')}")
-            assert server.process is not None
-            server_pid = server.process.pid
-            theo_pids = [server_pid, *(int(w["pid"]) for w in health.get("workers", []))]
-            waited = wait_idle(server_pid, args.startup_timeout)
-            log(f"server idle after {waited:.1f} s more")
+        extra_env: dict[str, str] = {}
+        if args.theo_home is None and "THEO_ITN_CACHE_DIR" not in os.environ:
+            # A fresh home would compile the NeMo ITN grammars again (~15 s of CPU);
+            # reuse the copy the end-to-end tests keep.
+            extra_env["THEO_ITN_CACHE_DIR"] = str(REPO_ROOT / ".theo-test-cache" / "itn")
+        log("starting theo serve")
+        server = start_server(home, log_path, models_dir, extra_env)
+        started = time.perf_counter()
+        health = server.wait_ready(args.startup_timeout)
+        log(f"server healthy in {time.perf_counter() - started:.1f} s: {health.get('workers')}")
+        server_pid = server.process.pid
+        theo_pids = [server_pid, *(int(w["pid"]) for w in health.get("workers", []))]
+        waited = wait_idle(server_pid, args.startup_timeout)
+        log(f"server idle after {waited:.1f} s more")
 
-            results: list[ConfigResult] = []
-            batch: dict[str, tuple[str, float]] = {}
-            with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
-                for model, levels in plan:
-                    batch_transcribe(client, server.base_url, model, language, clip)  # warm-up
-                    batch[model] = batch_transcribe(client, server.base_url, model, language, clip)
-                    log(f"{model} batch: {batch[model][1] * 1000:.0f} ms: {batch[model][0]!r}")
-                    if args.warmup_seconds > 0:
-                        log(f"{model}: warm-up session ({args.warmup_seconds:.0f} s of audio)")
-                        warm = StreamClip(
-                            "warm-up",
-                            clip.pcm16[: round(args.warmup_seconds * clip.sample_rate) * 2],
-                            clip.sample_rate,
-                            None,
-                        )
-                        asyncio.run(run_config(server.base_url, model, language, warm, 1, args))
-                    for concurrency in levels:
-                        wait_idle(server_pid, 60.0)
-                        before = stream_metrics(client, server.base_url)
-                        meter = CpuMeter(theo_pids)
-                        meter.start()
-                        began = time.perf_counter()
-                        traces = asyncio.run(
-                            run_config(server.base_url, model, language, clip, concurrency, args)
-                        )
-                        wall = time.perf_counter() - began
-                        theo_cores, other_cores = meter.stop()
-                        after = stream_metrics(client, server.base_url)
-                        sessions = [
-                            analyse_session(trace, batch[model][0], clip.reference)
-                            for trace in traces
-                        ]
-                        result = ConfigResult(
-                            model=model,
-                            concurrency=concurrency,
-                            sessions=sessions,
-                            srv_ttfb_ms=metric_mean_ms(before, after, "theo_stt_ttfb_seconds"),
-                            srv_final_ms=metric_mean_ms(
-                                before, after, "theo_stt_final_delay_seconds"
-                            ),
-                            wall_s=wall,
-                            theo_cores=theo_cores,
-                            other_cores=other_cores,
-                            drain_limit_ms=args.drain_limit * 1000,
-                            growth_limit_ms=args.growth_limit * 1000,
-                        )
-                        results.append(result)
-                        first = quantiles(result.values("first_partial_ms"))[0]
-                        final = quantiles(result.values("final_delay_ms"))[0]
-                        log(
-                            f"{model} x{concurrency}: {wall:.0f} s, first partial p50 {first} ms, "
-                            f"final p50 {final} ms, problems: {result.keep_up_problems() or 'none'}"
-                        )
-                        for index, session in enumerate(sessions):
-                            log(f"  session {index} finals: {session.text!r}")
-            report(results, batch, clip, args)
-            if args.json:
-                dump_json(args.json, results, batch)
-            failed = False
+        results: list[ConfigResult] = []
+        batch: dict[str, tuple[str, float]] = {}
+        with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
+            for model, levels in plan:
+                batch_transcribe(client, server.base_url, model, language, clip)  # warm-up
+                batch[model] = batch_transcribe(client, server.base_url, model, language, clip)
+                log(f"{model} batch: {batch[model][1] * 1000:.0f} ms: {batch[model][0]!r}")
+                if args.warmup_seconds > 0:
+                    log(f"{model}: warm-up session ({args.warmup_seconds:.0f} s of audio)")
+                    warm = StreamClip(
+                        "warm-up",
+                        clip.pcm16[: round(args.warmup_seconds * clip.sample_rate) * 2],
+                        clip.sample_rate,
+                        None,
+                    )
+                    asyncio.run(run_config(server.base_url, model, language, warm, 1, args))
+                for concurrency in levels:
+                    wait_idle(server_pid, 60.0)
+                    before = stream_metrics(client, server.base_url)
+                    meter = CpuMeter(theo_pids)
+                    meter.start()
+                    began = time.perf_counter()
+                    traces = asyncio.run(
+                        run_config(server.base_url, model, language, clip, concurrency, args)
+                    )
+                    wall = time.perf_counter() - began
+                    theo_cores, other_cores = meter.stop()
+                    after = stream_metrics(client, server.base_url)
+                    sessions = [
+                        analyse_session(trace, batch[model][0], clip.reference) for trace in traces
+                    ]
+                    result = ConfigResult(
+                        model=model,
+                        concurrency=concurrency,
+                        sessions=sessions,
+                        srv_ttfb_ms=metric_mean_ms(before, after, "theo_stt_ttfb_seconds"),
+                        srv_final_ms=metric_mean_ms(before, after, "theo_stt_final_delay_seconds"),
+                        wall_s=wall,
+                        theo_cores=theo_cores,
+                        other_cores=other_cores,
+                        drain_limit_ms=args.drain_limit * 1000,
+                        growth_limit_ms=args.growth_limit * 1000,
+                    )
+                    results.append(result)
+                    first = quantiles(result.values("first_partial_ms"))[0]
+                    final = quantiles(result.values("final_delay_ms"))[0]
+                    log(
+                        f"{model} x{concurrency}: {wall:.0f} s, first partial p50 {first} ms, "
+                        f"final p50 {final} ms, problems: {result.keep_up_problems() or 'none'}"
+                    )
+                    for index, session in enumerate(sessions):
+                        log(f"  session {index} finals: {session.text!r}")
+        report(results, batch, clip, args)
+        if args.json:
+            dump_json(args.json, results, batch)
+        failed = False
     finally:
         if server is not None:
+            log("stopping theo serve")
             server.stop()
         if failed or args.keep_temp:
             log(f"server log and temp files kept in {workdir}")

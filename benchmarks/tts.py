@@ -51,7 +51,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from harness import TheoServer, ensure_model, log, percentile
+from harness import ensure_model, log, percentile
+
+from tests.helpers.server import RunningServer, start_server
 
 PIPER = "piper-en-us-joe-medium"
 KOKORO = "kokoro-v1"
@@ -309,57 +311,58 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"no direct engine for {unknown}; known: {sorted(ENGINES)}")
     workdir = Path(tempfile.mkdtemp(prefix="theo-tts-bench-"))
-    server: TheoServer | None = None
+    server: RunningServer | None = None
     failed = True
+    log_path = workdir / "theo.log"
     try:
-        with (workdir / "theo.log").open("w", encoding="utf-8") as log_file:
-            home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-            home.mkdir(parents=True, exist_ok=True)
-            model_dirs = {m: ensure_model(home, m, log_file) for m in models}
-            served = workdir / "served"
-            served.mkdir()
-            for model, model_dir in model_dirs.items():
-                (served / model).symlink_to(model_dir)
-            server = TheoServer(home, served, log_file)
-            server.start()
-            started = time.perf_counter()
-            server.wait_ready(args.startup_timeout)
-            log(f"server healthy in {time.perf_counter() - started:.1f} s")
-            engines: dict[str, DirectEngine] = {}
-            for model, model_dir in model_dirs.items():
-                engines[model] = ENGINES[model](model_dir)
-            results: dict[tuple[str, str], dict[str, Series]] = {}
-            with httpx.Client(timeout=httpx.Timeout(600.0)) as client:
-                for model in models:
-                    engine = engines[model]
-                    for text_name, text in TEXTS.items():
-                        log(f"{model} / {text_name}")
-                        paths: dict[str, TimedPath] = {
-                            f"theo_{fmt}": TimedPath(
-                                lambda fmt=fmt, model=model, text=text: theo_speech(
-                                    client, server.base_url, model, text, fmt
-                                ),
-                                lambda fmt=fmt, model=model: theo_speech(
-                                    client, server.base_url, model, PRIMER, fmt
-                                ),
-                            )
-                            for fmt in formats
-                        }
-                        prime = partial(engine.synthesize, PRIMER)
-                        paths["direct"] = TimedPath(partial(engine.stream, text), prime)
-                        paths["direct_split"] = TimedPath(partial(engine.pieces, text), prime)
-                        results[(model, text_name)] = measure(paths, args.runs, args.warmup)
-            print()
-            print(f"runs={args.runs}, warmup={args.warmup}, interleaved, formats={formats}")
-            print(f"texts: short {len(TEXTS['short'])} chars, long {len(TEXTS['long'])} chars")
-            print()
-            print_table(results, args.runs)
-            print()
-            for line in verdicts(results, formats[0]):
-                print(line)
-            failed = False
+        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        model_dirs = {m: ensure_model(home, m, log_path) for m in models}
+        served = workdir / "served"
+        served.mkdir()
+        for model, model_dir in model_dirs.items():
+            (served / model).symlink_to(model_dir)
+        log("starting theo serve")
+        server = start_server(home, log_path, models_dir=served)
+        started = time.perf_counter()
+        server.wait_ready(args.startup_timeout)
+        log(f"server healthy in {time.perf_counter() - started:.1f} s")
+        engines: dict[str, DirectEngine] = {}
+        for model, model_dir in model_dirs.items():
+            engines[model] = ENGINES[model](model_dir)
+        results: dict[tuple[str, str], dict[str, Series]] = {}
+        with httpx.Client(timeout=httpx.Timeout(600.0)) as client:
+            for model in models:
+                engine = engines[model]
+                for text_name, text in TEXTS.items():
+                    log(f"{model} / {text_name}")
+                    paths: dict[str, TimedPath] = {
+                        f"theo_{fmt}": TimedPath(
+                            lambda fmt=fmt, model=model, text=text: theo_speech(
+                                client, server.base_url, model, text, fmt
+                            ),
+                            lambda fmt=fmt, model=model: theo_speech(
+                                client, server.base_url, model, PRIMER, fmt
+                            ),
+                        )
+                        for fmt in formats
+                    }
+                    prime = partial(engine.synthesize, PRIMER)
+                    paths["direct"] = TimedPath(partial(engine.stream, text), prime)
+                    paths["direct_split"] = TimedPath(partial(engine.pieces, text), prime)
+                    results[(model, text_name)] = measure(paths, args.runs, args.warmup)
+        print()
+        print(f"runs={args.runs}, warmup={args.warmup}, interleaved, formats={formats}")
+        print(f"texts: short {len(TEXTS['short'])} chars, long {len(TEXTS['long'])} chars")
+        print()
+        print_table(results, args.runs)
+        print()
+        for line in verdicts(results, formats[0]):
+            print(line)
+        failed = False
     finally:
         if server is not None:
+            log("stopping theo serve")
             server.stop()
         if failed or args.keep_temp:
             log(f"server log and temp files kept in {workdir}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.server import FIXTURES, RunningServer, pull, start_server
+from tests.helpers.server import FIXTURES, RunningServer, pull, serving
 
 TINY_EN = "faster-whisper-tiny.en"
 BASE = "faster-whisper-base"
@@ -25,12 +25,8 @@ def _home_with(factory: pytest.TempPathFactory, name: str, models: tuple[str, ..
 
 
 def _serving(home: Path, factory: pytest.TempPathFactory, logs: str) -> Iterator[RunningServer]:
-    running = start_server(home, factory.mktemp(logs) / "serve.log")
-    try:
-        running.wait_ready()
+    with serving(home, factory.mktemp(logs) / "serve.log") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,10 @@ def _default_home() -> Path:
 class WorkerSettings(BaseModel):
     """How engine worker subprocesses are started, probed and restarted."""
 
+    replicas: int = Field(default=1, ge=1, le=8)
+    """Worker processes per served model (``THEO_WORKER__REPLICAS``, 1-8). Each loads its
+    own copy of the model; requests go to the least-loaded ready one, so a model keeps
+    serving while one of its workers restarts. Each replica costs the model's memory."""
     startup_timeout_s: float = 300.0
     """Longest time a worker may take to load its model and answer READY."""
     health_interval_s: float = 5.0

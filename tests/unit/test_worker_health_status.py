@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theo.engines.host import health_status
+from theo.wire.health import health_status
 from theo.wire.proto import stt_worker_pb2, tts_worker_pb2
 
 

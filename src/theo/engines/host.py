@@ -44,22 +44,9 @@ class LoadableServicer(Protocol[InfoT_contra]):
         ...
 
 
-def health_status(load_error: str, loaded: bool, active_requests: int) -> str:
-    """The ``WorkerStatus`` a Health answer carries, by its name (both worker protos share it).
-
-    ERROR once loading failed, else LOADING until the model is in memory, then BUSY while
-    requests run and READY when idle.
-    """
-    if load_error:
-        return "WORKER_STATUS_ERROR"
-    if not loaded:
-        return "WORKER_STATUS_LOADING"
-    return "WORKER_STATUS_BUSY" if active_requests else "WORKER_STATUS_READY"
-
-
 def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse ``--model-dir --port --worker-id --log-format --log-level`` and set up logging."""
-    parser = argparse.ArgumentParser(prog=f"python -m theo.workers.{kind}")
+    parser = argparse.ArgumentParser(prog=f"python -m theo.engines.{kind}")
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--worker-id", default=f"{kind}-worker")

@@ -14,7 +14,6 @@ from theo.config import Settings, unknown_setting_variables
 from theo.logging import get_logger
 from theo.postprocessing.itn.select import select_itn_engines
 from theo.registry.store import ModelStore
-from theo.server import realtime
 from theo.server.body_limit import BodyLimitMiddleware
 from theo.server.errors import install_error_handlers
 from theo.server.metrics import Metrics
@@ -22,13 +21,14 @@ from theo.server.request_metrics import RequestMetricsMiddleware
 from theo.server.routes import audio, health, models, speech
 from theo.server.security import SecurityMiddleware, SecurityPolicy
 from theo.server.state import AppState
+from theo.server.transports import websocket
 from theo.workers.manager import WorkerManager
 from theo.workers.stt_client import SimpleScheduler
 from theo.workers.tts_client import SynthesisClient
 
 log = get_logger("server")
 
-_ROUTERS = (health.router, models.router, audio.router, speech.router, realtime.router)
+_ROUTERS = (health.router, models.router, audio.router, speech.router, websocket.router)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -113,7 +114,7 @@ class SessionConfig(BaseModel):
             )
         return words
 
-    def updated(self, changes: dict[str, Any]) -> SessionConfig:
+    def updated(self, changes: Mapping[str, object]) -> SessionConfig:
         """A copy with ``changes`` applied, validated as a whole.
 
         Raises:

@@ -9,28 +9,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Generic, TypeVar
 
-Event = dict[str, Any]
-Send = Callable[[Event], Awaitable[None]]
+E = TypeVar("E")
 
 
-class OrderedOutbox:
-    """Buffers per-segment events and sends them in segment order."""
+class OrderedOutbox(Generic[E]):
+    """Buffers per-segment events and sends them in segment order.
 
-    def __init__(self, send: Send) -> None:
+    Args:
+        send: where released events go, one at a time, in order.
+    """
+
+    def __init__(self, send: Callable[[E], Awaitable[None]]) -> None:
         self._send = send
-        self._pending: dict[int, list[Event]] = {}
+        self._pending: dict[int, list[E]] = {}
         self._complete: set[int] = set()
         self._flushed_upto = 0  # segments complete in order: ids <= this are done
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def send_now(self, event: Event) -> None:
+    async def send_now(self, event: E) -> None:
         """Send an event that belongs to no segment (session-level)."""
         await self._send(event)
 
-    async def add(self, segment_id: int, event: Event) -> None:
+    async def add(self, segment_id: int, event: E) -> None:
         """Queue an event of ``segment_id``; sends whatever is releasable.
 
         Events for a segment already completed and flushed are dropped: they could

@@ -1,7 +1,7 @@
-"""Worker transcripts become client events: partials as they come, post-processed finals.
+"""Worker transcripts become session events: partials as they come, post-processed finals.
 
 Events are tagged with their segment and released in segment order by the outbox. The
-per-segment bookkeeping (where its audio starts, its pending ``vad.speech_end``, the
+per-segment bookkeeping (where its audio starts, its pending ``SpeechEnd``, the
 clocks behind the latency metrics) lives here and is dropped with the segment's final.
 """
 
@@ -14,7 +14,15 @@ from collections.abc import Callable
 from theo.postprocessing.chain import PostProcessingOptions, postprocess_text
 from theo.session.config import SessionConfig
 from theo.session.context import SessionContext
-from theo.session.outbox import Event, OrderedOutbox
+from theo.session.events import (
+    FinalWord,
+    SessionEvent,
+    SpeechEnd,
+    SpeechStart,
+    TranscriptFinal,
+    TranscriptPartial,
+)
+from theo.session.outbox import OrderedOutbox
 from theo.session.segmenter import SAMPLE_RATE
 from theo.types import StreamTranscript, TranscriptKind
 
@@ -38,14 +46,14 @@ class TranscriptEvents:
     def __init__(
         self,
         context: SessionContext,
-        outbox: OrderedOutbox,
+        outbox: OrderedOutbox[SessionEvent],
         config: Callable[[], SessionConfig],
     ) -> None:
         self._context = context
         self._outbox = outbox
         self._config = config
         self._offsets: dict[int, int] = {}
-        self._vad_ended: dict[int, Event] = {}
+        self._vad_ended: dict[int, SpeechEnd] = {}
         self._opened_at: dict[int, float] = {}
         self._ended_at: dict[int, float] = {}
         self._replayed: set[int] = set()
@@ -62,19 +70,13 @@ class TranscriptEvents:
         self._offsets[segment] = offset
         self._opened_at[segment] = time.monotonic()
         self._context.metrics.stream_observation("vad_start", 1.0)
-        await self._outbox.add(
-            segment, {"type": "vad.speech_start", "segment_id": segment, "timestamp_ms": ms(onset)}
-        )
+        await self._outbox.add(segment, SpeechStart(segment, ms(onset)))
 
     def ended(self, segment: int, vad_offset: int | None) -> None:
         """``segment`` was closed, by the VAD at ``vad_offset`` or by a commit (None)."""
         self._ended_at[segment] = time.monotonic()
         if vad_offset is not None:
-            self._vad_ended[segment] = {
-                "type": "vad.speech_end",
-                "segment_id": segment,
-                "timestamp_ms": ms(vad_offset),
-            }
+            self._vad_ended[segment] = SpeechEnd(segment, ms(vad_offset))
             self._context.metrics.stream_observation("vad_end", 1.0)
 
     def replayed(self, segments: list[int]) -> None:
@@ -99,15 +101,8 @@ class TranscriptEvents:
         if segment in self._opened_at:
             elapsed = time.monotonic() - self._opened_at.pop(segment)
             self._context.metrics.stream_observation("ttfb", elapsed)
-        await self._outbox.add(
-            segment,
-            {
-                "type": "transcript.partial",
-                "segment_id": segment,
-                "text": transcript.text,
-                "timestamp_ms": ms(self._offsets.get(segment, 0)) + transcript.end_ms,
-            },
-        )
+        timestamp_ms = ms(self._offsets.get(segment, 0)) + transcript.end_ms
+        await self._outbox.add(segment, TranscriptPartial(segment, transcript.text, timestamp_ms))
 
     async def _final(self, transcript: StreamTranscript) -> None:
         segment = transcript.segment_id
@@ -143,22 +138,21 @@ class TranscriptEvents:
         return postprocess_text(transcript.text, transcript.language or config.language, options)
 
 
-def _final_event(transcript: StreamTranscript, text: str, offset_ms: int) -> Event:
-    return {
-        "type": "transcript.final",
-        "segment_id": transcript.segment_id,
-        "text": text,
-        "start_ms": offset_ms + transcript.start_ms,
-        "end_ms": offset_ms + transcript.end_ms,
-        "language": transcript.language,
-        "confidence": round(transcript.confidence, 4),
-        "words": [
-            {
-                "word": w.word.strip(),
-                "start_ms": offset_ms + round(w.start * 1000),
-                "end_ms": offset_ms + round(w.end * 1000),
-                "probability": round(w.probability, 4),
-            }
+def _final_event(transcript: StreamTranscript, text: str, offset_ms: int) -> TranscriptFinal:
+    return TranscriptFinal(
+        segment_id=transcript.segment_id,
+        text=text,
+        start_ms=offset_ms + transcript.start_ms,
+        end_ms=offset_ms + transcript.end_ms,
+        language=transcript.language,
+        confidence=round(transcript.confidence, 4),
+        words=tuple(
+            FinalWord(
+                word=w.word.strip(),
+                start_ms=offset_ms + round(w.start * 1000),
+                end_ms=offset_ms + round(w.end * 1000),
+                probability=round(w.probability, 4),
+            )
             for w in transcript.words
-        ],
-    }
+        ),
+    )

@@ -3,7 +3,7 @@
 Each session builds its own :class:`VADDetector` (re-buffering, pre-filter state, Silero
 recurrent state, debounced speech state); the ONNX model itself is loaded once per process
 and shared, because its session holds no per-stream state. Nothing here imports an STT
-engine: the Silero file is located inside the faster-whisper package without importing it.
+engine: the Silero model file ships with Theo, in ``theo/vad/assets/``.
 """
 
 from theo.vad.detector import EventKind, VADDetector, VADEvent, VADState

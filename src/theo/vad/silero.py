@@ -1,17 +1,19 @@
 """Silero VAD v6 run with onnxruntime: one shared model, one recurrent state per stream.
 
-The ONNX file is the one faster-whisper ships in ``faster_whisper/assets/``; it is found
-without importing faster-whisper, so the API process never loads CTranslate2. The model
-treats the first axis of ``input`` as time: a batch of N windows is N consecutive windows
-of one stream, with ``h``/``c`` carried from each to the next. Feeding the windows one at a
-time and passing the returned ``h``/``c`` back in therefore gives the probabilities of a
-single batched call over the whole clip.
+The ONNX file ships with Theo in ``theo/vad/assets/`` (copied from faster-whisper by
+``scripts/vendor_silero_vad.sh``; see ``assets/NOTICE``), so the API process needs no STT
+engine installed and never loads CTranslate2.
+
+The model treats the first axis of ``input`` as time: a batch of N windows is N consecutive
+windows of one stream, with ``h``/``c`` carried from each to the next. Feeding the windows
+one at a time and passing the returned ``h``/``c`` back in therefore gives the
+probabilities of a single batched call over the whole clip.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,23 +40,19 @@ class VADModelNotFoundError(TheoError):
 
 
 def default_model_path() -> Path:
-    """Locate ``silero_vad_v6.onnx`` inside the installed faster-whisper package.
-
-    ``find_spec`` on a top-level package reads its location without executing it.
+    """Locate ``silero_vad_v6.onnx`` among the package data of ``theo.vad``.
 
     Raises:
-        VADModelNotFoundError: faster-whisper is not installed or lacks the file.
+        VADModelNotFoundError: The installation lacks the file, or holds it only inside
+            an archive (onnxruntime needs a file on disk).
     """
-    spec = importlib.util.find_spec("faster_whisper")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location) / "assets" / MODEL_FILENAME
-        if candidate.is_file():
-            return candidate
-    where = ", ".join(locations) if locations else "faster-whisper is not installed"
+    resource = resources.files("theo.vad") / "assets" / MODEL_FILENAME
+    if isinstance(resource, Path) and resource.is_file():
+        return resource
     raise VADModelNotFoundError(
-        f"Silero VAD model '{MODEL_FILENAME}' not found ({where}). Install it with "
-        "`pip install 'theo-openvoice[faster-whisper]'` or pass the file's path explicitly."
+        f"Silero VAD model '{MODEL_FILENAME}' not found at {resource}: this installation "
+        "of theo-openvoice is incomplete; reinstall it (a source checkout restores the file "
+        "with scripts/vendor_silero_vad.sh) or pass the file's path explicitly."
     )
 
 
@@ -70,7 +68,7 @@ class SileroModel:
         """Load the model.
 
         Args:
-            path: The ``.onnx`` file; by default the one shipped inside faster-whisper.
+            path: The ``.onnx`` file; by default the one shipped with Theo.
 
         Raises:
             VADModelNotFoundError: The file does not exist.

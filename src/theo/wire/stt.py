@@ -1,4 +1,8 @@
-"""Conversions between protobuf messages and Theo's domain types (both directions)."""
+"""Batch speech-to-text on the wire: requests and results, both directions.
+
+The API process builds the request and reads the result; the worker reads the request and
+builds the result. Streaming frames and transcripts are in :mod:`theo.wire.stt_stream`.
+"""
 
 from __future__ import annotations
 
@@ -68,11 +72,13 @@ def params_from_proto(message: pb.TranscribeFileRequest) -> TranscribeParams:
     )
 
 
-def _word_to_proto(word: Word) -> pb.Word:
+def word_to_proto(word: Word) -> pb.Word:
+    """A recognised word for the wire."""
     return pb.Word(word=word.word, start=word.start, end=word.end, probability=word.probability)
 
 
-def _word_from_proto(word: pb.Word) -> Word:
+def word_from_proto(word: pb.Word) -> Word:
+    """A recognised word from the wire."""
     return Word(word=word.word, start=word.start, end=word.end, probability=word.probability)
 
 
@@ -94,7 +100,7 @@ def result_to_proto(result: BatchResult) -> pb.TranscribeFileResponse:
                 avg_logprob=s.avg_logprob,
                 compression_ratio=s.compression_ratio,
                 no_speech_prob=s.no_speech_prob,
-                words=[_word_to_proto(w) for w in s.words],
+                words=[word_to_proto(w) for w in s.words],
             )
             for s in result.segments
         ],
@@ -119,7 +125,7 @@ def result_from_proto(message: pb.TranscribeFileResponse) -> BatchResult:
                 avg_logprob=s.avg_logprob,
                 compression_ratio=s.compression_ratio,
                 no_speech_prob=s.no_speech_prob,
-                words=tuple(_word_from_proto(w) for w in s.words),
+                words=tuple(word_from_proto(w) for w in s.words),
             )
             for s in message.segments
         ),

@@ -53,6 +53,8 @@ class WorkerHandle:
     active_requests: int = 0
     generation: int = 0
     last_error: str = ""
+    gave_up: bool = False
+    """Set by the manager when it stops restarting this worker: it will not come back."""
     device: str = ""
     compute_type: str = ""
     started_at: float = field(default_factory=time.time)
@@ -74,6 +76,16 @@ class WorkerHandle:
         """Whether requests may be sent to this worker now."""
         return self._state in (WorkerState.READY, WorkerState.BUSY)
 
+    @property
+    def connected(self) -> bool:
+        """Whether a gRPC channel to the current process is open."""
+        return self.channel is not None
+
+    @property
+    def retired(self) -> bool:
+        """Whether this worker will serve no more requests (stopped, or given up on)."""
+        return self.gave_up or self._state == WorkerState.STOPPED
+
     def transition(self, new: WorkerState) -> None:
         """Move to ``new``; illegal transitions fail loudly."""
         if new == self._state:
@@ -81,23 +93,50 @@ class WorkerHandle:
         if new not in _LEGAL_TRANSITIONS[self._state]:
             raise IllegalTransitionError(f"{self.worker_id}: {self._state} -> {new} is illegal")
         self._state = new
+        self._wake_waiters()
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def give_up(self, reason: str) -> None:
+        """Mark a CRASHED worker as not coming back (the manager stopped restarting it)."""
+        if self._state != WorkerState.CRASHED:
+            raise IllegalTransitionError(f"{self.worker_id}: gave up while {self._state}")
+        self.gave_up = True
+        self.last_error = reason
+        self._wake_waiters()
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def _wake_waiters(self) -> None:
         waiters, self._state_waiters = self._state_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        if self.on_change is not None:
-            self.on_change(self)
 
-    async def wait_for_change(self, timeout_s: float) -> None:
-        """Return at the next state change (e.g. READY after a restart) or after ``timeout_s``."""
+    def next_change(self) -> asyncio.Future[None]:
+        """A future resolved at the next state change, or when the manager gives up.
+
+        Cancel it once it is no longer awaited; it then leaves the waiter list.
+        """
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._state_waiters.append(waiter)
+        waiter.add_done_callback(self._forget_waiter)
+        return waiter
+
+    def _forget_waiter(self, waiter: asyncio.Future[None]) -> None:
+        if waiter in self._state_waiters:
+            self._state_waiters.remove(waiter)
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Return at the next state change (e.g. READY after a restart) or after ``timeout_s``.
+
+        The manager giving up on the worker counts as a change.
+        """
+        waiter = self.next_change()
         try:
             await asyncio.wait({waiter}, timeout=timeout_s)
         finally:
             waiter.cancel()
-            if waiter in self._state_waiters:
-                self._state_waiters.remove(waiter)
 
     def open_channel(self) -> None:
         """Create the gRPC channel to the worker's current port."""

@@ -1,4 +1,7 @@
-"""WorkerManager: spawns one worker subprocess per model and keeps it alive.
+"""WorkerManager: spawns the worker subprocesses of each model and keeps them alive.
+
+Each model gets ``worker.replicas`` workers (separate processes, each with its own port
+and id); requests are routed between them by :mod:`theo.workers.routing`.
 
 A worker counts as alive only while it answers Health. Crashes are detected from the
 process exit (or from repeated failed probes), and the worker is restarted with
@@ -18,9 +21,9 @@ from collections.abc import Callable, Iterable
 from theo.config import Settings
 from theo.logging import get_logger
 from theo.registry.store import InstalledModel
-from theo.types import ModelType, WorkerState
+from theo.types import HealthStatus, ModelType, WorkerHealth, WorkerState
 from theo.workers.handle import WorkerHandle
-from theo.workers.health import HealthStatus, WorkerHealth, probe
+from theo.workers.health import probe
 from theo.workers.log_drain import drain_lines
 from theo.workers.ports import find_free_port
 
@@ -58,26 +61,33 @@ class WorkerManager:
         return [h for h in self._handles.values() if h.model_name == model_name]
 
     async def start(self, models: Iterable[InstalledModel]) -> None:
-        """Spawn one worker per model whose type has a worker; returns without waiting."""
+        """Spawn the workers of every model whose type has one; returns without waiting."""
+        replicas = self._settings.worker.replicas
         for model in models:
             if model.manifest.type not in _WORKER_MODULES:
                 continue
-            worker_id = f"{model.manifest.type.value}-{model.name}"
-            handle = WorkerHandle(
-                worker_id=worker_id,
-                model_name=model.name,
-                model_dir=model.path,
-                engine=model.manifest.engine,
-                on_change=self._on_change,
-                kind=model.manifest.type,
-            )
-            self._handles[worker_id] = handle
-            if self._on_change is not None:
-                self._on_change(handle)
-            self._supervisors[worker_id] = asyncio.create_task(
-                self._supervise(handle, _WORKER_MODULES[model.manifest.type]),
-                name=f"supervise-{worker_id}",
-            )
+            for replica in range(1, replicas + 1):
+                worker_id = f"{model.manifest.type.value}-{model.name}"
+                if replicas > 1:
+                    worker_id += f"-{replica}"
+                self._add(model, worker_id)
+
+    def _add(self, model: InstalledModel, worker_id: str) -> None:
+        handle = WorkerHandle(
+            worker_id=worker_id,
+            model_name=model.name,
+            model_dir=model.path,
+            engine=model.manifest.engine,
+            on_change=self._on_change,
+            kind=model.manifest.type,
+        )
+        self._handles[worker_id] = handle
+        if self._on_change is not None:
+            self._on_change(handle)
+        self._supervisors[worker_id] = asyncio.create_task(
+            self._supervise(handle, _WORKER_MODULES[model.manifest.type]),
+            name=f"supervise-{worker_id}",
+        )
 
     async def stop(self) -> None:
         """Stop every worker: SIGTERM, then SIGKILL after the grace period."""
@@ -124,7 +134,7 @@ class WorkerManager:
             while handle.restart_times and now - handle.restart_times[0] > cfg.restart_window_s:
                 handle.restart_times.popleft()
             if len(handle.restart_times) >= cfg.max_restarts:
-                handle.last_error = (
+                handle.give_up(
                     f"crashed {cfg.max_restarts + 1} times within {cfg.restart_window_s:.0f} s; "
                     "not restarting"
                 )
@@ -139,8 +149,15 @@ class WorkerManager:
                 return
             handle.transition(WorkerState.STARTING)
 
+    def _free_port(self) -> int:
+        """A free port that no other worker holds (one may be between its processes)."""
+        taken = {h.port for h in self._handles.values()}
+        while (port := find_free_port()) in taken:
+            pass
+        return port
+
     async def _spawn(self, handle: WorkerHandle, module: str) -> None:
-        handle.port = find_free_port()
+        handle.port = self._free_port()
         handle.active_requests = 0
         handle.generation += 1
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

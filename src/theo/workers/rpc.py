@@ -1,55 +1,64 @@
-"""Domain errors for failed calls to a worker, whatever its kind (STT or TTS).
+"""One rule for failed calls to a worker, whatever the call and the worker's kind.
 
-Both worker protocols signal failures the same way: INVALID_ARGUMENT with the field in
-the ``theo-param`` trailer, INTERNAL for an engine failure, DEADLINE_EXCEEDED for a
-timeout; anything else means the worker went away. A worker that dies mid-call may also
-surface as a cancelled call (the manager closes the dead worker's channel), which is
-told apart from the caller's own cancellation here.
+A call fails with :class:`grpc.aio.AioRpcError` (mapped by :mod:`theo.wire.errors`), or,
+when the manager closes a dead worker's channel under it, with a bare
+:class:`asyncio.CancelledError`. That one is told apart from the caller's own
+cancellation, which always propagates as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 
-from theo.errors import (
-    InferenceError,
-    InvalidRequestError,
-    TheoError,
-    WorkerCrashError,
-    WorkerTimeoutError,
-)
 from theo.logging import get_logger
+from theo.wire.errors import error_from_rpc, stream_error_from_rpc, stream_lost, worker_lost
 from theo.workers.handle import WorkerHandle
 
 log = get_logger("workers.rpc")
-
-
-def worker_lost(worker: WorkerHandle) -> WorkerCrashError:
-    """The error for a call that died with its worker."""
-    return WorkerCrashError(
-        f"The worker for '{worker.model_name}' stopped while serving the request; "
-        "it is being restarted. Retry shortly."
-    )
-
-
-def map_rpc_error(exc: grpc.aio.AioRpcError, worker: WorkerHandle) -> TheoError:
-    """The domain error for a failed call to ``worker``."""
-    code = exc.code()
-    detail = exc.details() or ""
-    log.warning("worker_call_failed", worker_id=worker.worker_id, code=code.name, detail=detail)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        param = dict(exc.trailing_metadata() or ()).get("theo-param")
-        return InvalidRequestError(detail, param=str(param) if param else None)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return WorkerTimeoutError(f"The worker for '{worker.model_name}' did not answer in time.")
-    if code == grpc.StatusCode.INTERNAL:
-        return InferenceError(f"The engine failed on this request: {detail}")
-    return worker_lost(worker)
 
 
 def being_cancelled() -> bool:
     """Whether the running task itself is being cancelled (not just a gRPC call under it)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+@contextmanager
+def rpc_failures(worker: WorkerHandle, *, stream: bool = False) -> Iterator[None]:
+    """Turn a failure of the calls to ``worker`` in the block into a domain error.
+
+    Args:
+        worker: the worker the calls go to.
+        stream: the block drives a realtime stream, which reads statuses more coarsely
+            (see :mod:`theo.wire.errors`); a write on a call that already ended breaks it.
+
+    Raises:
+        TheoError: the mapped failure (a ``WorkerCrashError`` for a lost worker).
+        asyncio.CancelledError: the caller's own task is being cancelled.
+    """
+    model = worker.model_name
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        # A refused request is the caller's mistake, not a worker failure.
+        refused = exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+        (log.info if refused else log.warning)(
+            "worker_call_failed",
+            worker_id=worker.worker_id,
+            code=exc.code().name,
+            detail=exc.details() or "",
+        )
+        mapped = stream_error_from_rpc(exc, model) if stream else error_from_rpc(exc, model)
+        raise mapped from exc
+    except grpc.aio.UsageError as exc:
+        log.warning("worker_call_failed", worker_id=worker.worker_id, detail=str(exc))
+        raise (stream_lost(model) if stream else worker_lost(model)) from exc
+    except asyncio.CancelledError:
+        if being_cancelled():
+            raise
+        log.warning("worker_call_lost", worker_id=worker.worker_id)
+        raise (stream_lost(model) if stream else worker_lost(model)) from None

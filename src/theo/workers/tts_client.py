@@ -1,89 +1,27 @@
 """Send speech requests to TTS workers and stream their audio back.
 
-The API-process side of text-to-speech: pick the least-loaded ready worker of the model,
-open its Synthesize stream, and map worker failures to Theo's domain errors. A stream is
-handed out only once its first chunk has arrived, so a request the engine rejects (or a
-worker that dies at once) still gets a proper error status before any audio is sent.
+The API-process side of text-to-speech: open a Synthesize stream on the worker the
+:class:`~theo.workers.routing.Router` picks, and map worker failures to Theo's domain
+errors. A stream is handed out only once its first chunk has arrived, so a request the
+engine rejects (or a worker that dies at once) still gets a proper error status before
+any audio is sent.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
 from theo.config import Settings
-from theo.errors import (
-    InferenceError,
-    ModelUnavailableError,
-)
-from theo.logging import get_logger
-from theo.types import WorkerState
+from theo.errors import InferenceError
+from theo.types import SpeechChunk, SpeechRequest, VoiceCatalog
 from theo.wire.proto import tts_worker_pb2 as pb
+from theo.wire.tts import catalog_from_proto, chunk_from_proto, speech_to_proto
 from theo.workers.handle import WorkerHandle
-from theo.workers.manager import WorkerManager
-from theo.workers.rpc import being_cancelled, map_rpc_error, worker_lost
-
-log = get_logger("synthesis")
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechRequest:
-    """One text to speak with a model's voice."""
-
-    model: str
-    text: str
-    voice: str = ""
-    """Voice id; empty means the model's default voice."""
-    language: str = ""
-    """Language code such as ``pt-br``; empty means the voice's own."""
-    speed: float = 1.0
-    request_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechChunk:
-    """The audio of one piece of the text: mono PCM16 LE."""
-
-    pcm16: bytes
-    sample_rate: int
-    index: int
-    total: int
-
-    @property
-    def duration_s(self) -> float:
-        """Length of the audio in seconds."""
-        return len(self.pcm16) / 2 / self.sample_rate
-
-
-@dataclass(frozen=True, slots=True)
-class Voice:
-    """One voice of a model."""
-
-    id: str
-    name: str
-    language: str
-    gender: str
-
-
-@dataclass(frozen=True, slots=True)
-class VoiceCatalog:
-    """What a TTS model offers: voices, languages, sample rate and speed range."""
-
-    model: str
-    voices: tuple[Voice, ...]
-    default_voice: str
-    languages: tuple[str, ...]
-    sample_rate: int
-    min_speed: float
-    max_speed: float
-
-
-def _chunk(message: pb.AudioChunk) -> SpeechChunk:
-    return SpeechChunk(message.audio_pcm16, message.sample_rate, message.index, message.total)
+from theo.workers.routing import Router, WorkerSource
+from theo.workers.rpc import rpc_failures
 
 
 class SpeechStream:
@@ -119,19 +57,12 @@ class SpeechStream:
         return self._finished
 
     async def _read(self) -> SpeechChunk | None:
-        try:
+        with rpc_failures(self._worker):
             message = await self._call.read()
-        except grpc.aio.AioRpcError as exc:
-            raise map_rpc_error(exc, self._worker) from exc
-        except asyncio.CancelledError:
-            if being_cancelled():
-                raise
-            # The manager closed the channel of a crashed worker, cancelling this call.
-            raise worker_lost(self._worker) from None
         if message is grpc.aio.EOF:
             self._finished = True
             return None
-        chunk = _chunk(message)
+        chunk = chunk_from_proto(message)
         self.audio_s += chunk.duration_s
         self.chunks += 1
         return chunk
@@ -165,23 +96,9 @@ class SpeechStream:
 class SynthesisClient:
     """Routes speech requests to the TTS workers of the :class:`WorkerManager`."""
 
-    def __init__(self, manager: WorkerManager, settings: Settings) -> None:
-        self._manager = manager
+    def __init__(self, manager: WorkerSource, settings: Settings) -> None:
+        self._router = Router(manager)
         self._settings = settings
-
-    def _pick(self, model: str) -> WorkerHandle:
-        workers = self._manager.workers_for(model)
-        routable = [w for w in workers if w.routable and w.tts_stub is not None]
-        if routable:
-            return min(routable, key=lambda w: w.active_requests)
-        # Same rule as the STT scheduler: a worker past its restart limit is not coming back.
-        if any(w.state == WorkerState.STARTING for w in workers) or any(
-            w.state == WorkerState.CRASHED and not w.last_error.startswith("crashed ")
-            for w in workers
-        ):
-            raise ModelUnavailableError(f"Model '{model}' is loading or restarting; retry shortly.")
-        detail = "; ".join(w.last_error for w in workers if w.last_error) or "no worker running"
-        raise ModelUnavailableError(f"Model '{model}' is unavailable: {detail}.")
 
     async def open(self, request: SpeechRequest) -> SpeechStream:
         """Start synthesizing on a worker and wait for the first chunk.
@@ -189,20 +106,13 @@ class SynthesisClient:
         Raises:
             ModelUnavailableError: no worker of the model is ready.
             InvalidRequestError: the engine cannot honour the voice, language, speed or text.
-            TheoError: the worker failed (see :func:`map_rpc_error`).
+            TheoError: the worker failed (see :mod:`theo.workers.rpc`).
         """
-        worker = self._pick(request.model)
+        worker = self._router.pick(request.model)
         assert worker.tts_stub is not None
         generation = worker.begin_request()
         call = worker.tts_stub.Synthesize(
-            pb.SynthesizeRequest(
-                request_id=request.request_id,
-                text=request.text,
-                voice=request.voice,
-                speed=request.speed,
-                language=request.language,
-            ),
-            timeout=self._settings.request_timeout_s,
+            speech_to_proto(request), timeout=self._settings.request_timeout_s
         )
         stream = SpeechStream(call, worker, generation)
         try:
@@ -214,24 +124,10 @@ class SynthesisClient:
 
     async def voices(self, model: str) -> VoiceCatalog:
         """The voices of ``model``, asked of one of its workers."""
-        worker = self._pick(model)
+        worker = self._router.pick(model)
         assert worker.tts_stub is not None
-        try:
+        with rpc_failures(worker):
             answer = await worker.tts_stub.ListVoices(
                 pb.ListVoicesRequest(), timeout=self._settings.worker.health_timeout_s
             )
-        except grpc.aio.AioRpcError as exc:
-            raise map_rpc_error(exc, worker) from exc
-        except asyncio.CancelledError:
-            if being_cancelled():
-                raise
-            raise worker_lost(worker) from None
-        return VoiceCatalog(
-            model=model,
-            voices=tuple(Voice(v.id, v.name, v.language, v.gender) for v in answer.voices),
-            default_voice=answer.default_voice,
-            languages=tuple(answer.languages),
-            sample_rate=answer.sample_rate,
-            min_speed=round(answer.min_speed, 4),
-            max_speed=round(answer.max_speed, 4),
-        )
+        return catalog_from_proto(answer, model)

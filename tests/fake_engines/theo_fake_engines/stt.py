@@ -9,6 +9,11 @@ model. Its script comes from the manifest's ``engine_config``:
 - ``language``: the language it reports (default "en").
 - ``crash_file``: a path; while that file exists, the next decode deletes it and kills
   the worker process (an injected crash that happens once).
+- ``reveal_pid``: when true, a batch transcript ends with ``pid<N>``, the worker
+  process that served it (so a test can see how requests were routed).
+- ``decode_delay_s``: how long each batch decode takes (default 0), so requests overlap.
+- ``translation``, ``languages``: the capabilities it declares (default: no translation,
+  any language).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from theo.engines.stt.backend import (
     LoadedModelInfo,
     SegmentDecode,
     SegmentOptions,
+    STTCapabilities,
 )
 from theo.manifest import EngineConfig
 from theo.types import BatchResult, Segment, TranscribeParams, Word
@@ -44,6 +50,8 @@ class FakeSTTBackend:
         self._rate = 3.0
         self._language = "en"
         self._crash_file: Path | None = None
+        self._reveal_pid = False
+        self._delay_s = 0.0
 
     def load(self, model_dir: Path, config: EngineConfig) -> LoadedModelInfo:
         """Read the script from ``engine_config``."""
@@ -53,7 +61,18 @@ class FakeSTTBackend:
         self._language = str(extra.get("language", "en"))
         crash_file = extra.get("crash_file")
         self._crash_file = Path(str(crash_file)) if crash_file else None
-        return LoadedModelInfo(engine="fake", device="cpu", compute_type="none")
+        self._reveal_pid = bool(extra.get("reveal_pid", False))
+        self._delay_s = float(extra.get("decode_delay_s", 0.0))
+        capabilities = STTCapabilities(
+            streaming=True,
+            native_partials=False,
+            word_timestamps=True,
+            translation=bool(extra.get("translation", False)),
+            languages=tuple(str(code) for code in extra.get("languages", ())),
+        )
+        return LoadedModelInfo(
+            engine="fake", device="cpu", compute_type="none", capabilities=capabilities
+        )
 
     def _maybe_crash(self) -> None:
         if self._crash_file is not None and self._crash_file.exists():
@@ -77,10 +96,12 @@ class FakeSTTBackend:
     ) -> BatchResult:
         """The scripted words for the clip's length, as one segment."""
         self._maybe_crash()
-        if cancel.is_set():
+        if cancel.wait(self._delay_s):  # the scripted decode time, cut short by a cancel
             raise CancelledByClient
         words = tuple(self._heard(audio))
         text = "".join(w.word for w in words).strip()
+        if self._reveal_pid:
+            text = f"{text} pid{os.getpid()}".strip()
         duration = audio.size / SAMPLE_RATE
         segment = Segment(
             id=0,

@@ -1,35 +1,104 @@
 """The STT engine interface: one small synchronous hook set per engine.
 
 Engines run inside the worker subprocess only. The servicer owns concurrency,
-cancellation and conversion; an engine only loads a model and decodes audio: whole
-clips for batch requests, and single speech segments for realtime streams.
+cancellation, conversion and validation against the engine's declared capabilities; an
+engine declares what its loaded model can do as data (:class:`STTCapabilities`) and
+decodes audio: whole clips for batch requests, and single speech segments for realtime
+streams.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from theo.errors import InvalidRequestError
 from theo.manifest import EngineConfig
-from theo.types import BatchResult, TranscribeParams, Word
+from theo.types import BatchResult, Task, TranscribeParams, Word
 
 
 class CancelledByClient(Exception):  # noqa: N818 - reads as an event, like asyncio.CancelledError
     """Raised inside an engine call when its cancel event is set."""
 
 
-class UnsupportedParameterError(ValueError):
+class UnsupportedParameterError(InvalidRequestError):
     """A request option the engine cannot honour (e.g. an unknown language code)."""
 
     def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.message = message
+        super().__init__(message, param=param)
+        self.param: str = param
+
+
+@dataclass(frozen=True, slots=True)
+class STTCapabilities:
+    """What a loaded model can do; requests are checked against it before decoding."""
+
+    streaming: bool = True
+    """Serves realtime streams (``decode_segment``)."""
+    native_partials: bool = False
+    """Produces partial transcripts itself; otherwise they come from LocalAgreement passes."""
+    word_timestamps: bool = True
+    """Times each word of a batch transcript."""
+    translation: bool = False
+    """Translates speech to English text."""
+    languages: tuple[str, ...] = ()
+    """Every ISO 639-1 code a request may name; empty accepts any."""
+
+    @property
+    def english_only(self) -> bool:
+        """Whether the model hears English only."""
+        return self.languages == ("en",)
+
+    def check_language(self, language: str | None) -> None:
+        """Refuse a language the model cannot hear (``None``: detect, always allowed).
+
+        Raises:
+            UnsupportedParameterError: naming ``language``.
+        """
+        if language is None or not self.languages or language in self.languages:
+            return
+        if self.english_only:
+            message = f"This model is English-only; language '{language}' is not supported."
+        else:
+            message = f"Unsupported language '{language}'."
+        raise UnsupportedParameterError("language", message)
+
+    def check_batch(self, params: TranscribeParams) -> None:
+        """Refuse a batch request the model cannot serve.
+
+        Raises:
+            UnsupportedParameterError: naming the field (``language``, ``model`` for a
+                translation, ``timestamp_granularities`` for word timestamps).
+        """
+        self.check_language(params.language)
+        if params.task is Task.TRANSLATE and not self.translation:
+            if self.english_only:
+                message = "This model is English-only; it cannot translate."
+            else:
+                message = "This model cannot translate."
+            raise UnsupportedParameterError("model", message)
+        if params.word_timestamps and not self.word_timestamps:
+            raise UnsupportedParameterError(
+                "timestamp_granularities", "This model does not produce word timestamps."
+            )
+
+    def check_stream(self) -> None:
+        """Refuse a realtime stream when the model cannot serve one.
+
+        Raises:
+            UnsupportedParameterError: naming ``model``.
+        """
+        if not self.streaming:
+            raise UnsupportedParameterError("model", "This model cannot transcribe a stream.")
+
+
+UNCHECKED = STTCapabilities(translation=True)
+"""Capabilities that refuse nothing: every request reaches the engine, which may refuse it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +108,8 @@ class LoadedModelInfo:
     engine: str
     device: str
     compute_type: str
+    capabilities: STTCapabilities = field(default_factory=lambda: UNCHECKED)
+    """What the loaded model can do; an engine that declares nothing gets :data:`UNCHECKED`."""
 
 
 @dataclass(frozen=True, slots=True)

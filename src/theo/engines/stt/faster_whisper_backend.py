@@ -15,7 +15,7 @@ from theo.engines.stt.backend import (
     LoadedModelInfo,
     SegmentDecode,
     SegmentOptions,
-    UnsupportedParameterError,
+    STTCapabilities,
 )
 from theo.manifest import EngineConfig
 from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
@@ -121,23 +121,25 @@ class FasterWhisperBackend:
         )
         self._beam_size = config.beam_size
         self._vad_filter = config.vad_filter
-        return LoadedModelInfo(engine=self.engine_name, device=device, compute_type=compute_type)
+        return LoadedModelInfo(
+            engine=self.engine_name,
+            device=device,
+            compute_type=compute_type,
+            capabilities=self._capabilities(),
+        )
 
-    def _check_language(self, language: str | None, task: Task) -> None:
+    def _capabilities(self) -> STTCapabilities:
+        """English-only models (``*.en``) hear English and cannot translate."""
         from faster_whisper.tokenizer import _LANGUAGE_CODES  # noqa: PLC0415 - lazy engine import
 
-        if language is None:
-            return
-        if language not in _LANGUAGE_CODES:
-            raise UnsupportedParameterError("language", f"Unsupported language '{language}'.")
-        if not self._model.model.is_multilingual and language != "en":
-            raise UnsupportedParameterError(
-                "language", f"This model is English-only; language '{language}' is not supported."
-            )
-        if task is Task.TRANSLATE and not self._model.model.is_multilingual:
-            raise UnsupportedParameterError(
-                "model", "This model is English-only; it cannot translate."
-            )
+        multilingual = bool(self._model.model.is_multilingual)
+        return STTCapabilities(
+            streaming=True,
+            native_partials=False,
+            word_timestamps=True,
+            translation=multilingual,
+            languages=tuple(_LANGUAGE_CODES) if multilingual else ("en",),
+        )
 
     def transcribe(
         self,
@@ -148,7 +150,6 @@ class FasterWhisperBackend:
         """Run the decoder; segments are produced lazily, so cancellation is checked per segment."""
         if self._model is None:
             raise RuntimeError("model not loaded")
-        self._check_language(params.language, params.task)
         segments_iter, info = self._model.transcribe(
             audio,
             language=params.language or None,
@@ -197,7 +198,6 @@ class FasterWhisperBackend:
         """
         if self._model is None:
             raise RuntimeError("model not loaded")
-        self._check_language(options.language, Task.TRANSCRIBE)
         prompt = self._fit_prompt(options.prompt, options.hot_words)
         beam_size = options.beam_size or self._beam_size
         if audio.size > _WINDOW_SAMPLES:

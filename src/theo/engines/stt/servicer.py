@@ -8,6 +8,9 @@ therefore never holds back realtime finals, and realtime passes (bounded: trimme
 segments, one pass in flight per stream) never starve batch work. The model has one
 CTranslate2 replica, which runs one call (encode, generate, align) at a time, so the
 two threads take turns call by call rather than competing for the cores.
+
+Requests are checked against the capabilities the engine declared for its loaded model
+before any decoding; what it cannot do is refused with INVALID_ARGUMENT naming the field.
 """
 
 from __future__ import annotations
@@ -21,66 +24,53 @@ from contextlib import aclosing
 import grpc
 
 from theo.audio.pcm import ENGINE_SAMPLE_RATE, pcm16_to_float
-from theo.engines.host import health_status
 from theo.engines.stt.backend import (
     CancelledByClient,
     LoadedModelInfo,
     STTBackend,
-    UnsupportedParameterError,
+    STTCapabilities,
 )
 from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
+from theo.errors import InferenceError, InvalidRequestError, ModelUnavailableError
 from theo.logging import get_logger
-from theo.types import StreamTranscript, TranscriptKind
+from theo.types import TranscriptKind, WorkerHealth
+from theo.wire.errors import abort, abort_cancelled
+from theo.wire.health import stt_health_to_proto, worker_status
 from theo.wire.proto import stt_worker_pb2 as pb
 from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
 from theo.wire.stt import params_from_proto, result_to_proto
+from theo.wire.stt_stream import frame_from_proto, transcript_to_proto
 
 log = get_logger("worker.stt")
 
-_EVENT_TYPES = {
-    TranscriptKind.PARTIAL: pb.TRANSCRIPT_EVENT_TYPE_PARTIAL,
-    TranscriptKind.FINAL: pb.TRANSCRIPT_EVENT_TYPE_FINAL,
-}
+_LOADING = ModelUnavailableError("model is still loading")
 
 
-class InvalidAudioError(ValueError):
-    """A stream frame whose audio is not 16-bit PCM."""
+async def _frames(
+    requests: AsyncIterator[pb.AudioFrame], capabilities: STTCapabilities
+) -> AsyncIterator[StreamFrame]:
+    """Validate and convert the frames of a stream as they arrive.
 
-
-async def _frames(requests: AsyncIterator[pb.AudioFrame]) -> AsyncIterator[StreamFrame]:
-    """Validate and convert the frames of a stream as they arrive."""
+    Raises:
+        InvalidRequestError: audio that is not PCM16, or a language the model cannot hear.
+    """
     async for message in requests:
-        if len(message.audio_pcm16) % 2:
-            raise InvalidAudioError("audio_pcm16 must be 16 kHz mono PCM16 (an even byte count)")
+        session_id, audio = frame_from_proto(message)
+        if len(audio.audio_pcm16) % 2:
+            raise InvalidRequestError("audio_pcm16 must be 16 kHz mono PCM16 (an even byte count)")
+        capabilities.check_language(audio.language)
         yield StreamFrame(
-            audio=pcm16_to_float(message.audio_pcm16),
-            is_last=message.is_last,
-            session_id=message.session_id,
-            segment_id=message.segment_id,
-            language=message.language or None,
-            prompt=message.initial_prompt or None,
-            hot_words=tuple(message.hot_words),
-            enable_partials=message.enable_partials,
-            speaker_paused=message.speaker_paused,
+            audio=pcm16_to_float(audio.audio_pcm16),
+            is_last=audio.is_last,
+            session_id=session_id,
+            segment_id=audio.segment_id,
+            language=audio.language,
+            prompt=audio.prompt,
+            hot_words=audio.hot_words,
+            enable_partials=audio.enable_partials,
+            speaker_paused=audio.speaker_paused,
         )
-
-
-def _event_to_proto(event: StreamTranscript, session_id: str) -> pb.TranscriptEvent:
-    return pb.TranscriptEvent(
-        session_id=session_id,
-        type=_EVENT_TYPES[event.kind],
-        text=event.text,
-        segment_id=event.segment_id,
-        start_ms=event.start_ms,
-        end_ms=event.end_ms,
-        language=event.language,
-        confidence=event.confidence,
-        words=[
-            pb.Word(word=w.word, start=w.start, end=w.end, probability=w.probability)
-            for w in event.words
-        ],
-    )
 
 
 class STTWorkerServicer(pb_grpc.STTWorkerServicer):
@@ -123,8 +113,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
                 first = message
             audio += message.audio_pcm16
         if first is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request was sent")
-        assert first is not None
+            await abort(context, InvalidRequestError("no request was sent"))
         return await self._transcribe_file(first, audio, context)
 
     async def _transcribe_file(
@@ -134,10 +123,14 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         context: grpc.aio.ServicerContext,
     ) -> pb.TranscribeFileResponse:
         if self._info is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
+            await abort(context, _LOADING)
         if request.sample_rate != ENGINE_SAMPLE_RATE or len(pcm16) % 2:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "audio must be 16 kHz mono PCM16")
+            await abort(context, InvalidRequestError("audio must be 16 kHz mono PCM16"))
         params = params_from_proto(request)
+        try:
+            self._info.capabilities.check_batch(params)
+        except InvalidRequestError as exc:
+            await abort(context, exc)
         audio = pcm16_to_float(pcm16)
         cancel = threading.Event()
         key = request.request_id or str(id(cancel))
@@ -155,13 +148,12 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             log.info("transcription_cancelled", request_id=request.request_id)
             raise
         except CancelledByClient:
-            await context.abort(grpc.StatusCode.CANCELLED, "cancelled")
-        except UnsupportedParameterError as exc:
-            context.set_trailing_metadata((("theo-param", exc.param),))
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+            await abort_cancelled(context)
+        except InvalidRequestError as exc:
+            await abort(context, exc)
         except Exception as exc:
             log.exception("transcription_failed", request_id=request.request_id)
-            await context.abort(grpc.StatusCode.INTERNAL, f"inference failed: {exc}")
+            await abort(context, InferenceError(f"inference failed: {exc}"))
         finally:
             self._active -= 1
             self._cancel_events.pop(key, None)
@@ -183,28 +175,31 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         Stays open across segments (each ends with ``is_last``) until the client closes
         its side; a client that goes away cancels the stream and its pending decodes.
         """
-        if self._info is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
+        info = self._info
+        if info is None:
+            await abort(context, _LOADING)
+        try:
+            info.capabilities.check_stream()
+        except InvalidRequestError as exc:
+            await abort(context, exc)
         transcriber = StreamTranscriber(self._backend, executor=self._stream_executor)
         self._active += 1
         segments = 0
         try:
-            async with aclosing(transcriber.events(_frames(request_iterator))) as events:
+            frames = _frames(request_iterator, info.capabilities)
+            async with aclosing(transcriber.events(frames)) as events:
                 async for event in events:
                     if event.kind is TranscriptKind.FINAL:
                         segments += 1
-                    yield _event_to_proto(event, transcriber.session_id)
+                    yield transcript_to_proto(event, transcriber.session_id)
         except asyncio.CancelledError:
             log.info("stream_cancelled", segments=segments)
             raise
-        except InvalidAudioError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except UnsupportedParameterError as exc:
-            context.set_trailing_metadata((("theo-param", exc.param),))
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        except InvalidRequestError as exc:
+            await abort(context, exc)
         except Exception as exc:
             log.exception("stream_failed", segments=segments)
-            await context.abort(grpc.StatusCode.INTERNAL, f"inference failed: {exc}")
+            await abort(context, InferenceError(f"inference failed: {exc}"))
         finally:
             self._active -= 1
         log.info("stream_done", segments=segments)
@@ -222,16 +217,17 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
     ) -> pb.HealthResponse:
         """Report load state; a worker counts as alive only if it answers this."""
-        status = health_status(self._load_error, self._info is not None, self._active)
         info = self._info
-        return pb.HealthResponse(
-            status=status,
-            model_name=self._model_name,
-            engine=self._backend.engine_name,
-            device=info.device if info else "",
-            compute_type=info.compute_type if info else "",
-            active_requests=self._active,
-            error=self._load_error,
+        return stt_health_to_proto(
+            WorkerHealth(
+                status=worker_status(self._load_error, info is not None, self._active),
+                device=info.device if info else "",
+                compute_type=info.compute_type if info else "",
+                error=self._load_error,
+                model_name=self._model_name,
+                engine=self._backend.engine_name,
+                active_requests=self._active,
+            )
         )
 
     def shutdown(self) -> None:

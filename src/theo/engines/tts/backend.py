@@ -16,20 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from theo.manifest import EngineConfig
+from theo.types import Voice, VoiceCatalog
 
-
-@dataclass(frozen=True, slots=True)
-class VoiceInfo:
-    """One voice a model can speak with."""
-
-    id: str
-    """What requests pass as ``voice``."""
-    name: str
-    """Human-readable name."""
-    language: str
-    """The voice's own language, e.g. ``en-us`` or ``ja``."""
-    gender: str = ""
-    """``female``, ``male``, or empty when unknown."""
+VoiceInfo = Voice
+"""One voice a model can speak with (the domain's :class:`~theo.types.Voice`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +41,18 @@ class EngineInfo:
     def voice(self, voice_id: str) -> VoiceInfo | None:
         """The voice called ``voice_id``, if the model has it."""
         return next((v for v in self.voices if v.id == voice_id), None)
+
+    def catalog(self, model: str) -> VoiceCatalog:
+        """What the model offers to requests, as ``ListVoices`` answers it."""
+        return VoiceCatalog(
+            model=model,
+            voices=self.voices,
+            default_voice=self.default_voice,
+            languages=self.languages,
+            sample_rate=self.sample_rate,
+            min_speed=self.min_speed,
+            max_speed=self.max_speed,
+        )
 
 
 @dataclass(frozen=True, slots=True)

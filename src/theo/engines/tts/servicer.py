@@ -25,15 +25,21 @@ import grpc
 import numpy as np
 
 from theo.audio.pcm import float_to_pcm16
-from theo.engines.host import health_status
 from theo.engines.tts.backend import EngineInfo, SynthesisOptions, TTSBackend
 from theo.engines.tts.chunking import SplitPolicy, TextPiece, split_text
 from theo.engines.tts.options import UnsupportedParameterError, resolve_options
+from theo.errors import InferenceError, InvalidRequestError, ModelUnavailableError
 from theo.logging import get_logger
+from theo.types import SpeechChunk, WorkerHealth
+from theo.wire.errors import abort
+from theo.wire.health import tts_health_to_proto, worker_status
 from theo.wire.proto import tts_worker_pb2 as pb
 from theo.wire.proto import tts_worker_pb2_grpc as pb_grpc
+from theo.wire.tts import catalog_to_proto, chunk_to_proto, speech_from_proto
 
 log = get_logger("worker.tts")
+
+_LOADING = ModelUnavailableError("model is still loading")
 
 
 class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
@@ -76,25 +82,21 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
         """Stream the audio of ``request.text``, one chunk per piece, in order."""
         info = self._info
         if info is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
-            return
+            await abort(context, _LOADING)
+        speech = speech_from_proto(request, self._model_name)
         try:
             options = resolve_options(
-                info, voice=request.voice, language=request.language, speed=request.speed
+                info, voice=speech.voice, language=speech.language, speed=speech.speed
             )
         except UnsupportedParameterError as exc:
-            context.set_trailing_metadata((("theo-param", exc.param),))
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-            return
-        pieces = split_text(request.text, self._policy)
+            await abort(context, InvalidRequestError(exc.message, param=exc.param))
+        pieces = split_text(speech.text, self._policy)
         if not pieces:
-            context.set_trailing_metadata((("theo-param", "input"),))
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "The input has nothing to speak.")
-            return
+            await abort(context, InvalidRequestError("The input has nothing to speak.", "input"))
         described = {
-            "request_id": request.request_id,
+            "request_id": speech.request_id,
             "pieces_total": len(pieces),
-            "chars": len(request.text),
+            "chars": len(speech.text),
             "voice": options.voice,
             "language": options.language,
         }
@@ -106,26 +108,26 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
         try:
             async with aclosing(self._chunks(pieces, options, info.sample_rate)) as chunks:
                 async for chunk in chunks:
-                    yield chunk
+                    yield chunk_to_proto(chunk)
                     done += 1
         except (asyncio.CancelledError, GeneratorExit):
             log.info(
                 "synthesis_cancelled",
-                request_id=request.request_id,
+                request_id=speech.request_id,
                 pieces_done=done,
                 pieces_total=len(pieces),
             )
             raise
         except Exception as exc:
-            log.exception("synthesis_failed", request_id=request.request_id, pieces_done=done)
-            await context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {exc}")
+            log.exception("synthesis_failed", request_id=speech.request_id, pieces_done=done)
+            await abort(context, InferenceError(f"synthesis failed: {exc}"))
         finally:
             self._active -= 1
         log.info("synthesis_done", **described)
 
     async def _chunks(
         self, pieces: list[TextPiece], options: SynthesisOptions, sample_rate: int
-    ) -> AsyncGenerator[pb.AudioChunk, None]:
+    ) -> AsyncGenerator[SpeechChunk, None]:
         """Synthesize each piece once the previous one has been handed to gRPC.
 
         The next piece starts right after the send (the first chunk: a handoff pause
@@ -137,13 +139,7 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
             pcm = await loop.run_in_executor(
                 self._executor, self._render, piece, options, sample_rate
             )
-            yield pb.AudioChunk(
-                audio_pcm16=pcm,
-                sample_rate=sample_rate,
-                index=index,
-                total=len(pieces),
-                text=piece.text,
-            )
+            yield SpeechChunk(pcm, sample_rate, index, len(pieces), piece.text)
             if index == 0 and len(pieces) > 1:
                 await asyncio.sleep(self._first_chunk_handoff_s)
 
@@ -153,32 +149,23 @@ class TTSWorkerServicer(pb_grpc.TTSWorkerServicer):
         """The model's voices, languages, sample rate and speed range."""
         info = self._info
         if info is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "model is still loading")
-            raise AssertionError("unreachable: abort raises")
-        return pb.ListVoicesResponse(
-            voices=[
-                pb.Voice(id=v.id, name=v.name, language=v.language, gender=v.gender)
-                for v in info.voices
-            ],
-            default_voice=info.default_voice,
-            languages=list(info.languages),
-            sample_rate=info.sample_rate,
-            min_speed=info.min_speed,
-            max_speed=info.max_speed,
-        )
+            await abort(context, _LOADING)
+        return catalog_to_proto(info.catalog(self._model_name))
 
     async def Health(  # noqa: N802 - name fixed by the generated gRPC base class
         self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
     ) -> pb.HealthResponse:
         """Report load state; a worker counts as alive only if it answers this."""
-        status = health_status(self._load_error, self._info is not None, self._active)
-        return pb.HealthResponse(
-            status=status,
-            model_name=self._model_name,
-            engine=self._backend.engine_name,
-            device=self._info.device if self._info else "",
-            active_requests=self._active,
-            error=self._load_error,
+        info = self._info
+        return tts_health_to_proto(
+            WorkerHealth(
+                status=worker_status(self._load_error, info is not None, self._active),
+                device=info.device if info else "",
+                error=self._load_error,
+                model_name=self._model_name,
+                engine=self._backend.engine_name,
+                active_requests=self._active,
+            )
         )
 
     def shutdown(self) -> None:

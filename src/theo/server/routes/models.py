@@ -31,7 +31,9 @@ def _model_object(
     state: AppState, model: InstalledModel, *, on_disk: bool = True
 ) -> dict[str, Any]:
     workers = state.manager.workers_for(model.name)
-    status = workers[0].state.value if workers else "not_loaded"
+    # With several workers, the model is as available as its most available one.
+    serving = [w for w in workers if w.routable] or workers
+    status = serving[0].state.value if serving else "not_loaded"
     if not on_disk:
         status = "removed"
     manifest = model.manifest

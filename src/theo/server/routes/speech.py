@@ -19,8 +19,7 @@ from theo.server.errors import CLIENT_CLOSED_REQUEST, classify
 from theo.server.speech.encoders import MEDIA_TYPES, SpeechFormat, create_encoder
 from theo.server.speech.response import SpeechResponse, SpeechRun, audio_body, sse_body
 from theo.server.state import AppState
-from theo.types import ModelType
-from theo.workers.tts_client import SpeechRequest, VoiceCatalog
+from theo.types import ModelType, SpeechRequest, VoiceCatalog
 
 router = APIRouter()
 log = get_logger("server.speech")

@@ -1,0 +1,252 @@
+"""WS /v1/realtime: the realtime transcription protocol as a transport adapter.
+
+Binary messages are PCM16 mono frames pushed into the session; text messages are JSON
+commands dispatched by a decorator-registered router. One task sends the session's
+events as they come, in order; the receive loop hands refused input to the session
+(:meth:`RealtimeSession.report`), so its error event is ordered with the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from theo.errors import InvalidRequestError, ModelNotFoundError, ModelUnavailableError, TheoError
+from theo.logging import get_logger
+from theo.server.security import accepted_subprotocol
+from theo.server.state import AppState
+from theo.server.transports.admission import new_session_id, prepare, take_slot
+from theo.server.transports.websocket_codec import (
+    Message,
+    encode,
+    encode_refusal,
+    parse_command,
+)
+from theo.session import errors
+from theo.session.core import RealtimeSession
+from theo.session.errors import ClientError, SessionClosedError, SessionLimitError
+from theo.session.events import CloseReason
+from theo.session.slots import Slot
+
+router = APIRouter()
+log = get_logger("server.realtime")
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
+_MAX_FRAME_BYTES = 96_000 * 2  # 2 s of 48 kHz PCM16 in one message is abuse
+_MAX_CONSECUTIVE_ERRORS = 20
+
+Command = Callable[[RealtimeSession, Message], Awaitable[None]]
+_COMMANDS: dict[str, Command] = {}
+
+Close = tuple[int, str]
+"""A WebSocket close code and reason."""
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Register a handler for a client command type."""
+
+    def register(handler: Command) -> Command:
+        _COMMANDS[name] = handler
+        return handler
+
+    return register
+
+
+@command("session.configure")
+async def _configure(session: RealtimeSession, message: Message) -> None:
+    await session.configure({k: v for k, v in message.items() if k not in ("type", "event_id")})
+
+
+@command("input_audio_buffer.commit")
+async def _commit(session: RealtimeSession, message: Message) -> None:
+    await session.commit()
+
+
+@command("session.close")
+async def _close(session: RealtimeSession, message: Message) -> None:
+    await session.close(CloseReason.CLIENT_CLOSE)
+
+
+@command("session.cancel")
+async def _cancel(session: RealtimeSession, message: Message) -> None:
+    await session.cancel()
+
+
+class ProtocolAbuseError(Exception):
+    """The client keeps breaking the protocol; the connection is closed with 1008."""
+
+
+class RealtimeConnection:
+    """One WebSocket client and its session."""
+
+    def __init__(self, websocket: WebSocket, session: RealtimeSession) -> None:
+        self.websocket = websocket
+        self.session = session
+        self._errors_in_a_row = 0
+
+    async def send_events(self) -> None:
+        """Send the session's events, in order, until its last one."""
+        async for event in self.session:
+            text = encode(event)
+            if text is not None and self.websocket.application_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                    await self.websocket.send_text(text)
+
+    async def handle(self, message: Any) -> Close | None:
+        """Handle one ASGI message; returns how to close when the session must end."""
+        if message["type"] == "websocket.disconnect":
+            return CLOSE_NORMAL, "client disconnected"
+        try:
+            if message.get("bytes") is not None:
+                await self._on_audio(message["bytes"])
+                self._errors_in_a_row = 0
+            elif message.get("text") is not None:
+                await self._on_text(message["text"])
+                self._errors_in_a_row = 0
+        except TheoError as exc:
+            event = self.session.report(exc)
+            if errors.is_fatal(event):
+                return CLOSE_INTERNAL, "worker unavailable"
+            try:
+                self._count_error()
+            except ProtocolAbuseError:
+                return CLOSE_POLICY, "too many invalid messages"
+        if self.session.failure is not None:
+            return CLOSE_INTERNAL, "worker unavailable"
+        return None
+
+    def _count_error(self) -> None:
+        """One more refused message in a row; too many is protocol abuse."""
+        self._errors_in_a_row += 1
+        if self._errors_in_a_row >= _MAX_CONSECUTIVE_ERRORS:
+            raise ProtocolAbuseError
+
+    async def _on_audio(self, data: bytes) -> None:
+        if not self.session.accepting:
+            raise SessionClosedError
+        if len(data) > _MAX_FRAME_BYTES:
+            raise ClientError(
+                "frame_too_large",
+                f"Audio frames may hold at most {_MAX_FRAME_BYTES} bytes; send 20-100 ms frames.",
+            )
+        await self.session.push(data)
+
+    async def _on_text(self, text: str) -> None:
+        message = parse_command(text)
+        if not self.session.accepting:
+            raise SessionClosedError
+        kind = message["type"]
+        handler = _COMMANDS.get(kind)
+        if handler is None:
+            known = ", ".join(sorted(_COMMANDS))
+            raise ClientError("unknown_command", f"Unknown command '{kind}'. Known: {known}.")
+        await handler(self.session, message)
+
+
+async def _refuse(websocket: WebSocket, error: TheoError, close_code: int) -> None:
+    """Refuse the connection before a session starts: one error event, then close."""
+    event = errors.refusal(error)
+    # A client that already left cannot be told why.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.send_text(encode_refusal(event))
+        await websocket.close(code=close_code, reason=event.message[:120])
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    """Realtime transcription session (see README, "Realtime protocol")."""
+    state: AppState = websocket.app.state.theo
+    await websocket.accept(subprotocol=accepted_subprotocol(websocket.scope))
+    limit = state.settings.session.max_sessions
+    try:
+        slot = take_slot(websocket.app.state, limit)
+    except SessionLimitError as exc:
+        log.warning("session_refused", reason="too_many_sessions", limit=limit)
+        await _refuse(websocket, exc, CLOSE_TRY_AGAIN)
+        return
+    try:
+        await _run(websocket, state, slot)
+    finally:
+        slot.release()  # whatever ended the session, even an exception or a cancellation
+
+
+async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
+    """Validate the connect parameters, then serve the session until it ends."""
+    params = websocket.query_params
+    try:
+        context, config = prepare(state, params.get("model") or "", params.get("language"))
+    except (ModelNotFoundError, InvalidRequestError) as exc:
+        await _refuse(websocket, exc, CLOSE_POLICY)
+        return
+    session_id = new_session_id()
+    session = RealtimeSession(session_id, context, config)
+    try:
+        await session.start()
+    except ModelUnavailableError as exc:
+        await _refuse(websocket, exc, CLOSE_TRY_AGAIN)
+        return
+    state.metrics.session_opened()
+    started = time.monotonic()
+    log.info("session_started", session_id=session_id, model=context.model_name)
+    connection = RealtimeConnection(websocket, session)
+    sender = asyncio.create_task(connection.send_events(), name=f"send-{session_id}")
+    close_code, reason = CLOSE_NORMAL, "session closed"
+    try:
+        close_code, reason = await _serve(connection, sender)
+    finally:
+        await session.abort()
+        # The events emitted before the end still go out (the stream has ended now).
+        await _finish_sending(sender)
+        # Before the close frame: a client told the session is over may open another.
+        slot.release()
+        state.metrics.session_closed()
+        state.metrics.session_duration(time.monotonic() - started)
+        log.info(
+            "session_ended",
+            session_id=session_id,
+            reason=str(session.close_reason or reason),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        # A client that already left cannot be sent a close frame.
+        if (
+            websocket.application_state == WebSocketState.CONNECTED
+            and websocket.client_state == WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close(code=close_code, reason=reason)
+
+
+async def _serve(connection: RealtimeConnection, sender: asyncio.Task[None]) -> Close:
+    """Handle messages until the client leaves or the session has sent its last event."""
+    session = connection.session
+    while True:
+        receive = asyncio.ensure_future(connection.websocket.receive())
+        await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
+        if sender.done():
+            receive.cancel()
+            if session.failure is not None:
+                return CLOSE_INTERNAL, "worker unavailable"
+            return CLOSE_NORMAL, str(session.close_reason or "session closed")
+        result = await connection.handle(receive.result())
+        if result is not None:
+            return result
+
+
+async def _finish_sending(sender: asyncio.Task[None]) -> None:
+    """Wait for the sender to send what is left; cancelled with the caller."""
+    try:
+        await asyncio.shield(sender)
+    except asyncio.CancelledError:
+        sender.cancel()
+        raise
+    except Exception as exc:  # the session must still be closed and counted
+        log.error("session_send_failed", exc_info=exc)

@@ -1,0 +1,171 @@
+"""What a realtime session tells its transport: one union of typed, immutable events.
+
+The session core emits these and nothing else; a transport adapter (the WebSocket
+protocol, and later the OpenAI Realtime protocol or a phone bridge) turns each into its
+own wire form. Times are milliseconds of session audio; segment ids grow strictly, and a
+segment's events (``SpeechStart``, ``TranscriptPartial``\\*, ``TranscriptFinal``,
+``SpeechEnd``) are never interleaved with the next segment's.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from theo.session.config import SessionConfig
+
+
+class CloseReason(enum.StrEnum):
+    """Why a session ended (``SessionClosed.reason``)."""
+
+    CLIENT_CLOSE = "client_close"
+    """The client asked to close: outstanding finals were sent first."""
+    CANCELLED = "cancelled"
+    """The client cancelled: the open segment was discarded."""
+    INIT_TIMEOUT = "init_timeout"
+    """No speech within ``init_timeout_ms`` of the start."""
+    HOLD_TIMEOUT = "hold_timeout"
+    """On hold longer than ``hold_timeout_ms``."""
+    ERROR = "error"
+    """The session failed (its worker did not come back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    """The session started, with its effective configuration."""
+
+    session_id: str
+    model: str
+    config: SessionConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """A configure command took effect; ``config`` is the whole effective configuration."""
+
+    config: SessionConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    """Speech opened ``segment_id`` at ``timestamp_ms`` (the VAD's onset, or a commit)."""
+
+    segment_id: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnd:
+    """The VAD heard the speech of ``segment_id`` end (not sent for a commit)."""
+
+    segment_id: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPartial:
+    """The words of an open segment two decodes agree on; append-only, never post-processed."""
+
+    segment_id: int
+    text: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinalWord:
+    """One word of a final, in session time."""
+
+    word: str
+    start_ms: int
+    end_ms: int
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptFinal:
+    """A segment's post-processed transcript; its last event but the ``SpeechEnd``."""
+
+    segment_id: int
+    text: str
+    start_ms: int
+    end_ms: int
+    language: str
+    confidence: float
+    words: tuple[FinalWord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHold:
+    """No speech for ``silence_timeout_ms``: on hold until speech, or ``hold_timeout_ms``."""
+
+    session_id: str
+    timestamp_ms: int
+    hold_timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Audio arrives faster than real time: the sender should pause about ``delay_ms``."""
+
+    delay_ms: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FramesDropped:
+    """Audio too far ahead of real time (or beyond a full ring buffer) was dropped."""
+
+    dropped_ms: int
+    """Dropped since the last report."""
+    total_dropped_ms: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """Something went wrong; built from a domain error by :mod:`theo.session.errors`."""
+
+    code: str
+    message: str
+    recoverable: bool
+    """Whether the session goes on (the offending input was dropped or is retried)."""
+    param: str | None = None
+    """The field at fault, when there is one."""
+    resume_segment_id: int | None = None
+    """For a worker crash: the first segment transcribed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """The session's last event: nothing follows it."""
+
+    session_id: str
+    reason: CloseReason
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudio:
+    """Audio for the transport to play to the caller (spoken replies; not emitted yet).
+
+    Always PCM16 mono; the transport converts it to its own encoding.
+    """
+
+    pcm16: bytes
+    sample_rate: int
+
+
+SessionEvent = (
+    SessionCreated
+    | SessionUpdated
+    | SpeechStart
+    | SpeechEnd
+    | TranscriptPartial
+    | TranscriptFinal
+    | SessionHold
+    | RateLimit
+    | FramesDropped
+    | ErrorEvent
+    | SessionClosed
+    | OutputAudio
+)
+"""Every event a session emits."""

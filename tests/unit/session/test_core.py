@@ -1,0 +1,324 @@
+"""The session core driven directly: real speech pushed in, typed events asserted in order.
+
+The worker is the scripted in-memory stream of ``fakes``; the VAD, segmenter, ring
+buffer, worker link and outbox are the real ones. No JSON anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+import pytest
+
+from tests.unit.session.fakes import (
+    BYTES_PER_SECOND,
+    SCRIPT,
+    FakeScheduler,
+    RecordingMetrics,
+    ScriptedStream,
+    fake_context,
+    heard,
+    speech_frames,
+)
+from theo.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    WorkerCrashError,
+)
+from theo.session import errors
+from theo.session.audio_format import AudioEncoding, InputFormat
+from theo.session.config import SessionConfig
+from theo.session.core import RealtimeSession
+from theo.session.errors import ClientError, ErrorCode, SessionClosedError, SessionLimitError
+from theo.session.events import (
+    CloseReason,
+    ErrorEvent,
+    FinalWord,
+    FramesDropped,
+    RateLimit,
+    SessionClosed,
+    SessionCreated,
+    SessionEvent,
+    SessionHold,
+    SessionUpdated,
+    SpeechEnd,
+    SpeechStart,
+    TranscriptFinal,
+    TranscriptPartial,
+)
+from theo.session.state import SessionState
+from theo.session.worker_link import SessionFailedError
+
+E = TypeVar("E", bound=SessionEvent)
+
+
+class Events:
+    """A consumer of a session's events, read under a deadline."""
+
+    def __init__(self, session: RealtimeSession) -> None:
+        self._events: AsyncIterator[SessionEvent] = aiter(session)
+        self.seen: list[SessionEvent] = []
+
+    async def until(self, kind: type[E]) -> E:
+        """Read until an event of ``kind`` arrives (at most 5 s); returns it."""
+        async with asyncio.timeout(5):
+            async for event in self._events:
+                self.seen.append(event)
+                if isinstance(event, kind):
+                    return event
+        raise AssertionError(f"the stream ended without {kind.__name__}: {self.seen}")
+
+    async def to_end(self) -> None:
+        """Read until the stream ends (at most 5 s)."""
+        async with asyncio.timeout(5):
+            self.seen.extend([event async for event in self._events])
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+    def kinds(self) -> list[type]:
+        """Event types in order, runs of partials collapsed into one."""
+        kinds: list[type] = []
+        for event in self.seen:
+            if not (kinds and kinds[-1] is TranscriptPartial is type(event)):
+                kinds.append(type(event))
+        return kinds
+
+
+async def _started(
+    scheduler: FakeScheduler, config: SessionConfig | None = None, **limits: float
+) -> tuple[RealtimeSession, Events]:
+    session = RealtimeSession(
+        "sess_1", fake_context(scheduler, **limits), config or SessionConfig()
+    )
+    events = Events(session)
+    await session.start()
+    return session, events
+
+
+async def _speak(session: RealtimeSession, frames: list[bytes] | None = None) -> None:
+    for frame in frames if frames is not None else speech_frames():
+        await session.push(frame)
+
+
+async def _close(session: RealtimeSession, events: Events) -> None:
+    await session.close()
+    await events.until(SessionClosed)
+    await session.abort()  # the client leaves instead of waiting out CLOSING
+    await events.to_end()
+
+
+def _assert_append_only(partials: list[TranscriptPartial], final: TranscriptFinal) -> None:
+    texts = [p.text for p in partials]
+    assert texts, "no partial"
+    for earlier, later in itertools.pairwise(texts):
+        assert later.startswith(earlier) and len(later) > len(earlier), texts
+    assert final.text.startswith(texts[-1])
+
+
+async def test_an_utterance_gives_ordered_events_with_one_segment_id() -> None:
+    session, events = await _started(FakeScheduler())
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    assert events.kinds() == [
+        SessionCreated,
+        SpeechStart,
+        TranscriptPartial,
+        TranscriptFinal,
+        SpeechEnd,
+        SessionClosed,
+    ]
+    assert events.seen[0] == SessionCreated("sess_1", "fake-stt", SessionConfig())
+    assert events.seen[-1] == SessionClosed("sess_1", CloseReason.CLIENT_CLOSE)
+    [start], [final], [end] = (
+        events.of(SpeechStart),
+        events.of(TranscriptFinal),
+        events.of(SpeechEnd),
+    )
+    partials = events.of(TranscriptPartial)
+    assert {start.segment_id, final.segment_id, end.segment_id} == {1}
+    assert {p.segment_id for p in partials} == {1}
+    words = final.text.split()
+    assert len(words) >= 6 and words == SCRIPT[: len(words)]
+    _assert_append_only(partials, final)
+    # Session times: the final's audio starts with the pre-roll, before the VAD's onset.
+    assert final.start_ms <= start.timestamp_ms < end.timestamp_ms <= final.end_ms + 1000
+    assert final.words[0] == FinalWord("alpha", final.start_ms, final.start_ms + 333, 0.9)
+    assert (final.language, final.confidence) == ("en", 0.9)
+    assert session.state == SessionState.CLOSED
+
+
+async def test_a_session_nobody_consumes_still_times_out_and_keeps_its_events() -> None:
+    scheduler = FakeScheduler()
+    config = SessionConfig.model_construct(init_timeout_ms=50)  # below the client minimum
+    session = RealtimeSession("sess_1", fake_context(scheduler), config)
+    await session.start()
+    async with asyncio.timeout(5):
+        await session.wait_closed()
+    assert [event async for event in session] == [
+        SessionCreated("sess_1", "fake-stt", config),
+        SessionClosed("sess_1", CloseReason.INIT_TIMEOUT),
+    ]
+    assert scheduler.opened[0].closed
+
+
+async def test_silence_puts_the_session_on_hold_and_the_hold_timeout_closes_it() -> None:
+    config = SessionConfig.model_construct(
+        silence_timeout_ms=300, hold_timeout_ms=100, closing_timeout_ms=100
+    )
+    session, events = await _started(FakeScheduler(), config)
+    await _speak(session)
+    await events.to_end()  # nobody closes: the session's own timers end it
+
+    assert events.kinds()[-4:] == [TranscriptFinal, SpeechEnd, SessionHold, SessionClosed]
+    [hold], [end] = events.of(SessionHold), events.of(SpeechEnd)
+    assert hold.session_id == "sess_1" and hold.hold_timeout_ms == 100
+    assert hold.timestamp_ms > end.timestamp_ms
+    assert events.seen[-1] == SessionClosed("sess_1", CloseReason.HOLD_TIMEOUT)
+    assert session.state == SessionState.CLOSED
+
+
+async def test_a_worker_crash_is_reported_and_nothing_is_lost() -> None:
+    scheduler = FakeScheduler(ScriptedStream(crash_after_bytes=BYTES_PER_SECOND))
+    session, events = await _started(scheduler)
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    assert events.of(ErrorEvent) == [errors.worker_crashed(1)]
+    crash = events.of(ErrorEvent)[0]
+    assert (crash.code, crash.recoverable, crash.resume_segment_id) == ("worker_crashed", True, 1)
+    [final] = events.of(TranscriptFinal)
+    replacement = scheduler.opened[1]
+    # The new worker got the whole segment: what the dead one had, then the rest.
+    assert replacement.received[1] > BYTES_PER_SECOND
+    assert final.text.split() == heard(replacement.received[1])
+    _assert_append_only(events.of(TranscriptPartial), final)
+    metrics = session.context.metrics
+    assert isinstance(metrics, RecordingMetrics) and metrics.recoveries == ["recovered"]
+
+
+async def test_a_worker_that_does_not_come_back_fails_the_session() -> None:
+    scheduler = FakeScheduler(ScriptedStream(crash_after_bytes=BYTES_PER_SECOND))
+    scheduler.come_back = False
+    session, events = await _started(scheduler)
+    await _speak(session)  # audio after the failure is ignored
+    await events.to_end()
+
+    codes = [(e.code, e.recoverable) for e in events.of(ErrorEvent)]
+    assert codes == [("worker_crashed", True), ("worker_unavailable", False)]
+    assert events.kinds()[-2:] == [ErrorEvent, SessionClosed]
+    assert events.seen[-1] == SessionClosed("sess_1", CloseReason.ERROR)
+    assert isinstance(session.failure, SessionFailedError)
+    assert session.state == SessionState.CLOSED
+
+
+async def test_a_setting_the_engine_refuses_is_set_back_and_the_speech_resent() -> None:
+    scheduler = FakeScheduler(ScriptedStream(refuse_language="zz"))
+    session, events = await _started(scheduler, SessionConfig(language="zz"))
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    assert events.of(ErrorEvent) == [
+        ErrorEvent(
+            "invalid_value",
+            "The model refused a session setting: Unsupported language 'zz'. "
+            "'language' is set back to null; the speech is transcribed with it.",
+            recoverable=True,
+            param="language",
+        )
+    ]
+    assert session.config.language is None
+    [final] = events.of(TranscriptFinal)
+    assert final.language == "en"
+    assert final.text.split() == heard(scheduler.opened[1].received[1])
+
+
+async def test_configure_answers_with_the_config_and_refused_input_becomes_error_events() -> None:
+    session, events = await _started(FakeScheduler())
+    await session.configure({"language": "en", "vad_sensitivity": "high"})
+    with pytest.raises(InvalidRequestError) as bad_setting:
+        await session.configure({"input_sample_rate": 4000})
+    with pytest.raises(InvalidRequestError) as odd_frame:
+        await session.push(b"\x00\x01\x02")
+    refused = [
+        session.report(bad_setting.value),
+        session.report(odd_frame.value),
+        session.report(ClientError("unknown_command", "Unknown command 'x'.")),
+        session.report(SessionClosedError()),
+        session.report(WorkerCrashError("The worker died.")),
+    ]
+    await _close(session, events)
+
+    [updated] = events.of(SessionUpdated)
+    assert updated.config == session.config and updated.config.language == "en"
+    assert updated.config.vad_sensitivity == "high"
+    assert events.of(ErrorEvent) == refused
+    assert [(e.code, e.param, e.recoverable) for e in refused] == [
+        ("invalid_value", "input_sample_rate", True),
+        ("invalid_value", "audio", True),
+        ("unknown_command", None, True),
+        ("session_closed", None, False),
+        ("worker_unavailable", None, False),
+    ]
+    assert [errors.is_fatal(e) for e in refused] == [False, False, False, False, True]
+    assert events.kinds()[:3] == [SessionCreated, SessionUpdated, ErrorEvent]
+
+
+async def test_cancel_discards_the_open_segment() -> None:
+    scheduler = FakeScheduler()
+    session, events = await _started(scheduler)
+    await _speak(session, speech_frames()[:100])  # 2 s: mid-utterance
+    await events.until(SpeechStart)
+    await session.cancel()
+    await events.until(SessionClosed)
+    await session.abort()
+    await events.to_end()
+
+    assert events.seen[-1] == SessionClosed("sess_1", CloseReason.CANCELLED)
+    assert not events.of(TranscriptFinal) and not events.of(SpeechEnd)
+    assert scheduler.opened[0].closed
+    assert not session.accepting
+
+
+async def test_audio_faster_than_real_time_is_limited_then_dropped() -> None:
+    session, events = await _started(FakeScheduler(), rate_limit_after_s=0.5, max_backlog_s=1.0)
+    await _speak(session, [bytes(640)] * 100)  # 2 s of silence at once
+    await _close(session, events)
+
+    rate_limits, drops = events.of(RateLimit), events.of(FramesDropped)
+    assert rate_limits and rate_limits[0].delay_ms > 500
+    assert rate_limits[0].message == "Audio is arriving faster than real time; pause for delay_ms."
+    assert drops and sum(d.dropped_ms for d in drops) == drops[-1].total_dropped_ms > 0
+    assert events.seen.index(rate_limits[0]) < events.seen.index(drops[0])
+    assert events.kinds()[-2:] == [FramesDropped, SessionClosed]  # the last drops, flushed
+
+
+def test_the_input_format_checks_and_times_frames() -> None:
+    telephone = InputFormat(AudioEncoding.PCM16, 8000)
+    assert telephone.bytes_per_sample == 2
+    assert telephone.duration_s(bytes(16_000)) == 1.0
+    assert telephone.decode(b"\x00\x40").tolist() == [0.5]
+    with pytest.raises(InvalidRequestError) as info:
+        telephone.check(b"\x00")
+    assert info.value.param == "audio"
+
+
+def test_refusals_before_a_session_are_never_recoverable() -> None:
+    cases = [
+        (SessionLimitError("full"), ErrorCode.TOO_MANY_SESSIONS, None),
+        (ModelNotFoundError("x", ["a"]), ErrorCode.MODEL_NOT_FOUND, None),
+        (ModelUnavailableError("loading"), ErrorCode.MODEL_UNAVAILABLE, None),
+        (InvalidRequestError("no", param="language"), ErrorCode.INVALID_VALUE, "language"),
+    ]
+    for error, code, param in cases:
+        event = errors.refusal(error)
+        assert (event.code, event.param, event.recoverable) == (code, param, False)
+        assert event.message == error.message
