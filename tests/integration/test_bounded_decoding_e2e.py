@@ -19,7 +19,7 @@ from tests.conftest import TINY_EN, reference
 from tests.helpers.memory import measure_growth
 from tests.helpers.server import FIXTURES, RunningServer, start_server
 from tests.helpers.wer import normalize, wer
-from tests.unit.test_decode import bomb_flac, corrupted_mp3, looped_speech_flac, wav_declaring
+from tests.unit.audio.test_decode import bomb_flac, corrupted_mp3, looped_speech_flac, wav_declaring
 from theo.audio.decode import StreamingDecoder
 
 pytestmark = pytest.mark.e2e

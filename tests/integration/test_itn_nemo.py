@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_itn_entities_en import CASES as EN_CASES
-from tests.unit.test_itn_entities_pt import CASES as PT_CASES
+from tests.unit.postprocessing.test_itn_entities_en import CASES as EN_CASES
+from tests.unit.postprocessing.test_itn_entities_pt import CASES as PT_CASES
 from theo.manifest import PostProcessingConfig
 from theo.postprocessing import DeferredITNEngine, NemoITNEngine, PostProcessingChain
 from theo.postprocessing.itn import select_itn_engine

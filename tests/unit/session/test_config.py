@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.unit.test_worker_link import FakeCall, FakeScheduler, Recorder
+from tests.unit.session.test_worker_link import FakeCall, FakeScheduler, Recorder
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.manifest import Capabilities, ModelManifest
 from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH, MAX_HOT_WORDS

@@ -30,7 +30,7 @@ from theo.preprocessing import (
     preprocess_batch,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "audio"
 RATE = 16_000
 TOLERANCE = 1e-5
 
