@@ -21,6 +21,7 @@ from theo.session.audio_format import AudioEncoding, InputFormat
 from theo.session.backpressure import Admission, BackpressureController
 from theo.session.config import SessionConfig, check_supported
 from theo.session.context import SessionContext
+from theo.session.event_queue import EventStream
 from theo.session.events import (
     CloseReason,
     ErrorEvent,
@@ -37,7 +38,6 @@ from theo.session.outbox import OrderedOutbox
 from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
 from theo.session.speech import SpeechPath
 from theo.session.state import SessionState, SessionStateMachine
-from theo.session.stream import EventStream
 from theo.session.timer import StateTimer
 from theo.session.transcripts import TranscriptEvents, ms
 from theo.session.worker_link import Correction, LinkCallbacks, SessionFailedError, WorkerLink

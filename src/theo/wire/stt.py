@@ -1,7 +1,7 @@
 """Batch speech-to-text on the wire: requests and results, both directions.
 
 The API process builds the request and reads the result; the worker reads the request and
-builds the result. Streaming frames and transcripts are in :mod:`theo.wire.stt_stream`.
+builds the result. Streaming frames and transcripts are in :mod:`theo.wire.stt_realtime`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 from theo.config import Settings
 from theo.types import BatchResult, TranscribeRequest
 from theo.wire.stt import request_to_upload, result_from_proto
-from theo.wire.stt_stream import SESSION_METADATA
+from theo.wire.stt_realtime import SESSION_METADATA
 from theo.workers.routing import Router, WorkerSource
 from theo.workers.rpc import rpc_failures
 from theo.workers.stt_stream import WorkerStream

@@ -7,7 +7,7 @@ from typing import Any
 
 from theo.errors import TheoError
 from theo.types import StreamAudio, StreamTranscript
-from theo.wire.stt_stream import frame_to_proto, transcript_from_proto
+from theo.wire.stt_realtime import frame_to_proto, transcript_from_proto
 from theo.workers.handle import WorkerHandle
 from theo.workers.rpc import rpc_failures
 

@@ -13,7 +13,7 @@ from theo.types import (
     Word,
 )
 from theo.wire.stt import result_from_proto, result_to_proto
-from theo.wire.stt_stream import (
+from theo.wire.stt_realtime import (
     frame_from_proto,
     frame_to_proto,
     transcript_from_proto,

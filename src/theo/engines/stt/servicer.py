@@ -40,7 +40,7 @@ from theo.wire.health import stt_health_to_proto, worker_status
 from theo.wire.proto import stt_worker_pb2 as pb
 from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
 from theo.wire.stt import params_from_proto, result_to_proto
-from theo.wire.stt_stream import frame_from_proto, transcript_to_proto
+from theo.wire.stt_realtime import frame_from_proto, transcript_to_proto
 
 log = get_logger("worker.stt")
 

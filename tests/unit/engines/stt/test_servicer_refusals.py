@@ -27,7 +27,7 @@ from theo.types import BatchResult, StreamAudio, Task, TranscribeParams, Transcr
 from theo.wire.errors import error_from_rpc
 from theo.wire.proto import stt_worker_pb2 as pb
 from theo.wire.stt import request_to_upload
-from theo.wire.stt_stream import frame_to_proto
+from theo.wire.stt_realtime import frame_to_proto
 
 ENGLISH_ONLY = STTCapabilities(translation=False, word_timestamps=False, languages=("en",))
 MULTILINGUAL = STTCapabilities(translation=True, languages=("en", "pt"))
