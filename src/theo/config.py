@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     """Lowest sample rate an upload may declare (``THEO_MIN_SAMPLE_RATE``), in Hz."""
     max_sample_rate: int = Field(default=192_000, ge=1)
     """Highest sample rate an upload may declare (``THEO_MAX_SAMPLE_RATE``), in Hz."""
+    shutdown_timeout_s: int = Field(default=10, ge=0)
+    """Longest ``theo serve`` waits, after SIGTERM or Ctrl+C, for open requests and realtime
+    sessions to finish before it cancels them (``THEO_SHUTDOWN_TIMEOUT_S``, whole seconds).
+    Workers are then stopped within ``worker.stop_grace_s``; a shutdown that still hangs
+    ends the process a few seconds after both."""
     body_read_timeout_s: float = Field(default=30.0, gt=0.0)
     """Longest wait for the next piece of a request body (``THEO_BODY_READ_TIMEOUT_S``);
     a client that stalls mid-upload longer gets 408 and its connection is closed."""

@@ -4,15 +4,20 @@
 servicer they serve and the engine they load; this module runs the rest the same way.
 The gRPC server starts first (Health answers LOADING at once), the model loads off the
 event loop, and SIGTERM/SIGINT stop the worker gracefully.
+
+A worker never outlives the API process that started it (``--parent-pid``), however that
+process dies (SIGKILL, the OOM killer): see :class:`ParentWatch`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -26,6 +31,9 @@ InfoT = TypeVar("InfoT")
 InfoT_contra = TypeVar("InfoT_contra", contravariant=True)
 
 _STOP_GRACE_S = 3.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_GONE_EXIT_CODE = 4
+"""Exit status of a worker that ends itself because its API process is gone."""
 
 
 class LoadableServicer(Protocol[InfoT_contra]):
@@ -44,15 +52,101 @@ class LoadableServicer(Protocol[InfoT_contra]):
         ...
 
 
+def set_parent_death_signal(sig: signal.Signals) -> bool:
+    """Ask the Linux kernel to send ``sig`` to this process when its parent dies.
+
+    The kernel delivers it even when the parent is SIGKILLed, so no code of the parent has
+    to run. Caveat: "parent" is the thread that forked us, so the manager must spawn from a
+    thread that lives as long as the API process (the event loop's, as it does).
+
+    Returns:
+        False where the call does not exist (not Linux) or failed; the caller then relies
+        on polling alone.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        result: int = libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        return False
+    return result == 0
+
+
+def _exit_now() -> None:
+    # The API process is gone: nobody reads our logs or calls us, and a graceful stop
+    # could wait on an inference thread that holds the GIL for seconds.
+    os._exit(PARENT_GONE_EXIT_CODE)
+
+
+class ParentWatch:
+    """Ends this worker when the API process that started it is gone.
+
+    Two layers: on Linux the kernel kills us the moment the parent dies (parent-death
+    signal); everywhere a daemon thread checks every ``interval_s`` that our parent is
+    still ``parent_pid`` (an orphan is re-parented to init or a subreaper). The check
+    runs once at :meth:`start` too, for a parent that died before the signal was set.
+    """
+
+    def __init__(
+        self,
+        parent_pid: int,
+        *,
+        interval_s: float = 1.0,
+        on_gone: Callable[[], None] = _exit_now,
+        getppid: Callable[[], int] = os.getppid,
+    ) -> None:
+        self.parent_pid = parent_pid
+        self._interval_s = interval_s
+        self._on_gone = on_gone
+        self._getppid = getppid
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def parent_alive(self) -> bool:
+        """Whether our parent is still the process that started us."""
+        return self._getppid() == self.parent_pid
+
+    def start(self, *, death_signal: bool = True) -> None:
+        """Set the parent-death signal (unless told not to), check once, then keep watching."""
+        if death_signal:
+            set_parent_death_signal(signal.SIGKILL)
+        if not self.parent_alive():
+            self._on_gone()
+            return
+        self._thread = threading.Thread(target=self._run, name="theo-parent-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching (tests); the parent-death signal stays set."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            if not self.parent_alive():
+                self._on_gone()
+                return
+
+
 def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``--model-dir --port --worker-id --log-format --log-level`` and set up logging."""
+    """Parse the worker's arguments, bind its life to its parent's and set up logging.
+
+    Arguments: ``--model-dir --port --worker-id --log-format --log-level`` and
+    ``--parent-pid`` (the API process; when given, the worker ends as soon as that
+    process is gone, before it spends time importing an engine or loading a model).
+    """
     parser = argparse.ArgumentParser(prog=f"python -m theo.engines.{kind}")
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--worker-id", default=f"{kind}-worker")
     parser.add_argument("--log-format", choices=["console", "json"], default="json")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.parent_pid is not None:
+        ParentWatch(args.parent_pid).start()
     configure_logging(args.log_format, args.log_level)
     disable_onnx_telemetry()  # before any engine builds an onnxruntime session
     return args

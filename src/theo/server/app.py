@@ -22,6 +22,7 @@ from theo.server.routes import audio, health, models, speech
 from theo.server.security import SecurityMiddleware, SecurityPolicy
 from theo.server.state import AppState
 from theo.server.transports import websocket
+from theo.types import ModelType
 from theo.workers.manager import WorkerManager
 from theo.workers.stt_client import SimpleScheduler
 from theo.workers.tts_client import SynthesisClient
@@ -51,7 +52,12 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("no_models_installed", hint="run `theo pull faster-whisper-tiny.en`")
         await manager.start(installed)
         itn_engines = select_itn_engines(
-            (m.manifest.postprocessing.itn_backend for m in installed),
+            # Only transcripts are post-processed: a TTS model needs no grammar.
+            (
+                m.manifest.postprocessing.itn_backend
+                for m in installed
+                if m.manifest.type is ModelType.STT
+            ),
             settings.resolved_itn_cache_dir,
         )
         # Grammar builds take seconds: they run in the background while the built-in
@@ -75,6 +81,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             log.info("server_stopping")
             await manager.stop()
+            # A grammar build still running would hold the shutdown for minutes; its
+            # thread cannot be stopped, but nothing waits for it any more.
+            for warm_up in warm_ups:
+                warm_up.cancel()
             await asyncio.gather(*warm_ups, return_exceptions=True)
 
     app = FastAPI(title="Theo OpenVoice", version=__version__, lifespan=lifespan)

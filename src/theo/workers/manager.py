@@ -6,7 +6,12 @@ and id); requests are routed between them by :mod:`theo.workers.routing`.
 A worker counts as alive only while it answers Health. Crashes are detected from the
 process exit (or from repeated failed probes), and the worker is restarted with
 exponential backoff, at most ``max_restarts`` times within ``restart_window_s``.
-Stopping sends SIGTERM, then SIGKILL after ``stop_grace_s``.
+Stopping sends SIGTERM, then SIGKILL after ``stop_grace_s``, to the worker's process group
+(it leads its own), so helpers it started go with it.
+
+Workers never outlive the API process: each is told its parent's pid (``--parent-pid``)
+and ends itself when that process is gone, however it died (``theo.engines.host``). So a
+restarted server never meets workers of the previous one, and needs no pidfile.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -32,8 +38,40 @@ log = get_logger("worker.manager")
 _PROBE_FIRST_DELAY_S = 0.05
 _PROBE_MAX_DELAY_S = 1.0
 _LIVENESS_FAILURES_BEFORE_KILL = 3
+# Log lines a stopped worker left in its pipe; a grandchild that inherited the pipe could
+# hold it open forever, so the drains get this long and are then cancelled.
+_DRAIN_AFTER_STOP_S = 1.0
+_PIPE_LIMIT = 64 * 1024  # asyncio's default StreamReader limit; lines are drained in chunks
 
 _WORKER_MODULES = {ModelType.STT: "theo.engines.stt", ModelType.TTS: "theo.engines.tts"}
+
+
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's subprocess protocol plus ``exited``, done as soon as the process exits.
+
+    ``Process.wait()`` also waits for the process's pipes to close, which a child the worker
+    started (and that inherited its stdout) can put off forever.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=_PIPE_LIMIT, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        """The process is gone (and reaped): its return code is known."""
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    """Send ``sig`` to a worker and every process it started (it leads its own group).
+
+    Only while the worker is unreaped: until then its pid, the group's id, cannot be reused.
+    """
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
 
 
 class WorkerManager:
@@ -49,6 +87,8 @@ class WorkerManager:
         self._handles: dict[str, WorkerHandle] = {}
         self._supervisors: dict[str, asyncio.Task[None]] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
+        # Per worker id: done when its current process has exited.
+        self._exits: dict[str, asyncio.Future[None]] = {}
         self._stopping = False
 
     @property
@@ -90,24 +130,35 @@ class WorkerManager:
         )
 
     async def stop(self) -> None:
-        """Stop every worker: SIGTERM, then SIGKILL after the grace period."""
+        """Stop every worker: SIGTERM, then SIGKILL after the grace period.
+
+        Takes at most about ``stop_grace_s`` plus a second for the last log lines.
+        """
         self._stopping = True
-        await asyncio.gather(*(self._stop_one(h) for h in self._handles.values()))
+        # Supervisors first, so none spawns a process after its worker was stopped (a
+        # spawn cut short by the cancellation kills its half-started process).
         for task in self._supervisors.values():
             task.cancel()
         await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
-        await asyncio.gather(*self._drains.values(), return_exceptions=True)
+        await asyncio.gather(*(self._stop_one(h) for h in self._handles.values()))
+        drains = list(self._drains.values())
+        if drains:
+            _, pending = await asyncio.wait(drains, timeout=_DRAIN_AFTER_STOP_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*drains, return_exceptions=True)
 
     async def _stop_one(self, handle: WorkerHandle) -> None:
         process = handle.process
         if process is not None and process.returncode is None:
-            process.terminate()
+            exited = self._exits[handle.worker_id]
+            _signal_group(process, signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), self._settings.worker.stop_grace_s)
+                await asyncio.wait_for(asyncio.shield(exited), self._settings.worker.stop_grace_s)
             except TimeoutError:
                 log.warning("worker_kill_after_grace", worker_id=handle.worker_id)
-                process.kill()
-                await process.wait()
+                _signal_group(process, signal.SIGKILL)
+                await asyncio.shield(exited)
         await handle.close_channel()
         handle.transition(WorkerState.STOPPED)
         log.info("worker_stopped", worker_id=handle.worker_id)
@@ -161,7 +212,9 @@ class WorkerManager:
         handle.active_requests = 0
         handle.generation += 1
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        handle.process = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitProtocol(loop),
             sys.executable,
             "-m",
             module,
@@ -175,12 +228,16 @@ class WorkerManager:
             "json",
             "--log-level",
             self._settings.log_level,
+            "--parent-pid",
+            str(os.getpid()),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
             start_new_session=True,  # a Ctrl+C on the terminal reaches the server, which stops us
         )
+        handle.process = asyncio.subprocess.Process(transport, protocol, loop)
+        self._exits[handle.worker_id] = protocol.exited
         assert handle.process.stdout is not None
         self._drains[f"{handle.worker_id}-{handle.generation}"] = asyncio.create_task(
             drain_lines(handle.process.stdout, handle.worker_id)
@@ -209,8 +266,7 @@ class WorkerManager:
                 handle.transition(WorkerState.READY)
                 log.info("worker_ready", worker_id=handle.worker_id, port=handle.port)
                 return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(process.wait()), delay)
+            await asyncio.wait({self._exits[handle.worker_id]}, timeout=delay)
             delay = min(delay * 2, _PROBE_MAX_DELAY_S)
         if not self._stopping:
             handle.last_error = "did not become ready before the startup timeout"
@@ -219,34 +275,24 @@ class WorkerManager:
 
     async def _watch(self, handle: WorkerHandle) -> None:
         """Return when the process exits or stops answering probes (then it is killed)."""
-        process = handle.process
-        assert process is not None
-        exited = asyncio.ensure_future(process.wait())
+        exited = self._exits[handle.worker_id]
         failures = 0
-        try:
-            while True:
-                done, _ = await asyncio.wait(
-                    {exited}, timeout=self._settings.worker.health_interval_s
-                )
-                if done or self._stopping:
+        while True:
+            done, _ = await asyncio.wait({exited}, timeout=self._settings.worker.health_interval_s)
+            if done or self._stopping:
+                return
+            if await self._probe(handle) is None:
+                failures += 1
+                log.warning("worker_probe_failed", worker_id=handle.worker_id, failures=failures)
+                if failures >= _LIVENESS_FAILURES_BEFORE_KILL:
+                    handle.last_error = "stopped answering health probes"
+                    await self._kill(handle)
                     return
-                if await self._probe(handle) is None:
-                    failures += 1
-                    log.warning(
-                        "worker_probe_failed", worker_id=handle.worker_id, failures=failures
-                    )
-                    if failures >= _LIVENESS_FAILURES_BEFORE_KILL:
-                        handle.last_error = "stopped answering health probes"
-                        await self._kill(handle)
-                        return
-                else:
-                    failures = 0
-        finally:
-            if not exited.done():
-                exited.cancel()
+            else:
+                failures = 0
 
     async def _kill(self, handle: WorkerHandle) -> None:
         process = handle.process
         if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
+            _signal_group(process, signal.SIGKILL)
+            await asyncio.shield(self._exits[handle.worker_id])
