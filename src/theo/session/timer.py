@@ -45,8 +45,11 @@ class StateTimer:
         if task is None or task is asyncio.current_task():
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not ``await task``: suppressing its CancelledError would also swallow the
+        # caller's own cancellation, which then looks like a normal return.
+        await asyncio.wait({task})
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
     async def _run(self) -> None:
         machine = self._machine

@@ -1,46 +1,53 @@
 """A session's link to its worker: segment audio out, transcripts in, crashes survived.
 
-Every byte of segment audio sent to the worker is first written to the session's ring
-buffer and stays there, behind the read fence, until the segment's final is accepted and
-recorded in the WAL. When the worker stream breaks (the worker died: the break is the
-detection, no polling), the link reports a recoverable interruption, waits for the
-manager to restart the worker, opens a new stream and sends every uncommitted segment
-again from the ring buffer, in order, closing the ones that had ended. Frames that
-arrive meanwhile only go to the ring buffer: the replay carries them. Finals of
-segments the WAL already holds are dropped, so nothing is lost and nothing repeated.
+Segment audio is kept until its final is in, and each stream is sent only what it has
+not had yet (:mod:`theo.session.uncommitted`).
+
+When the stream breaks (the worker died: the break is the detection, no polling), the
+link stops sending at once: frames that arrive meanwhile only go to the ring buffer and
+never wait for the worker. One recovery task reports the break, waits for a worker that
+is not the process the broken stream ran on, opens a new stream and sends every
+uncommitted segment again, in order, with the audio that arrived meanwhile, until it has
+caught up; only then does live audio go to it. A stream that breaks while it is being
+caught up is one more break: it is reported too, and the next worker awaited is the one
+after the process that just failed. Finals of segments the WAL already holds are
+dropped, so nothing is lost and nothing repeated. Every break while uncommitted audio is
+held counts; breaking more than three times before any final means the worker fails on
+this audio, and the session fails.
 
 A worker that refuses one of the session's settings (INVALID_ARGUMENT naming the field,
 e.g. a language the engine does not know) also ends the stream, but the worker is fine:
 the session corrects the setting, and the link opens a new stream at once and sends the
 uncommitted segments again with the corrected setting. Segments no correction can save
 are given up with an empty final, so the session always goes on.
+
+Nothing here ends silently: a task of the link that fails on an unexpected error fails
+the session (``failed``), so a session never stalls without saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from theo.errors import InvalidRequestError, ModelUnavailableError, TheoError, WorkerCrashError
 from theo.logging import get_logger
-from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
+from theo.session.ring_buffer import RingBuffer
+from theo.session.uncommitted import Correction, Route, UncommittedAudio
 from theo.session.wal import SessionWAL
 from theo.types import StreamAudio, StreamTranscript, TranscriptKind
 from theo.workers.scheduler import Scheduler
 from theo.workers.stt_stream import WorkerStream
 
-Correction = Callable[[StreamAudio], StreamAudio]
-"""Rewrites an uncommitted segment's settings before it is sent again."""
+__all__ = ["Correction", "LinkCallbacks", "SessionFailedError", "WorkerLink"]
 
 log = get_logger("session.worker_link")
 
-_REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 2
-_MAX_FAILED_REPLAYS = 3
-_MAX_RECOVERIES_WITHOUT_PROGRESS = 3
+_MAX_BREAKS_WITHOUT_PROGRESS = 3
+# A worker ready one moment and gone the next: open again this many times, then give up.
+_MAX_FAILED_OPENS = 3
 # A correction that the worker refuses again and again would loop: give the audio up.
 _MAX_REJECTIONS_WITHOUT_PROGRESS = 3
 # The manager sees a worker's death within milliseconds. A worker still up this long
@@ -49,17 +56,8 @@ _DEATH_NOTICE_S = 2.0
 
 
 class SessionFailedError(TheoError):
-    """The worker did not come back in time; the session cannot continue."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    """An uncommitted segment: where its audio lies in the ring buffer, how it was sent."""
-
-    start: int
-    end: int
-    options: StreamAudio
-    ended: bool = False
+    """The session cannot continue: no worker came back in time, the worker kept failing
+    on its audio, or the link itself failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +67,7 @@ class LinkCallbacks:
     transcript: Callable[[StreamTranscript], Awaitable[None]]
     """A partial or final of an uncommitted segment (duplicates are already dropped)."""
     interrupted: Callable[[int], Awaitable[None]]
-    """The stream broke; recovery starts from this segment id."""
+    """A stream broke; recovery starts from this segment id (once per break)."""
     recovered: Callable[[list[int]], Awaitable[None]]
     """A new stream carries the session again; these segments were sent again."""
     failed: Callable[[TheoError], Awaitable[None]]
@@ -99,21 +97,21 @@ class WorkerLink:
         self._session_id = session_id
         self._model = model
         self._scheduler = scheduler
-        self._ring = ring
         self._callbacks = callbacks
         self._recovery_timeout_s = recovery_timeout_s
         self._death_notice_s = death_notice_s
-        self.wal = SessionWAL()
-        self._pending: dict[int, _Pending] = {}
-        self._stream: WorkerStream | None = None
-        self._healthy = False
-        self._lock = asyncio.Lock()
+        self._audio = UncommittedAudio(ring, session_id)
+        self._route: Route | None = None  # the stream carrying live audio; None while down
         self._reader: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
-        self._replay_prompts: dict[int, str] = {}
-        self._recoveries_without_progress = 0
+        self._breaks_without_progress = 0
         self._rejections_without_progress = 0
         self._closed = False
+
+    @property
+    def wal(self) -> SessionWAL:
+        """The session's write-ahead log of committed segments."""
+        return self._audio.wal
 
     @property
     def recovering(self) -> bool:
@@ -122,8 +120,7 @@ class WorkerLink:
 
     def pending_bytes(self, segment_id: int) -> int:
         """Audio of an uncommitted segment held in the ring buffer."""
-        pending = self._pending.get(segment_id)
-        return pending.end - pending.start if pending is not None else 0
+        return self._audio.pending_bytes(segment_id)
 
     def start(self) -> None:
         """Open the stream on a ready worker.
@@ -131,204 +128,179 @@ class WorkerLink:
         Raises:
             ModelUnavailableError: no worker of the model is ready.
         """
-        self._attach(self._scheduler.open_stream(self._model, self._session_id))
+        self._attach(Route(self._scheduler.open_stream(self._model, self._session_id)))
 
     async def send(self, audio: StreamAudio) -> None:
         """Keep ``audio`` in the ring buffer and send it on, unless the stream is down.
 
+        Never waits for a recovery: while the stream is down the audio is only kept, and
+        the new stream is sent it before it carries live audio.
+
         Raises:
             RingBufferFullError: the audio does not fit (the caller checks ``free`` first).
         """
-        async with self._lock:
-            if self.wal.is_committed(audio.segment_id):
-                return  # the rest of a segment that was given up after a rejection
-            pending = self._pending.get(audio.segment_id)
-            if pending is None:
-                start = self._ring.written
-                pending = _Pending(start, start, audio)
-                self._pending[audio.segment_id] = pending
-            if audio.audio_pcm16:
-                self._ring.write(audio.audio_pcm16)
-                pending.end = self._ring.written
-                pending.options = audio
-            pending.ended = pending.ended or audio.is_last
-            stream = self._stream
-            if not self._healthy or stream is None:
-                return  # the replay after recovery carries it
-            prompt = self._replay_prompts.get(audio.segment_id)
-            try:
-                await stream.send(dataclasses.replace(audio, prompt=prompt) if prompt else audio)
-            except WorkerCrashError:
-                self._broken(stream)
-            except InvalidRequestError as exc:
-                self._rejected(stream, exc)
-            except asyncio.InvalidStateError:
-                # The call already ended: its reader reports why (crash or rejection), and
-                # the audio, kept in the ring buffer, goes out with the replay.
-                pass
+        if self._closed or not self._audio.record(audio):
+            return
+        route = self._route
+        if route is None:
+            return  # the recovery carries it
+        try:
+            await self._audio.flush(route)
+        except (WorkerCrashError, InvalidRequestError) as exc:
+            self._broken(route.stream, exc)
 
     async def close(self) -> None:
         """Stop the stream and any recovery; idempotent."""
         self._closed = True
         current = asyncio.current_task()
-        tasks = [t for t in (self._recovery, self._reader) if t is not None and t is not current]
+        tasks = [
+            t
+            for t in (self._recovery, self._reader)
+            if t is not None and t is not current and not t.done()
+        ]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, TheoError):
-                await task
-        if self._stream is not None:
-            await self._stream.close()
+        if tasks:
+            # Not ``await task``: that would also swallow a cancellation of the caller.
+            await asyncio.wait(tasks)
+        if self._route is not None:
+            await self._route.stream.close()
 
-    def _attach(self, stream: WorkerStream) -> None:
-        self._stream = stream
-        self._healthy = True
-        self._reader = asyncio.create_task(self._read(stream), name=f"read-{self._session_id}")
+    # ------------------------------------------------------------------ receiving
+
+    def _attach(self, route: Route) -> None:
+        self._route = route
+        self._reader = asyncio.create_task(
+            self._guarded(self._read(route.stream)), name=f"read-{self._session_id}"
+        )
 
     async def _read(self, stream: WorkerStream) -> None:
         try:
             async for transcript in stream.transcripts():
                 await self._deliver(transcript)
-        except WorkerCrashError:
-            self._broken(stream)
-        except InvalidRequestError as exc:
-            self._rejected(stream, exc)
+        except (WorkerCrashError, InvalidRequestError) as exc:
+            self._broken(stream, exc)
         except TheoError as exc:
-            await self._callbacks.failed(exc)
+            await self._fail(exc)
+        else:
+            # Only a stream this link closed may end quietly; any other end is a break.
+            self._broken(stream, WorkerCrashError(f"The stream to '{self._model}' ended."))
 
     async def _deliver(self, transcript: StreamTranscript) -> None:
-        segment = transcript.segment_id
-        if self.wal.is_committed(segment) or segment not in self._pending:
+        if not self._audio.expects(transcript.segment_id):
             return  # a duplicate from a replay, or a segment this session never sent
         if transcript.kind == TranscriptKind.FINAL:
-            del self._pending[segment]
-            self._replay_prompts.pop(segment, None)
-            fence = min((p.start for p in self._pending.values()), default=self._ring.written)
-            self.wal.commit(segment, fence)
-            self._ring.commit(fence)
-            self._recoveries_without_progress = 0
+            self._audio.commit(transcript.segment_id)
+            self._breaks_without_progress = 0
             self._rejections_without_progress = 0
         await self._callbacks.transcript(transcript)
 
-    def _broken(self, stream: WorkerStream) -> None:
-        """The stream broke: start one recovery (later reports of the same break are ignored)."""
-        if stream is not self._stream or self._recovery is not None or self._closed:
-            return
-        self._healthy = False
-        self._recovery = asyncio.create_task(
-            self._recover(stream), name=f"recover-{self._session_id}"
-        )
+    # ------------------------------------------------------------------ recovery
 
-    def _rejected(self, stream: WorkerStream, error: InvalidRequestError) -> None:
-        """The worker refused a setting and ended the stream: correct it and reopen at once."""
-        if stream is not self._stream or self._recovery is not None or self._closed:
-            return
-        self._healthy = False
-        self._recovery = asyncio.create_task(
-            self._reopen(stream, error), name=f"reopen-{self._session_id}"
-        )
+    def _broken(self, stream: WorkerStream, error: TheoError) -> None:
+        """The carrying stream ended: start one recovery (later reports are ignored).
 
-    async def _reopen(self, rejected: WorkerStream, error: InvalidRequestError) -> None:
-        await rejected.close()
-        log.info(
-            "session_setting_rejected",
-            session_id=self._session_id,
-            param=error.param,
-            detail=error.message,
-        )
-        self._rejections_without_progress += 1
-        correction = None
-        if self._callbacks.rejected is not None:
-            correction = await self._callbacks.rejected(error)
-        if self._rejections_without_progress > _MAX_REJECTIONS_WITHOUT_PROGRESS:
-            correction = None
-        replayed: list[int] = []
-        async with self._lock:
-            given_up = self._correct_pending(correction)
-            try:
-                # The worker that refused is alive and ready: no need to wait for it.
-                stream = self._scheduler.open_stream(self._model, self._session_id)
-                replayed = await self._replay(stream)
-            except (WorkerCrashError, ModelUnavailableError):
-                reopened = False
-            else:
-                reopened = True
-                self._recovery = None
-                self._attach(stream)
-        for segment in given_up:
-            await self._callbacks.transcript(
-                StreamTranscript(kind=TranscriptKind.FINAL, segment_id=segment, text="")
-            )
-        if not reopened:
-            # The worker went away meanwhile: recover as after a crash (this task stays
-            # the link's recovery until that ends).
-            await self._recover(rejected)
-        else:
-            log.info("session_reopened", session_id=self._session_id, segments=replayed)
-
-    def _correct_pending(self, correction: Correction | None) -> list[int]:
-        """Apply ``correction`` to the uncommitted segments, or give them all up.
-
-        Returns the segments given up: they are committed (their audio released) and each
-        is owed an empty final.
+        Reports of a stream that no longer carries the session (replaced, or closed here)
+        are stale: the recovery in progress, or the one that replaced it, owns the case.
         """
-        if correction is not None:
-            for pending in self._pending.values():
-                pending.options = correction(pending.options)
-            return []
-        given_up = sorted(self._pending)
-        self._pending.clear()
-        for segment in given_up:
-            self._replay_prompts.pop(segment, None)
-            if not self.wal.is_committed(segment):
-                self.wal.commit(segment, self._ring.written)
-        self._ring.commit(self._ring.written)
-        if given_up:
-            log.warning("session_segments_given_up", session_id=self._session_id, ids=given_up)
-        return given_up
+        route = self._route
+        if self._closed or route is None or stream is not route.stream:
+            return
+        self._route = None
+        self._recovery = asyncio.create_task(
+            self._guarded(self._recover(stream, error)), name=f"recover-{self._session_id}"
+        )
 
-    async def _recover(self, broken: WorkerStream) -> None:
+    async def _recover(self, broken: WorkerStream, error: TheoError) -> None:
+        """Carry the session on a new stream after ``broken`` ended with ``error``."""
         started = time.monotonic()
-        await broken.close()
-        resume = self.wal.resume_segment_id
-        self._recoveries_without_progress += 1
-        log.warning("session_stream_broken", session_id=self._session_id, resume_segment=resume)
-        # Breaking again and again before any final means the worker fails on this audio.
-        retry = self._recoveries_without_progress <= _MAX_RECOVERIES_WITHOUT_PROGRESS
-        if retry:
-            await self._callbacks.interrupted(resume)
         deadline = started + self._recovery_timeout_s
-        failed_replays = 0
-        while retry:
-            if not await self._wait_for_worker(broken, deadline):
-                break
-            async with self._lock:
-                try:
-                    stream = self._scheduler.open_stream(self._model, self._session_id)
-                    replayed = await self._replay(stream)
-                except (WorkerCrashError, ModelUnavailableError):
-                    failed_replays += 1
-                    if failed_replays >= _MAX_FAILED_REPLAYS:
-                        break
-                    continue
-                self._recovery = None
-                self._attach(stream)
+        reported = False
+        while True:
+            await broken.close()
+            stream: WorkerStream | None = None
+            if isinstance(error, InvalidRequestError):
+                await self._settle_rejection(error)
+                # The worker that refused is alive and ready: no need to wait for it.
+                stream = self._open()
+            if stream is None:
+                # A break, or a rejection after which no worker was ready any more.
+                if not await self._report_break(broken):
+                    return
+                reported = True
+                stream = await self._open_when_ready(broken, deadline)
+                if stream is None:
+                    return
+            route = Route(stream)
+            try:
+                replayed = await self._audio.catch_up(route, self._callbacks.context())
+            except (WorkerCrashError, InvalidRequestError) as exc:
+                # The new stream ended too: wait for the process after this one.
+                broken, error = stream, exc
+                continue
+            except BaseException:
+                await stream.close()
+                raise
+            self._recovery = None
+            self._attach(route)
+            if not reported:
+                log.info("session_reopened", session_id=self._session_id, segments=replayed)
+                return
             log.info(
                 "session_recovered",
                 session_id=self._session_id,
                 segments=replayed,
+                worker_id=stream.worker_id,
                 seconds=round(time.monotonic() - started, 3),
             )
             await self._callbacks.recovered(replayed)
             return
-        self._recovery = None
-        self._closed = True
-        await self._callbacks.failed(
+
+    async def _report_break(self, broken: WorkerStream) -> bool:
+        """Report one break; False when it was one too many (the session failed)."""
+        resume = self.wal.resume_segment_id
+        if self._audio.held:
+            # Breaks of an idle session say nothing about its audio.
+            self._breaks_without_progress += 1
+        log.warning(
+            "session_stream_broken",
+            session_id=self._session_id,
+            resume_segment=resume,
+            worker_id=broken.worker_id,
+        )
+        if self._breaks_without_progress > _MAX_BREAKS_WITHOUT_PROGRESS:
+            # Breaking again and again before any final means the worker fails on this audio.
+            await self._fail(
+                SessionFailedError(
+                    f"The worker for '{self._model}' stopped {self._breaks_without_progress} "
+                    "times on this session's audio without a final; the session cannot continue."
+                )
+            )
+            return False
+        await self._callbacks.interrupted(resume)
+        return True
+
+    def _open(self) -> WorkerStream | None:
+        try:
+            return self._scheduler.open_stream(self._model, self._session_id)
+        except ModelUnavailableError:
+            return None
+
+    async def _open_when_ready(self, broken: WorkerStream, deadline: float) -> WorkerStream | None:
+        """A stream on a worker other than ``broken``'s process; None if the session failed."""
+        for _ in range(_MAX_FAILED_OPENS):
+            if not await self._wait_for_worker(broken, deadline):
+                break
+            stream = self._open()
+            if stream is not None:
+                return stream
+        await self._fail(
             SessionFailedError(
                 f"The worker for '{self._model}' could not resume the session "
                 f"(waited up to {self._recovery_timeout_s:.0f} s); the session cannot continue."
             )
         )
+        return None
 
     async def _wait_for_worker(self, broken: WorkerStream, deadline: float) -> bool:
         """Wait for a restarted worker, or for evidence that the old one did not die."""
@@ -343,36 +315,43 @@ class WorkerLink:
         remaining = deadline - time.monotonic()
         return remaining > 0 and await scheduler.wait_ready(model, remaining)
 
-    async def _replay(self, stream: WorkerStream) -> list[int]:
-        """Send every uncommitted segment again, in order; returns their ids.
+    async def _settle_rejection(self, error: InvalidRequestError) -> None:
+        """Correct the refused setting in the uncommitted segments, or give them up."""
+        log.info(
+            "session_setting_rejected",
+            session_id=self._session_id,
+            param=error.param,
+            detail=error.message,
+        )
+        self._rejections_without_progress += 1
+        correction = None
+        if self._callbacks.rejected is not None:
+            correction = await self._callbacks.rejected(error)
+        if self._rejections_without_progress > _MAX_REJECTIONS_WITHOUT_PROGRESS:
+            correction = None
+        for segment in self._audio.correct(correction):
+            await self._callbacks.transcript(
+                StreamTranscript(kind=TranscriptKind.FINAL, segment_id=segment, text="")
+            )
 
-        Raises:
-            WorkerCrashError: the new stream broke too (it is closed).
-        """
+    # ------------------------------------------------------------------ failure
+
+    async def _fail(self, error: TheoError) -> None:
+        if self._recovery is asyncio.current_task():
+            self._recovery = None
+        self._closed = True
+        await self._callbacks.failed(error)
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """Run one of the link's tasks: an unexpected error fails the session, loudly."""
         try:
-            return await self._send_pending(stream)
-        except WorkerCrashError:
-            await stream.close()
-            raise
-        except (InvalidRequestError, asyncio.InvalidStateError) as exc:
-            # The new stream ended at once; to the caller that is one more failed attempt.
-            await stream.close()
-            raise WorkerCrashError(
-                f"The worker for '{self._model}' ended the stream while it was resumed."
-            ) from exc
-
-    async def _send_pending(self, stream: WorkerStream) -> list[int]:
-        context = self._callbacks.context()
-        for segment, pending in self._pending.items():
-            if context:
-                # A fresh worker has no context of this session: give it the recent finals.
-                self._replay_prompts.setdefault(segment, context)
-            prompt = self._replay_prompts.get(segment)
-            options = dataclasses.replace(pending.options, prompt=prompt, speaker_paused=False)
-            audio = self._ring.read(pending.start, pending.end)
-            for offset in range(0, len(audio), _REPLAY_CHUNK_BYTES):
-                chunk = audio[offset : offset + _REPLAY_CHUNK_BYTES]
-                await stream.send(dataclasses.replace(options, audio_pcm16=chunk, is_last=False))
-            if pending.ended:
-                await stream.send(dataclasses.replace(options, audio_pcm16=b"", is_last=True))
-        return list(self._pending)
+            await work
+        except Exception as exc:
+            log.exception("session_link_failed", session_id=self._session_id)
+            if not self._closed:
+                await self._fail(
+                    SessionFailedError(
+                        f"The session's link to '{self._model}' failed ({type(exc).__name__}); "
+                        "the session cannot continue."
+                    )
+                )

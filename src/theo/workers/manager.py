@@ -36,7 +36,7 @@ from theo.workers.ports import find_free_port
 log = get_logger("worker.manager")
 
 _PROBE_FIRST_DELAY_S = 0.05
-_PROBE_MAX_DELAY_S = 1.0
+_PROBE_MAX_DELAY_S = 0.25  # a restarted worker is found ready (and sessions resume) within this
 _LIVENESS_FAILURES_BEFORE_KILL = 3
 # Log lines a stopped worker left in its pipe; a grandchild that inherited the pipe could
 # hold it open forever, so the drains get this long and are then cancelled.
@@ -89,6 +89,10 @@ class WorkerManager:
         self._drains: dict[str, asyncio.Task[None]] = {}
         # Per worker id: done when its current process has exited.
         self._exits: dict[str, asyncio.Future[None]] = {}
+        # Per worker id: its current process's transport. A transport finishes by itself
+        # once its process exited and its pipe closed; one whose pipe a child of the worker
+        # still holds is closed by stop(), or it would outlive the loop.
+        self._transports: dict[str, asyncio.SubprocessTransport] = {}
         self._stopping = False
 
     @property
@@ -147,6 +151,10 @@ class WorkerManager:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*drains, return_exceptions=True)
+        for transport in self._transports.values():
+            if transport.get_returncode() is not None:  # never kill from here
+                transport.close()
+        self._transports.clear()
 
     async def _stop_one(self, handle: WorkerHandle) -> None:
         process = handle.process
@@ -239,6 +247,7 @@ class WorkerManager:
         handle.process = asyncio.subprocess.Process(transport, protocol, loop)
         self._exits[handle.worker_id] = protocol.exited
         assert handle.process.stdout is not None
+        self._transports[handle.worker_id] = transport
         self._drains[f"{handle.worker_id}-{handle.generation}"] = asyncio.create_task(
             drain_lines(handle.process.stdout, handle.worker_id)
         )

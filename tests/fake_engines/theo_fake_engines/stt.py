@@ -12,6 +12,13 @@ model. Its script comes from the manifest's ``engine_config``:
 - ``reveal_pid``: when true, a batch transcript ends with ``pid<N>``, the worker
   process that served it (so a test can see how requests were routed).
 - ``decode_delay_s``: how long each batch decode takes (default 0), so requests overlap.
+- ``load_delay_s``: how long loading takes (default 0; Health answers LOADING meanwhile),
+  so a restarted worker comes back late and a test can act while sessions wait for it.
+- ``load_crash_file``: a path; while that file exists, the next load deletes it and kills
+  the worker (it dies again while it restarts).
+- ``stream_crash_file``: a path; while that file exists, the next realtime stream opened
+  on the worker deletes it and kills the worker (it dies as a session opens its stream).
+- ``stream_decode_delay_s``: how long each realtime decode takes (default 0).
 - ``translation``, ``languages``: the capabilities it declares (default: no translation,
   any language).
 """
@@ -21,6 +28,8 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +49,25 @@ SAMPLE_RATE = 16_000
 _DEFAULT_TRANSCRIPT = "one two three four five six seven eight nine ten eleven twelve"
 
 
+def _crash_if_armed(crash_file: Path | None) -> None:
+    """Kill the worker process if ``crash_file`` exists (deleting it: the crash happens once)."""
+    if crash_file is not None and crash_file.exists():
+        crash_file.unlink()
+        os._exit(1)  # a worker dying mid-request, as a segfaulting engine would
+
+
+@dataclass(frozen=True)
+class _ScriptedCapabilities(STTCapabilities):
+    """The declared capabilities; the servicer's stream check doubles as a stream-open hook."""
+
+    stream_crash_file: Path | None = None
+
+    def check_stream(self) -> None:
+        """Crash when armed (a stream is being opened), then check as usual."""
+        _crash_if_armed(self.stream_crash_file)
+        STTCapabilities.check_stream(self)
+
+
 class FakeSTTBackend:
     """Scripted speech-to-text: the first ``duration * words_per_second`` script words."""
 
@@ -52,10 +80,14 @@ class FakeSTTBackend:
         self._crash_file: Path | None = None
         self._reveal_pid = False
         self._delay_s = 0.0
+        self._stream_delay_s = 0.0
 
     def load(self, model_dir: Path, config: EngineConfig) -> LoadedModelInfo:
         """Read the script from ``engine_config``."""
         extra = config.model_extra or {}
+        load_crash_file = extra.get("load_crash_file")
+        _crash_if_armed(Path(str(load_crash_file)) if load_crash_file else None)
+        time.sleep(float(extra.get("load_delay_s", 0.0)))  # a model taking its time to load
         self._words = str(extra.get("transcript", _DEFAULT_TRANSCRIPT)).split()
         self._rate = float(extra.get("words_per_second", 3.0))
         self._language = str(extra.get("language", "en"))
@@ -63,21 +95,22 @@ class FakeSTTBackend:
         self._crash_file = Path(str(crash_file)) if crash_file else None
         self._reveal_pid = bool(extra.get("reveal_pid", False))
         self._delay_s = float(extra.get("decode_delay_s", 0.0))
-        capabilities = STTCapabilities(
+        self._stream_delay_s = float(extra.get("stream_decode_delay_s", 0.0))
+        stream_crash_file = extra.get("stream_crash_file")
+        capabilities = _ScriptedCapabilities(
             streaming=True,
             native_partials=False,
             word_timestamps=True,
             translation=bool(extra.get("translation", False)),
             languages=tuple(str(code) for code in extra.get("languages", ())),
+            stream_crash_file=Path(str(stream_crash_file)) if stream_crash_file else None,
         )
         return LoadedModelInfo(
             engine="fake", device="cpu", compute_type="none", capabilities=capabilities
         )
 
     def _maybe_crash(self) -> None:
-        if self._crash_file is not None and self._crash_file.exists():
-            self._crash_file.unlink()
-            os._exit(1)  # a worker dying mid-request, as a segfaulting engine would
+        _crash_if_armed(self._crash_file)
 
     def _heard(self, audio: npt.NDArray[np.float32]) -> list[Word]:
         seconds = audio.size / SAMPLE_RATE
@@ -122,6 +155,7 @@ class FakeSTTBackend:
     ) -> SegmentDecode:
         """The scripted words for the segment's length."""
         self._maybe_crash()
+        time.sleep(self._stream_delay_s)  # the scripted decode time (on the inference thread)
         words = tuple(self._heard(audio))
         return SegmentDecode(
             text="".join(w.word for w in words).strip(),

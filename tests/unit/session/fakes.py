@@ -4,14 +4,22 @@
 (``send``, ``transcripts``, ``close``, ``served_by``, ``worker_id``) and "hears"
 ``SCRIPT`` at three words a second of segment audio, like the fake engine of the
 integration tier; ``FakeScheduler`` hands such streams out as the real scheduler would.
+
+One level lower, ``GrpcCall`` behaves as a grpcio TranscribeStream call where races hide
+(the first write waits for headers a cancelled call never sends; a closed channel's
+call raises a bare ``CancelledError``), for the real ``WorkerStream``; and
+``RestartingScheduler`` runs one worker through the manager's process generations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
+
+import grpc
 
 from tests.helpers.audio import read_wav
 from tests.helpers.server import FIXTURES
@@ -19,7 +27,17 @@ from theo.config import SessionSettings
 from theo.errors import InvalidRequestError, ModelUnavailableError, WorkerCrashError
 from theo.manifest import ModelManifest, PostProcessingConfig
 from theo.session.context import SessionContext
-from theo.types import ModelType, StreamAudio, StreamTranscript, TranscriptKind, Word
+from theo.types import (
+    ModelType,
+    StreamAudio,
+    StreamTranscript,
+    TranscriptKind,
+    Word,
+    WorkerState,
+)
+from theo.wire.proto import stt_worker_pb2 as pb
+from theo.workers.handle import WorkerHandle
+from theo.workers.stt_stream import WorkerStream
 
 SCRIPT = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 SCRIPT += ["golf", "hotel", "india", "juliet", "kilo", "lima"]
@@ -177,3 +195,179 @@ def speech_frames(name: str = "en_short.wav", frame_ms: int = 20) -> list[bytes]
     pcm = samples.astype("<i2").tobytes() + bytes(rate * 2)
     step = rate * frame_ms // 1000 * 2
     return [pcm[i : i + step] for i in range(0, len(pcm), step)]
+
+
+# ---------------------------------------------------------------------- gRPC-level fakes
+# The real WorkerStream over a call that behaves as grpcio's does where races hide, and a
+# scheduler whose one worker dies, is noticed dead, and restarts as the manager does it.
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    """A failed call's error, as grpcio raises it."""
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "scripted")
+
+
+class GrpcCall:
+    """A TranscribeStream call: counts bytes per segment, answers ``is_last`` with a final.
+
+    The final's text is ``"<segment>:<bytes received>"``, so a test sees exactly which
+    audio reached the worker. As in grpcio, the first write waits until the call's
+    headers are sent and a cancelled call never sends them (``headers=False`` holds
+    them back); a cancelled call's iteration raises a bare ``CancelledError``.
+
+    Args:
+        headers: whether the call's headers go out at once.
+        die_at_write: the worker dies on this write (0-based): it fails, the call ends.
+    """
+
+    def __init__(self, *, headers: bool = True, die_at_write: int | None = None) -> None:
+        self.headers = asyncio.Event()
+        if headers:
+            self.headers.set()
+        self.frames: list[pb.AudioFrame] = []
+        self.received: dict[int, int] = {}
+        self.done = False
+        self.writes_waiting = 0
+        self._die_at = die_at_write
+        self._events: asyncio.Queue[pb.TranscriptEvent | BaseException | None] = asyncio.Queue()
+
+    async def write(self, frame: pb.AudioFrame) -> None:
+        if self.done:
+            raise asyncio.InvalidStateError("RPC already finished.")
+        if not self.headers.is_set():
+            self.writes_waiting += 1
+            await self.headers.wait()  # grpcio: never released once the call is cancelled
+        if self._die_at is not None and len(self.frames) >= self._die_at:
+            self.die()
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+        self.frames.append(frame)
+        received = self.received.get(frame.segment_id, 0) + len(frame.audio_pcm16)
+        self.received[frame.segment_id] = received
+        if frame.is_last:
+            self._events.put_nowait(
+                pb.TranscriptEvent(
+                    type=pb.TRANSCRIPT_EVENT_TYPE_FINAL,
+                    segment_id=frame.segment_id,
+                    text=f"{frame.segment_id}:{received}",
+                )
+            )
+
+    def die(self) -> None:
+        """The worker process died: the connection is reset under the call."""
+        if not self.done:
+            self.done = True
+            self._events.put_nowait(rpc_error(grpc.StatusCode.UNAVAILABLE))
+
+    def cancel(self) -> bool:
+        """Cancelled here, or by the manager closing the channel."""
+        if self.done:
+            return False
+        self.done = True
+        self._events.put_nowait(asyncio.CancelledError())
+        return True
+
+    def end_quietly(self) -> None:
+        """The call ends with an OK status: its iteration stops without an error."""
+        self.done = True
+        self._events.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[pb.TranscriptEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[pb.TranscriptEvent]:
+        while (item := await self._events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class RestartingScheduler:
+    """One worker with process generations, driven by the test as the manager would.
+
+    Opens the given calls in order, then well-behaved ones. ``wait_ready`` follows the
+    real router's rule: a ready worker, not the process a ``replacing`` stream ran on.
+    """
+
+    def __init__(self, *calls: GrpcCall) -> None:
+        self.worker = WorkerHandle("stt-m", "m", Path("/m"), "fake")
+        self.worker.generation = 1
+        self.worker.transition(WorkerState.READY)
+        self.queued = list(calls)
+        self.opened: list[tuple[GrpcCall, WorkerStream]] = []
+        self.waits: list[WorkerStream | None] = []
+        self.come_back = True
+
+    @property
+    def calls(self) -> list[GrpcCall]:
+        """Every call opened, in order."""
+        return [call for call, _ in self.opened]
+
+    def open_stream(self, model: str, session_id: str) -> WorkerStream:
+        if not self.worker.routable:
+            raise ModelUnavailableError(f"Model '{model}' is loading or restarting.")
+        call = self.queued.pop(0) if self.queued else GrpcCall()
+        stream = WorkerStream(call, self.worker, session_id)
+        self.opened.append((call, stream))
+        return stream
+
+    def _current(self) -> list[GrpcCall]:
+        return [c for c, s in self.opened if s.served_by(self.worker) and not c.done]
+
+    def die(self) -> None:
+        """The process dies; the manager has not noticed yet (the worker still looks ready)."""
+        for call in self._current():
+            call.die()
+
+    def notice(self) -> None:
+        """The manager sees the death: CRASHED, and the channel closed (its calls cancelled)."""
+        for call in self._current():
+            call.cancel()
+        self.worker.transition(WorkerState.CRASHED)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies and the manager notices."""
+        self.die()
+        self.notice()
+
+    def spawn(self) -> None:
+        """A new process starts (its model still loading)."""
+        self.worker.generation += 1
+        self.worker.transition(WorkerState.STARTING)
+
+    def ready(self) -> None:
+        """The new process answers READY."""
+        self.worker.transition(WorkerState.READY)
+
+    def restart(self) -> None:
+        """Spawn and ready at once."""
+        self.spawn()
+        self.ready()
+
+    async def wait_ready(
+        self, model: str, timeout_s: float, *, replacing: WorkerStream | None = None
+    ) -> bool:
+        self.waits.append(replacing)
+        if not self.come_back:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.worker.routable or (
+            replacing is not None and replacing.served_by(self.worker)
+        ):
+            if loop.time() >= deadline:
+                return False
+            await self.worker.wait_for_change(deadline - loop.time())
+        return True
+
+    async def transcribe(self, request: Any) -> Any:
+        raise NotImplementedError("realtime only")
+
+
+async def eventually(predicate: Callable[[], object], timeout_s: float = 5.0) -> None:
+    """Let the loop run until ``predicate()`` holds; fail after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s")
+        await asyncio.sleep(0)  # one turn of the loop for the tasks under test

@@ -43,12 +43,15 @@ CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 _MAX_FRAME_BYTES = 96_000 * 2  # 2 s of 48 kHz PCM16 in one message is abuse
 _MAX_CONSECUTIVE_ERRORS = 20
+_INTERNAL_MESSAGE = "The session failed on an internal error; it cannot continue."
 
 Command = Callable[[RealtimeSession, Message], Awaitable[None]]
 _COMMANDS: dict[str, Command] = {}
 
 Close = tuple[int, str]
 """A WebSocket close code and reason."""
+
+_INTERNAL_FAILURE: Close = (CLOSE_INTERNAL, "internal error")
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -199,9 +202,19 @@ async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
     log.info("session_started", session_id=session_id, model=context.model_name)
     connection = RealtimeConnection(websocket, session)
     sender = asyncio.create_task(connection.send_events(), name=f"send-{session_id}")
-    close_code, reason = CLOSE_NORMAL, "session closed"
+    # Only _serve's answer closes normally: anything that escapes it is a failure.
+    close_code, reason = _INTERNAL_FAILURE
     try:
         close_code, reason = await _serve(connection, sender)
+    except asyncio.CancelledError:
+        if _being_cancelled():
+            raise
+        # A cancellation nobody asked for (one leaked from a call under the session).
+        log.error("session_failed", session_id=session_id, error="stray cancellation")
+        session.report(TheoError(_INTERNAL_MESSAGE))
+    except Exception:
+        log.exception("session_failed", session_id=session_id)
+        session.report(TheoError(_INTERNAL_MESSAGE))
     finally:
         await session.abort()
         # The events emitted before the end still go out (the stream has ended now).
@@ -235,10 +248,22 @@ async def _serve(connection: RealtimeConnection, sender: asyncio.Task[None]) -> 
             receive.cancel()
             if session.failure is not None:
                 return CLOSE_INTERNAL, "worker unavailable"
-            return CLOSE_NORMAL, str(session.close_reason or "session closed")
+            if sender.cancelled() or sender.exception() is not None:
+                return _INTERNAL_FAILURE  # the client was not sent every event
+            if session.close_reason is None:
+                # The events ended without a reason: never a normal close.
+                log.error("session_ended_without_reason", session_id=session.session_id)
+                return _INTERNAL_FAILURE
+            return CLOSE_NORMAL, str(session.close_reason)
         result = await connection.handle(receive.result())
         if result is not None:
             return result
+
+
+def _being_cancelled() -> bool:
+    """Whether this task itself is being cancelled (the server is shutting down)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _finish_sending(sender: asyncio.Task[None]) -> None:

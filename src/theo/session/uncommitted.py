@@ -1,0 +1,198 @@
+"""A session's uncommitted segment audio, and what each worker stream was sent of it.
+
+Every byte of segment audio is written to the session's ring buffer first and stays
+there, behind the read fence, until the segment's final is accepted and recorded in the
+WAL. A :class:`Route` remembers, per segment, how far its stream was sent the audio and
+whether it was sent the segment's end, so live audio sends only what the stream has not
+had, and a new stream is sent everything from the start (a replay), the audio that
+arrives while it is being sent included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from theo.logging import get_logger
+from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
+from theo.session.wal import SessionWAL
+from theo.types import StreamAudio
+from theo.workers.stt_stream import WorkerStream
+
+Correction = Callable[[StreamAudio], StreamAudio]
+"""Rewrites an uncommitted segment's settings before it is sent again."""
+
+log = get_logger("session.uncommitted")
+
+_CHUNK_BYTES = BYTES_PER_SECOND // 2
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An uncommitted segment: where its audio lies in the ring buffer, how it was sent."""
+
+    start: int
+    end: int
+    options: StreamAudio
+    ended: bool = False
+
+
+class Route:
+    """A stream and what it was sent: per segment, the audio up to where, and its end."""
+
+    def __init__(self, stream: WorkerStream) -> None:
+        self.stream = stream
+        self.sent: dict[int, int] = {}
+        self.closed: set[int] = set()
+        # One write in flight per call (the session's handler and its timer both send).
+        self.lock = asyncio.Lock()
+
+    def owes(self, segment: int, pending: _Pending) -> bool:
+        """Whether ``segment`` has audio or its end still to be sent on this stream."""
+        sent = self.sent.get(segment, pending.start)
+        return sent < pending.end or (pending.ended and segment not in self.closed)
+
+
+class UncommittedAudio:
+    """The ring buffer's segment map and the WAL of one session.
+
+    Args:
+        ring: the session's ring buffer.
+        session_id: for logs.
+    """
+
+    def __init__(self, ring: RingBuffer, session_id: str) -> None:
+        self._ring = ring
+        self._session_id = session_id
+        self.wal = SessionWAL()
+        self._pending: dict[int, _Pending] = {}
+        self._replay_prompts: dict[int, str] = {}
+
+    @property
+    def held(self) -> bool:
+        """Whether some segment still waits for its final."""
+        return bool(self._pending)
+
+    def pending_bytes(self, segment_id: int) -> int:
+        """Audio of an uncommitted segment held in the ring buffer."""
+        pending = self._pending.get(segment_id)
+        return pending.end - pending.start if pending is not None else 0
+
+    def record(self, audio: StreamAudio) -> bool:
+        """Keep ``audio`` until its segment's final; False for a segment already final.
+
+        Raises:
+            RingBufferFullError: the audio does not fit.
+        """
+        if self.wal.is_committed(audio.segment_id):
+            return False  # the rest of a segment given up after a rejection
+        pending = self._pending.get(audio.segment_id)
+        if pending is None:
+            start = self._ring.written
+            pending = _Pending(start, start, audio)
+            self._pending[audio.segment_id] = pending
+        if audio.audio_pcm16:
+            self._ring.write(audio.audio_pcm16)
+            pending.end = self._ring.written
+            pending.options = audio
+        pending.ended = pending.ended or audio.is_last
+        return True
+
+    def expects(self, segment_id: int) -> bool:
+        """Whether a transcript of ``segment_id`` is wanted (not final yet, and sent)."""
+        return not self.wal.is_committed(segment_id) and segment_id in self._pending
+
+    def commit(self, segment_id: int) -> None:
+        """The segment's final was accepted: release its audio, record it in the WAL."""
+        del self._pending[segment_id]
+        self._replay_prompts.pop(segment_id, None)
+        fence = min((p.start for p in self._pending.values()), default=self._ring.written)
+        self.wal.commit(segment_id, fence)
+        self._ring.commit(fence)
+
+    def correct(self, correction: Correction | None) -> list[int]:
+        """Apply ``correction`` to the uncommitted segments, or give them all up.
+
+        Returns the segments given up: they are committed (their audio released) and each
+        is owed an empty final.
+        """
+        if correction is not None:
+            for pending in self._pending.values():
+                pending.options = correction(pending.options)
+            return []
+        given_up = sorted(self._pending)
+        self._pending.clear()
+        for segment in given_up:
+            self._replay_prompts.pop(segment, None)
+            if not self.wal.is_committed(segment):
+                self.wal.commit(segment, self._ring.written)
+        self._ring.commit(self._ring.written)
+        if given_up:
+            log.warning("session_segments_given_up", session_id=self._session_id, ids=given_up)
+        return given_up
+
+    async def flush(self, route: Route, *, replay: bool = False) -> None:
+        """Send ``route`` every uncommitted byte and segment end it has not had, in order.
+
+        Raises:
+            WorkerCrashError: the stream broke.
+            InvalidRequestError: the worker refused a setting.
+        """
+        async with route.lock:
+            for segment in sorted(self._pending):  # a copy: finals may commit meanwhile
+                pending = self._pending.get(segment)
+                while pending is not None and route.sent.get(segment, pending.start) < pending.end:
+                    sent = route.sent.get(segment, pending.start)
+                    end = min(pending.end, sent + _CHUNK_BYTES)
+                    chunk = self._ring.read(sent, end)
+                    options = self._options(segment, pending, replay=replay)
+                    await route.stream.send(
+                        dataclasses.replace(options, audio_pcm16=chunk, is_last=False)
+                    )
+                    route.sent[segment] = end
+                    pending = self._pending.get(segment)  # the audio may have grown
+                if pending is not None and pending.ended and segment not in route.closed:
+                    # A segment's end is never a pause of the speaker.
+                    options = self._options(segment, pending, replay=True)
+                    await route.stream.send(
+                        dataclasses.replace(options, audio_pcm16=b"", is_last=True)
+                    )
+                    route.closed.add(segment)
+
+    async def catch_up(self, route: Route, context: str) -> list[int]:
+        """Send every uncommitted segment to a new stream, with what arrives meanwhile.
+
+        Args:
+            route: the new stream.
+            context: the session's recent finals, the prompt of the segments sent again.
+
+        Returns the segments sent. Once it returns, nothing is owed to the stream, and
+        (with no await in between) the caller can let live audio through.
+
+        Raises:
+            WorkerCrashError: the stream broke.
+            InvalidRequestError: the worker refused a setting.
+        """
+        replayed: list[int] = []
+        while owed := [s for s, p in sorted(self._pending.items()) if route.owes(s, p)]:
+            for segment in owed:
+                if segment in replayed:
+                    continue
+                replayed.append(segment)
+                if context:
+                    # A fresh worker has no context of this session: give it the recent finals.
+                    self._replay_prompts.setdefault(segment, context)
+            await self.flush(route, replay=True)
+        return replayed
+
+    def _options(self, segment: int, pending: _Pending, *, replay: bool) -> StreamAudio:
+        options = pending.options
+        prompt = self._replay_prompts.get(segment)
+        if prompt:
+            options = dataclasses.replace(options, prompt=prompt)
+        if replay:
+            # Audio sent again is not live: the speaker's pause is long over.
+            options = dataclasses.replace(options, speaker_paused=False)
+        return options
