@@ -4,7 +4,9 @@ Both worker kinds signal failures alike. A request the engine cannot honour is
 INVALID_ARGUMENT with the offending field in the ``theo-param`` trailer; an engine failure
 is INTERNAL; a worker that cannot serve yet is UNAVAILABLE; a timeout is
 DEADLINE_EXCEEDED. On the API side, any status that is none of the first ones means the
-worker went away: the request may be retried once it is back.
+worker went away: the request may be retried once it is back. That includes an INTERNAL
+the worker did not answer itself (no ``theo-engine-failure`` trailer): gRPC reports a
+call cut by a dying worker's connection as INTERNAL too.
 
 A realtime stream reads statuses more coarsely: only INVALID_ARGUMENT is a refusal;
 everything else breaks the stream, since a write to a reset connection reports even
@@ -29,6 +31,11 @@ from theo.errors import (
 PARAM_TRAILER = "theo-param"
 """Trailing metadata key naming the request field an INVALID_ARGUMENT refers to."""
 
+ENGINE_FAILURE_TRAILER = "theo-engine-failure"
+"""Trailing metadata key marking an INTERNAL the worker itself answered (an engine
+failure). gRPC also reports INTERNAL for a call cut by a dying worker's connection
+("Stream removed", RST_STREAM), so an INTERNAL without it means the worker was lost."""
+
 # ---------------------------------------------------------------- worker side
 
 
@@ -45,9 +52,15 @@ def status_for(error: TheoError) -> grpc.StatusCode:
 
 async def abort(context: grpc.aio.ServicerContext, error: TheoError) -> NoReturn:
     """End the call with ``error``'s status, message and field (``theo-param``)."""
+    status = status_for(error)
+    trailers: list[tuple[str, str]] = []
     if error.param:
-        context.set_trailing_metadata(((PARAM_TRAILER, error.param),))
-    await context.abort(status_for(error), error.message)
+        trailers.append((PARAM_TRAILER, error.param))
+    if status == grpc.StatusCode.INTERNAL:
+        trailers.append((ENGINE_FAILURE_TRAILER, "1"))
+    if trailers:
+        context.set_trailing_metadata(tuple(trailers))
+    await context.abort(status, error.message)
     raise AssertionError("unreachable: ServicerContext.abort raises")
 
 
@@ -85,7 +98,8 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, model: str) -> TheoError:
         return _refusal(exc)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return WorkerTimeoutError(f"The worker for '{model}' did not answer in time.")
-    if code == grpc.StatusCode.INTERNAL:
+    engine_failed = ENGINE_FAILURE_TRAILER in dict(exc.trailing_metadata() or ())
+    if code == grpc.StatusCode.INTERNAL and engine_failed:
         return InferenceError(f"The engine failed on this request: {exc.details() or ''}")
     return worker_lost(model)
 

@@ -91,7 +91,9 @@ async def test_failures_arrive_as_the_api_sides_errors(
     back = await _across(error, context)
     assert context.code == code
     assert context.details == error.message
-    assert context.trailers == ()
+    # Only an engine failure is marked: the API side tells it from a cut connection.
+    engine_failure = code == grpc.StatusCode.INTERNAL
+    assert context.trailers == ((("theo-engine-failure", "1"),) if engine_failure else ())
     assert type(back) is kind
     assert back.message == message
 

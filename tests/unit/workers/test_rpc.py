@@ -24,10 +24,16 @@ STREAM_LOST = "The worker for 'm' stopped during the session."
 
 
 def _rpc_error(
-    code: grpc.StatusCode, details: str = "detail", param: str | None = None
+    code: grpc.StatusCode,
+    details: str = "detail",
+    param: str | None = None,
+    *,
+    engine_failure: bool = False,
 ) -> grpc.aio.AioRpcError:
-    trailers = grpc.aio.Metadata(("theo-param", param)) if param else grpc.aio.Metadata()
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details)
+    pairs = [("theo-param", param)] if param else []
+    if engine_failure:
+        pairs.append(("theo-engine-failure", "1"))
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*pairs), details)
 
 
 def _mapped(exc: BaseException, *, stream: bool = False) -> TheoError:
@@ -43,10 +49,22 @@ def test_a_refusal_names_its_field() -> None:
     assert (error.message, error.param) == ("Unknown voice 'x'.", "voice")
 
 
+def test_an_engine_failure_is_an_inference_error() -> None:
+    error = _mapped(_rpc_error(grpc.StatusCode.INTERNAL, engine_failure=True))
+    assert type(error) is InferenceError
+    assert error.message == "The engine failed on this request: detail"
+
+
+def test_an_internal_the_worker_did_not_answer_is_a_lost_worker() -> None:
+    # gRPC reports a call cut by a dying worker's connection ("Stream removed") as INTERNAL.
+    error = _mapped(_rpc_error(grpc.StatusCode.INTERNAL, "Stream removed"))
+    assert type(error) is WorkerCrashError
+    assert error.message == LOST
+
+
 @pytest.mark.parametrize(
     ("code", "kind", "message"),
     [
-        (grpc.StatusCode.INTERNAL, InferenceError, "The engine failed on this request: detail"),
         (
             grpc.StatusCode.DEADLINE_EXCEEDED,
             WorkerTimeoutError,
