@@ -89,13 +89,23 @@ def test_worker_killed_during_request(crash_server: RunningServer) -> None:
     wait_for(
         lambda: crash_server.worker(TINY_EN)["active_requests"] > 0, 30, "the worker to be busy"
     )
-    _kill_worker(crash_server)
+    old_pid = _kill_worker(crash_server)
     thread.join(60)
     response = result["r"]
     assert response.status_code == 503, response.text
     error = response.json()["error"]
     assert error["code"] == "worker_crashed"
     assert "Traceback" not in response.text
+    # The cut call can be answered before the manager has seen the process exit, when
+    # /health still shows the dead worker ready: wait for its successor.
+    wait_for(
+        lambda: (
+            crash_server.worker(TINY_EN)["pid"] not in (None, old_pid)
+            and crash_server.worker(TINY_EN)["state"] in ("ready", "busy")
+        ),
+        60,
+        "the worker to be replaced",
+    )
     crash_server.wait_ready(60)
     response = _post(crash_server, (FIXTURES / "en_short.wav").read_bytes())
     assert response.status_code == 200
