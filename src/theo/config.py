@@ -58,6 +58,33 @@ class SessionSettings(BaseModel):
     """Realtime sessions served at once; one more is refused with close code 1013."""
 
 
+class TelephonySettings(BaseModel):
+    """Phone calls in over RTP and Asterisk AudioSocket (both off unless a port is set)."""
+
+    rtp_port: int | None = Field(default=None, ge=0, le=65_535)
+    """UDP port of the RTP listener (``THEO_TELEPHONY__RTP_PORT`` or ``--rtp-port``); unset:
+    off. Each stream (source address + SSRC) becomes a call."""
+    audiosocket_port: int | None = Field(default=None, ge=0, le=65_535)
+    """TCP port of the Asterisk AudioSocket server (``THEO_TELEPHONY__AUDIOSOCKET_PORT`` or
+    ``--audiosocket-port``); unset: off."""
+    model: str = ""
+    """STT model of calls; empty: the first ready model that can stream."""
+    language: str = ""
+    """Language of calls (ISO 639-1); empty: detected by the engine."""
+    hot_words: str = ""
+    """Comma-separated domain words biased and corrected in calls' transcripts."""
+    idle_timeout_ms: int = Field(default=5_000, ge=100, le=3_600_000)
+    """A call with no packet (RTP) or no frame (AudioSocket) this long ends."""
+    max_calls: int = Field(default=16, ge=1, le=1_024)
+    """Calls served at once (both transports); new streams beyond it are refused."""
+    jitter_buffer_ms: int = Field(default=60, ge=0, le=1_000)
+    """How long an RTP call waits for a missing packet before concealing it with silence."""
+    l16_payload_type: int = Field(default=118, ge=96, le=127)
+    """Dynamic RTP payload type of 16 kHz linear PCM (Asterisk ExternalMedia ``slin16``)."""
+    dtmf_payload_type: int = Field(default=101, ge=96, le=127)
+    """Dynamic RTP payload type of RFC 4733 telephone events (DTMF)."""
+
+
 class Settings(BaseSettings):
     """Runtime configuration for the Theo server and CLI."""
 
@@ -130,6 +157,8 @@ class Settings(BaseSettings):
     """Worker supervision settings."""
     session: SessionSettings = Field(default_factory=SessionSettings)
     """Realtime session limits: ring buffer, backpressure, crash recovery."""
+    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
+    """Phone call inputs: RTP and AudioSocket ports, model, limits."""
 
     @property
     def resolved_models_dir(self) -> Path:

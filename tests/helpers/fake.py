@@ -65,10 +65,14 @@ def fake_engine_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
 
 @contextmanager
 def serving_fake(
-    home: Path, log_path: Path, extra_env: dict[str, str] | None = None
+    home: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> Iterator[RunningServer]:
     """`theo serve` on ``home`` with the fake engines, ready inside the block, then stopped."""
-    with serving(home, log_path, extra_env=fake_engine_env(extra_env), ready_timeout=60) as server:
+    env = fake_engine_env(extra_env)
+    with serving(home, log_path, extra_env=env, ready_timeout=60, extra_args=extra_args) as server:
         yield server
 
 

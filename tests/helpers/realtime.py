@@ -62,15 +62,18 @@ async def run_session(
     close: bool = True,
     timeout_s: float = 180.0,
     on_progress: Callable[[float, ClientConnection], Awaitable[None]] | None = None,
+    bytes_per_sample: int = 2,
 ) -> SessionLog:
     """Stream ``audio`` (PCM16 at ``rate``) at ``pace`` x real time, then close the session.
 
     ``on_progress(seconds_sent, ws)`` runs after every frame (to send a command or act on
-    the server at a chosen point of the audio).
+    the server at a chosen point of the audio). ``bytes_per_sample`` 1 sends G.711 audio
+    (the caller encodes it, tail silence included).
     """
     log = SessionLog()
-    frame_bytes = rate * frame_ms // 1000 * 2
-    payload = audio + silence(tail_silence_s, rate)
+    frame_bytes = rate * frame_ms // 1000 * bytes_per_sample
+    bytes_per_second = rate * bytes_per_sample
+    payload = audio + (silence(tail_silence_s, rate) if bytes_per_sample == 2 else b"")
     started = time.monotonic()
     async with websockets.connect(url, max_size=None) as ws:
 
@@ -90,9 +93,9 @@ async def run_session(
         for index in range(0, len(payload), frame_bytes):
             await ws.send(payload[index : index + frame_bytes])
             if on_progress is not None:
-                await on_progress((index + frame_bytes) / (rate * 2), ws)
+                await on_progress((index + frame_bytes) / bytes_per_second, ws)
             # Pacing the sender like a microphone; not a race-winning sleep.
-            due = started + (index + frame_bytes) / (rate * 2) / pace
+            due = started + (index + frame_bytes) / bytes_per_second / pace
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         if close:
             await ws.send(json.dumps({"type": "session.close"}))

@@ -130,6 +130,7 @@ def start_server(
     models_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
     ready_timeout: float | None = None,
+    extra_args: list[str] | None = None,
 ) -> RunningServer:
     """Start `theo serve` on a free port and wait until it answers.
 
@@ -141,6 +142,7 @@ def start_server(
         extra_env: Variables set for it on top of this process's environment.
         ready_timeout: Also wait this long for every worker to be ready
             (:meth:`RunningServer.wait_ready`); by default return once it answers.
+        extra_args: More `theo serve` options (``--rtp-port 40000``).
 
     Raises:
         AssertionError: It exited, or missed a deadline; it is stopped first.
@@ -150,6 +152,7 @@ def start_server(
     args = [theo_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if models_dir is not None:
         args += ["--models-dir", str(models_dir)]
+    args += extra_args or []
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
@@ -181,9 +184,10 @@ def serving(
     models_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
     ready_timeout: float = 240.0,
+    extra_args: list[str] | None = None,
 ) -> Iterator[RunningServer]:
     """:func:`start_server`, with every worker ready inside the block; stopped when it ends."""
-    server = start_server(home, log_path, models_dir, extra_env, ready_timeout)
+    server = start_server(home, log_path, models_dir, extra_env, ready_timeout, extra_args)
     try:
         yield server
     finally:

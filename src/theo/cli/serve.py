@@ -129,12 +129,27 @@ def run_server(settings: Settings) -> None:
 )
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option(
+    "--rtp-port",
+    type=click.IntRange(0, 65_535),
+    default=None,
+    help="Receive phone calls as RTP over UDP on this port (THEO_TELEPHONY__RTP_PORT).",
+)
+@click.option(
+    "--audiosocket-port",
+    type=click.IntRange(0, 65_535),
+    default=None,
+    help="Receive phone calls from Asterisk AudioSocket on this TCP port "
+    "(THEO_TELEPHONY__AUDIOSOCKET_PORT).",
+)
 def serve_cmd(
     host: str | None,
     port: int | None,
     models_dir: Path | None,
     log_format: str | None,
     log_level: str | None,
+    rtp_port: int | None,
+    audiosocket_port: int | None,
 ) -> None:
     """Serve every installed model over the OpenAI-compatible API."""
     overrides: dict[str, Any] = {
@@ -145,4 +160,8 @@ def serve_cmd(
         "log_level": log_level,
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    ports = {"rtp_port": rtp_port, "audiosocket_port": audiosocket_port}
+    chosen = {k: v for k, v in ports.items() if v is not None}
+    if chosen:
+        settings.telephony = settings.telephony.model_copy(update=chosen)
     run_server(settings)

@@ -15,10 +15,11 @@ from theo.logging import get_logger
 from theo.postprocessing.itn.select import select_itn_engines
 from theo.registry.store import ModelStore
 from theo.server.body_limit import BodyLimitMiddleware
+from theo.server.calls.service import Telephony
 from theo.server.errors import install_error_handlers
 from theo.server.metrics import Metrics
 from theo.server.request_metrics import RequestMetricsMiddleware
-from theo.server.routes import audio, health, models, speech
+from theo.server.routes import audio, calls, health, models, speech
 from theo.server.security import SecurityMiddleware, SecurityPolicy
 from theo.server.state import AppState
 from theo.server.transports import websocket
@@ -29,7 +30,14 @@ from theo.workers.tts_client import SynthesisClient
 
 log = get_logger("server")
 
-_ROUTERS = (health.router, models.router, audio.router, speech.router, websocket.router)
+_ROUTERS = (
+    health.router,
+    models.router,
+    audio.router,
+    speech.router,
+    websocket.router,
+    calls.router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -76,10 +84,14 @@ def create_app(settings: Settings) -> FastAPI:
             itn_engines=itn_engines,
             synthesis=SynthesisClient(manager, settings),
         )
+        telephony = Telephony(app.state.theo, app.state)
+        app.state.telephony = telephony
         try:
+            await telephony.start()  # a port in use fails the start-up, workers stopped
             yield
         finally:
             log.info("server_stopping")
+            await telephony.stop()
             await manager.stop()
             # A grammar build still running would hold the shutdown for minutes; its
             # thread cannot be stopped, but nothing waits for it any more.

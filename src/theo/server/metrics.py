@@ -150,6 +150,32 @@ class Metrics:
             ["model", "response_format", "outcome"],
             registry=self.registry,
         )
+        self._calls_active = Gauge(
+            "theo_calls_active",
+            "Phone calls being transcribed, by transport (rtp, audiosocket).",
+            ["transport"],
+            registry=self.registry,
+        )
+        self._calls = Counter(
+            "theo_calls_total",
+            "Phone calls that ended, by transport and reason (hangup, bye, idle_timeout, "
+            "no_speech, refused, error, shutdown).",
+            ["transport", "reason"],
+            registry=self.registry,
+        )
+        self._rtp_packets = Counter(
+            "theo_rtp_packets_total",
+            "RTP packets by outcome: received, lost, late, duplicate, reordered, malformed, "
+            "unknown_payload.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._rtp_jitter = Histogram(
+            "theo_rtp_jitter_seconds",
+            "RFC 3550 interarrival jitter of RTP calls, sampled each second per call.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64),
+            registry=self.registry,
+        )
 
     def preprocessing_done(self, mode: str, seconds: float) -> None:
         """Record time spent decoding and preprocessing audio (``mode``: batch or stream)."""
@@ -221,6 +247,25 @@ class Metrics:
     def tts_request_done(self, model: str, response_format: str, outcome: str) -> None:
         """Speech: a request ended (``outcome``: ok, invalid, error or cancelled)."""
         self._tts_requests.labels(model, response_format, outcome).inc()
+
+    def call_started(self, transport: str) -> None:
+        """A phone call started on ``transport``."""
+        self._calls_active.labels(transport).inc()
+
+    def call_ended(self, transport: str, reason: str, *, was_active: bool = True) -> None:
+        """A phone call ended (or was refused: ``was_active`` False)."""
+        if was_active:
+            self._calls_active.labels(transport).dec()
+        self._calls.labels(transport, reason).inc()
+
+    def rtp_packets(self, outcome: str, count: int = 1) -> None:
+        """Count RTP packets with ``outcome`` (received, lost, late, malformed, ...)."""
+        if count:
+            self._rtp_packets.labels(outcome).inc(count)
+
+    def rtp_jitter(self, seconds: float) -> None:
+        """A sample of one RTP call's interarrival jitter."""
+        self._rtp_jitter.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

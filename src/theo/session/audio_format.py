@@ -1,9 +1,8 @@
 """The encoding and rate of the audio a session is pushed, and its decoding to samples.
 
-Linear PCM16 (little-endian, mono) at 8-48 kHz is what transports send today. Telephony
-codecs (G.711 mu-law and A-law: one byte per sample, decoded by table) join as members
-of :class:`AudioEncoding` with their own branch in :meth:`InputFormat.decode`; the rest
-of the session sees only float samples at the input rate.
+Linear PCM16 (little-endian, mono) at 8-48 kHz, or G.711 mu-law / A-law at 8 kHz (one
+byte per sample, decoded by table), the telephone codecs a browser gateway or a PBX sends
+as they are. The rest of the session sees only float samples at the input rate.
 """
 
 from __future__ import annotations
@@ -11,6 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
+from theo.audio.g711 import alaw_to_pcm16, ulaw_to_pcm16
 from theo.audio.pcm import pcm16_to_float
 from theo.errors import InvalidRequestError
 from theo.session.segmenter import Samples
@@ -21,9 +23,18 @@ class AudioEncoding(enum.StrEnum):
 
     PCM16 = "pcm16"
     """16-bit signed little-endian linear PCM."""
+    G711_ULAW = "g711_ulaw"
+    """G.711 mu-law, one byte per sample."""
+    G711_ALAW = "g711_alaw"
+    """G.711 A-law, one byte per sample."""
 
 
-_BYTES_PER_SAMPLE = {AudioEncoding.PCM16: 2}
+_BYTES_PER_SAMPLE = {
+    AudioEncoding.PCM16: 2,
+    AudioEncoding.G711_ULAW: 1,
+    AudioEncoding.G711_ALAW: 1,
+}
+_PCM16_SCALE = np.float32(1 / 32768.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,4 +67,8 @@ class InputFormat:
 
     def decode(self, frame: bytes) -> Samples:
         """Float samples in [-1, 1] at ``sample_rate``."""
+        if self.encoding is AudioEncoding.G711_ULAW:
+            return ulaw_to_pcm16(frame).astype(np.float32) * _PCM16_SCALE
+        if self.encoding is AudioEncoding.G711_ALAW:
+            return alaw_to_pcm16(frame).astype(np.float32) * _PCM16_SCALE
         return pcm16_to_float(frame)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from theo.errors import CapabilityError, InvalidRequestError
@@ -14,6 +21,9 @@ from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH, MAX_HOT_WORDS
 from theo.session.state import SessionTimeouts
 
 VADSensitivity = Literal["high", "normal", "low"]
+InputAudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+G711_SAMPLE_RATE = 8_000
+"""G.711 is telephone audio: 8 kHz, one byte per sample."""
 
 _MIN_TIMEOUT_MS = 1_000
 # Upper bounds keep one client from pinning a session (a WebSocket, a worker stream and a
@@ -62,7 +72,11 @@ class SessionConfig(BaseModel):
     enable_itn: bool = True
     """Whether finals are post-processed (ITN and entity formatting)."""
     input_sample_rate: int = Field(default=16_000, ge=8_000, le=48_000)
-    """Sample rate of the PCM16 frames the client sends."""
+    """Sample rate of the audio frames the client sends."""
+    input_audio_format: InputAudioFormat = "pcm16"
+    """Encoding of the audio frames: PCM16 little-endian, or G.711 mu-law / A-law (8 kHz,
+    one byte per sample; choosing one sets ``input_sample_rate`` to 8000 unless the same
+    update sets it)."""
     preprocessing: PreprocessingOverrides = Field(default_factory=PreprocessingOverrides)
     """Overrides of the model's preprocessing defaults."""
     init_timeout_ms: int = Field(default=30_000, ge=_MIN_TIMEOUT_MS, le=MAX_INIT_TIMEOUT_MS)
@@ -82,6 +96,16 @@ class SessionConfig(BaseModel):
             hold_s=self.hold_timeout_ms / 1000,
             closing_s=self.closing_timeout_ms / 1000,
         )
+
+    @model_validator(mode="after")
+    def _g711_is_8khz(self) -> SessionConfig:
+        if self.input_audio_format != "pcm16" and self.input_sample_rate != G711_SAMPLE_RATE:
+            raise PydanticCustomError(
+                "g711_rate",
+                "G.711 audio is 8000 Hz; input_sample_rate must be 8000 with {format}",
+                {"format": self.input_audio_format},
+            )
+        return self
 
     @field_validator("language")
     @classmethod
@@ -122,12 +146,17 @@ class SessionConfig(BaseModel):
         """
         merged = self.model_dump()
         merged.update(changes)
+        g711 = changes.get("input_audio_format") in ("g711_ulaw", "g711_alaw")
+        if g711 and "input_sample_rate" not in changes:
+            merged["input_sample_rate"] = G711_SAMPLE_RATE
         try:
             return SessionConfig.model_validate(merged)
         except ValidationError as exc:
             error = exc.errors()[0]
             # The field, not the list index: "hot_words", "preprocessing.denoise".
             field = ".".join(str(p) for p in error["loc"] if isinstance(p, str)) or None
+            if error["type"] == "g711_rate":
+                field = "input_sample_rate"
             reason = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
             raise InvalidRequestError(
                 f"Invalid session setting '{field}': {reason}.", param=field

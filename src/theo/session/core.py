@@ -64,7 +64,10 @@ class RealtimeSession:
         session_id: the session's id, in its events and logs.
         context: the model, the scheduler and the server-wide limits.
         config: the initial configuration (validated, and checked against the model).
-        encoding: how pushed bytes encode samples (at ``config.input_sample_rate``).
+        paced_by_source: the audio comes at the pace of a real-time clock (a phone line),
+            so it is never rate-limited or dropped as too fast: after a stall of the
+            session it arrives in a burst that is not ahead of real time. The transport
+            bounds what it queues instead.
     """
 
     def __init__(
@@ -73,14 +76,14 @@ class RealtimeSession:
         context: SessionContext,
         config: SessionConfig,
         *,
-        encoding: AudioEncoding = AudioEncoding.PCM16,
+        paced_by_source: bool = False,
     ) -> None:
         self.session_id = session_id
+        self._paced_by_source = paced_by_source
         self.context = context
         self.close_reason: CloseReason | None = None
         limits = context.limits
         self._live = LiveConfig(config, context.manifest.postprocessing.hot_words)
-        self._encoding = encoding
         self._events = EventStream()
         self._outbox = OrderedOutbox[SessionEvent](self._emit)
         self._transcripts = TranscriptEvents(context, self._outbox, lambda: self.config)
@@ -119,7 +122,8 @@ class RealtimeSession:
     @property
     def input_format(self) -> InputFormat:
         """The encoding and rate pushed audio must have."""
-        return InputFormat(self._encoding, self.config.input_sample_rate)
+        config = self.config
+        return InputFormat(AudioEncoding(config.input_audio_format), config.input_sample_rate)
 
     @property
     def state(self) -> SessionState:
@@ -179,10 +183,11 @@ class RealtimeSession:
         if not audio or not self.accepting:
             return
         duration_s = audio_format.duration_s(audio)
-        admission = self._backpressure.admit(duration_s)
-        self._report(admission)
-        if not admission.accepted:
-            return
+        if not self._paced_by_source:
+            admission = self._backpressure.admit(duration_s)
+            self._report(admission)
+            if not admission.accepted:
+                return
         if self._ring.free < (duration_s + _FRAME_MARGIN_S) * BYTES_PER_SECOND:
             # Finals are late and the buffer holds only audio still waiting for them.
             self._report(Admission(False, dropped_ms=self._backpressure.drop(duration_s)))
@@ -290,6 +295,7 @@ class RealtimeSession:
     def _finish(self) -> None:
         if self._machine.state != SessionState.CLOSED:
             self._machine.transition(SessionState.CLOSED)
+            self._ring.release()
         self._closed.set()
         self._timer.poke()
         self._events.end()

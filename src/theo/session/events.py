@@ -28,6 +28,8 @@ class CloseReason(enum.StrEnum):
     """On hold longer than ``hold_timeout_ms``."""
     ERROR = "error"
     """The session failed (its worker did not come back)."""
+    CALL_ENDED = "call_ended"
+    """The phone call it transcribed ended: outstanding finals were sent first."""
 
 
 @dataclass(frozen=True, slots=True)

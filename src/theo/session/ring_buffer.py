@@ -39,6 +39,15 @@ class RingBuffer:
         """A buffer holding ``seconds`` of 16 kHz mono PCM16."""
         return cls(max(2, round(seconds * BYTES_PER_SECOND / 2) * 2))
 
+    def release(self) -> None:
+        """Free the memory now (the session ended): nothing is written or read after this.
+
+        A session's objects reference each other, so the session is freed by the cyclic
+        garbage collector, which may run long after; the buffer is most of its memory.
+        """
+        self._buffer = bytearray()
+        self._view = memoryview(self._buffer)
+
     @property
     def capacity(self) -> int:
         """Size in bytes."""

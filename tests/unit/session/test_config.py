@@ -12,13 +12,16 @@ import dataclasses
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 
 from tests.unit.session.test_worker_link import FakeCall, FakeScheduler, Recorder
+from theo.audio import g711
 from theo.errors import CapabilityError, InvalidRequestError
 from theo.manifest import Capabilities, ModelManifest
 from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH, MAX_HOT_WORDS
 from theo.server.audio_form import _MAX_HOT_WORD_LENGTH, _MAX_HOT_WORDS
+from theo.session.audio_format import AudioEncoding, InputFormat
 from theo.session.config import (
     MAX_CLOSING_TIMEOUT_MS,
     MAX_HOLD_TIMEOUT_MS,
@@ -262,3 +265,37 @@ async def test_speech_no_correction_can_save_is_given_up_with_an_empty_final() -
     assert fresh.received == {2: 600}
     assert ring.uncommitted == 0 and not recorder.failed
     await link.close()
+
+
+def test_g711_input_sets_8khz_unless_the_same_update_sets_a_rate() -> None:
+    config = SessionConfig().updated({"input_audio_format": "g711_ulaw"})
+    assert (config.input_audio_format, config.input_sample_rate) == ("g711_ulaw", 8_000)
+    with pytest.raises(InvalidRequestError) as caught:
+        SessionConfig().updated({"input_audio_format": "g711_alaw", "input_sample_rate": 16_000})
+    assert caught.value.param == "input_sample_rate"
+    assert "8000" in caught.value.message
+    with pytest.raises(InvalidRequestError) as caught:
+        config.updated({"input_sample_rate": 16_000})  # still G.711
+    assert caught.value.param == "input_sample_rate"
+    back = config.updated({"input_audio_format": "pcm16", "input_sample_rate": 16_000})
+    assert (back.input_audio_format, back.input_sample_rate) == ("pcm16", 16_000)
+    with pytest.raises(InvalidRequestError) as caught:
+        SessionConfig().updated({"input_audio_format": "opus"})
+    assert caught.value.param == "input_audio_format"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [("g711_ulaw", "pcm16_to_ulaw"), ("g711_alaw", "pcm16_to_alaw")],
+)
+def test_g711_frames_decode_to_the_samples_they_encode(encoding: str, encode: str) -> None:
+    tone = (8_000 * np.sin(np.arange(160) / 5)).astype(np.int16)
+    frame = getattr(g711, encode)(tone)
+    audio_format = InputFormat(AudioEncoding(encoding), 8_000)
+    assert audio_format.bytes_per_sample == 1
+    assert audio_format.duration_s(frame) == pytest.approx(0.02)
+    audio_format.check(frame[:-1])  # any byte count is whole samples
+    decoded = audio_format.decode(frame)
+    assert decoded.dtype == np.float32
+    # G.711 keeps about 13 bits: within 2% of full scale of the original.
+    assert np.max(np.abs(decoded - tone / 32768.0)) < 0.02

@@ -301,6 +301,25 @@ async def test_audio_faster_than_real_time_is_limited_then_dropped() -> None:
     assert events.kinds()[-2:] == [FramesDropped, SessionClosed]  # the last drops, flushed
 
 
+async def test_audio_paced_by_its_source_is_never_limited_as_too_fast() -> None:
+    """A phone line's burst after a stall is not a client sending too fast."""
+    scheduler = FakeScheduler()
+    session = RealtimeSession(
+        "call_1",
+        fake_context(scheduler, rate_limit_after_s=0.5, max_backlog_s=1.0),
+        SessionConfig(),
+        paced_by_source=True,
+    )
+    events = Events(session)
+    await session.start()
+    await _speak(session, [bytes(640)] * 100)  # 2 s of silence at once
+    await _close(session, events)
+
+    assert not events.of(RateLimit)
+    assert not events.of(FramesDropped)
+    assert events.kinds()[-1] is SessionClosed
+
+
 def test_the_input_format_checks_and_times_frames() -> None:
     telephone = InputFormat(AudioEncoding.PCM16, 8000)
     assert telephone.bytes_per_sample == 2

@@ -15,6 +15,7 @@ from theo.manifest import PreprocessingConfig
 from theo.preprocessing.chain import PreprocessingChain
 from theo.session.config import SessionConfig
 from theo.session.outbox import OrderedOutbox
+from theo.session.ring_buffer import RingBuffer
 from theo.session.segmenter import SegmentAudio, Segmenter, SpeechEnded, SpeechStarted
 from theo.vad.detector import VADDetector
 
@@ -96,3 +97,11 @@ def test_session_config_updates_are_validated_as_a_whole() -> None:
         with pytest.raises(InvalidRequestError) as info:
             config.updated({field: value})
         assert info.value.param == field
+
+
+def test_a_released_ring_buffer_gives_its_memory_back() -> None:
+    ring = RingBuffer.for_seconds(2.0)
+    ring.write(bytes(3200))
+    assert len(ring._buffer) == 64_000
+    ring.release()
+    assert len(ring._buffer) == 0

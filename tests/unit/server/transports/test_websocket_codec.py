@@ -33,6 +33,7 @@ CONFIG = SessionConfig(language="pt", hot_words=["PIX"])
 CONFIG_JSON = (
     '{"language": "pt", "vad_sensitivity": "normal", "hot_words": ["PIX"], '
     '"enable_partial_transcripts": true, "enable_itn": true, "input_sample_rate": 16000, '
+    '"input_audio_format": "pcm16", '
     '"preprocessing": {"denoise": null, "dc_remove": null, "gain_normalize": null}, '
     '"init_timeout_ms": 30000, "silence_timeout_ms": 30000, "hold_timeout_ms": 300000, '
     '"closing_timeout_ms": 2000}'
