@@ -27,6 +27,14 @@ from theo.types import StreamTranscript, TranscriptKind, Word
 
 SAMPLE_RATE = ENGINE_SAMPLE_RATE
 _NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+# A final's words end close to its audio's end: an early final starts at the VAD's first
+# quiet window, a final at is_last after the VAD's 300 ms silence wait. Much more audio
+# after the last word means Whisper left out the segment's last phrase: an early final can
+# cut a soft word's tail (the first quiet window falls in it), and forcing the committed
+# words as the decode's prefix can make Whisper end right after them. Each case is
+# decoded again: the early final over the whole segment, then without the prefix.
+_EARLY_TAIL_GAP_S = 0.5
+_FINAL_TAIL_GAP_S = 0.8
 _SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
 
 
@@ -75,6 +83,15 @@ class StreamSettings:
 
 def _shift(words: Sequence[Word], offset_s: float) -> list[Word]:
     return [Word(w.word, w.start + offset_s, w.end + offset_s, w.probability) for w in words]
+
+
+def _last_end(decode: SegmentDecode) -> float:
+    return decode.words[-1].end if decode.words else 0.0
+
+
+def _stops_short(decode: SegmentDecode, audio_s: float, gap_s: float) -> bool:
+    """Whether ``decode`` has words and the last ends ``gap_s`` before its audio did."""
+    return bool(decode.words) and audio_s - _last_end(decode) > gap_s
 
 
 def _text(words: Sequence[Word]) -> str:
@@ -161,6 +178,7 @@ class StreamTranscriber:
         # it is stale once speech resumes or the segment's state changes.
         self._early: asyncio.Future[SegmentDecode] | None = None
         self._early_key: tuple[int, int] = (0, 0)
+        self._early_audio_s = 0.0
 
     @property
     def session_id(self) -> str:
@@ -220,6 +238,7 @@ class StreamTranscriber:
             if self._early is None and self._pass is None and segment.held:
                 self._early = self._decode(self._settings.final_beam_size, urgent=True)
                 self._early_key = self._segment_key()
+                self._early_audio_s = segment.held / SAMPLE_RATE
             return
         settings = self._settings
         seconds = (
@@ -269,6 +288,19 @@ class StreamTranscriber:
         early.cancel()
         return None
 
+    async def _final_decode(self, early: asyncio.Future[SegmentDecode] | None) -> SegmentDecode:
+        """The final's decode: the early one, else a fresh one, redone when it stops short."""
+        beam_size = self._settings.final_beam_size
+        decode = await early if early is not None else None
+        if decode is not None and not _stops_short(decode, self._early_audio_s, _EARLY_TAIL_GAP_S):
+            return decode
+        decode = await self._decode(beam_size, urgent=True)
+        audio_s = self._segment.held / SAMPLE_RATE
+        if not self._segment.agreement.live or not _stops_short(decode, audio_s, _FINAL_TAIL_GAP_S):
+            return decode
+        unprefixed = await self._decode(beam_size, urgent=True, prefixed=False)
+        return unprefixed if _last_end(unprefixed) > _last_end(decode) else decode
+
     def _drop_early(self) -> None:
         if self._early is not None:
             self._early.cancel()
@@ -283,7 +315,7 @@ class StreamTranscriber:
         text = _text(words)
         confidence = None
         if segment.held:
-            decode = await (early or self._decode(self._settings.final_beam_size, urgent=True))
+            decode = await self._final_decode(early)
             segment.language = decode.language
             words = [*words, *agreement.beyond_committed(_shift(decode.words, segment.offset_s))]
             text = _text(words) if words else decode.text
@@ -309,8 +341,11 @@ class StreamTranscriber:
             segment.drop_until(until)
             segment.agreement.trim(until)
 
-    def _decode(self, beam_size: int | None, *, urgent: bool) -> asyncio.Future[SegmentDecode]:
-        """Decode the held audio in the executor, the live committed words as its prefix.
+    def _decode(
+        self, beam_size: int | None, *, urgent: bool, prefixed: bool = True
+    ) -> asyncio.Future[SegmentDecode]:
+        """Decode the held audio in the executor, the live committed words as its prefix
+        (unless not ``prefixed``).
 
         Finals are ``urgent``: a :class:`PriorityExecutor` runs them before queued passes.
         """
@@ -320,7 +355,7 @@ class StreamTranscriber:
             language=frame.language,
             prompt=" ".join(p for p in prompt_parts if p) or None,
             hot_words=frame.hot_words,
-            prefix=_text(agreement.live) or None,
+            prefix=(_text(agreement.live) or None) if prefixed else None,
             beam_size=beam_size,
         )
         audio = self._segment.audio()

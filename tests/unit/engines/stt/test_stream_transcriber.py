@@ -423,3 +423,56 @@ async def test_a_final_overtakes_other_streams_queued_partial_passes() -> None:
     executor.shutdown()
 
     assert order == [None, 1]  # the final's full beam ran before the queued greedy pass
+
+
+async def test_an_early_final_that_stops_short_is_decoded_again_over_the_segment() -> None:
+    """The first quiet window fell in a soft word's tail: Whisper left the phrase out."""
+    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    for _ in range(4):
+        run.feed.push(segment_id=1, enable_partials=False)  # 2 s of speech
+    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1, enable_partials=False)
+    await until(lambda: len(backend.calls) == 1, "the early final")
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1, enable_partials=False)
+    run.feed.push(0, is_last=True, segment_id=1, enable_partials=False)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    # The early decode's words ended at 0.95 s of its 2.1 s: decoded again, whole segment.
+    assert len(backend.calls) == 2
+    assert backend.calls[1][0].size == 4 * HALF_SECOND + SAMPLE_RATE * 3 // 10
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+
+
+async def test_a_final_that_stops_after_its_prefix_is_decoded_again_without_it() -> None:
+    """Forcing the committed words as the prefix can make Whisper end right after them."""
+    backend = FakeBackend(scripted("he was", "he was", "he was", "he was not an ill"))
+    run = Run(backend, StreamSettings(final_beam_size=5, first_interval_s=0.5))
+    for n in range(1, 3):
+        run.feed.push(segment_id=1)
+        await until(lambda n=n: len(backend.calls) == n, f"pass {n}")
+    await until(lambda: run.texts(TranscriptKind.PARTIAL), "the committed words")
+    run.feed.push(segment_id=1, enable_partials=False)
+    run.feed.push(segment_id=1, enable_partials=False)  # 2 s held
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    prefixed, unprefixed = backend.calls[2][1], backend.calls[3][1]
+    assert prefixed.prefix == "he was"
+    assert unprefixed.prefix is None
+    assert unprefixed.beam_size == 5
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill"]
+
+
+async def test_a_final_ending_with_its_audio_is_not_decoded_again() -> None:
+    backend = FakeBackend(scripted("he was", "he was", "he was not an"))
+    run = Run(backend, StreamSettings(final_beam_size=5, first_interval_s=0.5))
+    for n in range(1, 3):
+        run.feed.push(segment_id=1)
+        await until(lambda n=n: len(backend.calls) == n, f"pass {n}")
+    run.feed.push(segment_id=1, enable_partials=False)
+    run.feed.push(segment_id=1, enable_partials=False)  # 2 s held, words to 1.95 s
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    assert len(backend.calls) == 3
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an"]
