@@ -433,3 +433,23 @@ def test_an_audiosocket_call_beyond_the_cap_is_refused_and_closed(
     reasons = sorted(e["reason"] for e in log.ended())  # type: ignore[attr-defined]
     assert reasons == ["hangup"] * MAX_CALLS + ["refused"]
     _wait_no_calls(server)
+
+
+def test_l16_rtp_is_16khz_linear_pcm(server: RunningServer, ports: Ports) -> None:
+    """Asterisk ExternalMedia's slin16: payload type 118, big-endian, 16 kHz."""
+    samples, rate = read_wav(FIXTURES / "en_short.wav")
+    assert rate == 16_000
+
+    async def scenario() -> object:
+        async with CallWatcher(server.base_url) as watcher:
+            await send_rtp_call("127.0.0.1", ports.rtp, samples, "l16", ssrc=0x116)
+            return await watcher.wait_ended(1, 15)
+
+    log = asyncio.run(scenario())
+    (started,) = log.started()  # type: ignore[attr-defined]
+    assert (started["codec"], started["sample_rate"]) == ("l16", 16_000)
+    (ended,) = log.ended()  # type: ignore[attr-defined]
+    assert ended["reason"] == "idle_timeout"
+    finals = log.finals(started["call_id"])  # type: ignore[attr-defined]
+    # en_short.wav lasts 2.99 s: the fake engine's script, 3 words a second, from "alpha".
+    assert finals and finals[0].lower().startswith("alpha bravo")

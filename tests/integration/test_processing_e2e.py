@@ -6,6 +6,7 @@ The pt-BR clips are natural speech made with Kokoro (see tests/fixtures/audio/RE
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from typing import Any
 
@@ -50,7 +51,9 @@ def test_spoken_cpf_is_formatted(server: RunningServer) -> None:
 
 def test_itn_false_returns_the_engine_text(server: RunningServer) -> None:
     raw = _transcribe(server, "pt_br_money_cents.wav", itn="false")
-    assert "1234 reais e 50 centavos" in raw
+    # Whisper writes the thousands either way ("1234" or "1.234") depending on the
+    # CPU's float rounding; what matters is that the words stay the engine's.
+    assert re.search(r"1\.?234 reais e 50 centavos", raw), raw
     assert "R$" not in raw
     raw_cpf = _transcribe(server, "pt_br_cpf.wav", itn="false")
     assert "123.456.789-00" not in raw_cpf
