@@ -56,6 +56,10 @@ class SessionSettings(BaseModel):
     """Longest a session waits for its crashed worker to come back before it fails."""
     max_sessions: int = Field(default=64, ge=1)
     """Realtime sessions served at once; one more is refused with close code 1013."""
+    send_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    """Longest one message to a WebSocket client may wait to be sent; a client that reads
+    nothing this long is cut off (close 1008, ``slow_consumer``), so what waits for it
+    stays bounded."""
 
 
 class TelephonySettings(BaseModel):

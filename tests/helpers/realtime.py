@@ -25,6 +25,11 @@ class SessionLog:
     times: list[float] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
+    audio: list[bytes] = field(default_factory=list)
+    """Binary messages (spoken audio), in order."""
+    audio_times: list[float] = field(default_factory=list)
+    audio_after: list[int] = field(default_factory=list)
+    """For each audio message, how many events had arrived before it."""
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]
@@ -34,6 +39,11 @@ class SessionLog:
 
     def types(self) -> list[str]:
         return [e["type"] for e in self.events]
+
+    def record_audio(self, message: bytes, at: float) -> None:
+        self.audio.append(message)
+        self.audio_times.append(at)
+        self.audio_after.append(len(self.events))
 
 
 def pcm16_of(name: str) -> tuple[bytes, int]:
@@ -80,6 +90,9 @@ async def run_session(
         async def receive() -> None:
             try:
                 async for message in ws:
+                    if isinstance(message, bytes):
+                        log.record_audio(message, time.monotonic() - started)
+                        continue
                     log.events.append(json.loads(message))
                     log.times.append(time.monotonic() - started)
                     if log.events[-1]["type"] == "session.closed":

@@ -21,6 +21,7 @@ from theo.server.metrics import Metrics
 from theo.server.request_metrics import RequestMetricsMiddleware
 from theo.server.routes import audio, calls, health, models, speech
 from theo.server.security import SecurityMiddleware, SecurityPolicy
+from theo.server.speech.session_voice import SessionVoice
 from theo.server.state import AppState
 from theo.server.transports import websocket
 from theo.types import ModelType
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             itn_engines=itn_engines,
             synthesis=SynthesisClient(manager, settings),
         )
+        app.state.theo.voice = SessionVoice(app.state.theo)
         telephony = Telephony(app.state.theo, app.state)
         app.state.telephony = telephony
         try:

@@ -150,6 +150,31 @@ class Metrics:
             ["model", "response_format", "outcome"],
             registry=self.registry,
         )
+        self._session_speech = Counter(
+            "theo_tts_session_speech_total",
+            "Replies spoken inside realtime sessions (tts.speak), by how they ended "
+            "(done, cancelled, barge_in, error).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._v2v = Histogram(
+            "theo_v2v_seconds",
+            "Voice to voice: the caller's speech end to the first audio of the tts.speak "
+            "that followed its final.",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+            registry=self.registry,
+        )
+        self._barge_ins = Counter(
+            "theo_barge_ins_total",
+            "Replies stopped because the caller spoke over them.",
+            registry=self.registry,
+        )
+        self._muted_audio = Counter(
+            "theo_muted_audio_seconds_total",
+            "Incoming realtime audio replaced by silence while the session's speech played "
+            "(mute-on-speak).",
+            registry=self.registry,
+        )
         self._calls_active = Gauge(
             "theo_calls_active",
             "Phone calls being transcribed, by transport (rtp, audiosocket).",
@@ -247,6 +272,21 @@ class Metrics:
     def tts_request_done(self, model: str, response_format: str, outcome: str) -> None:
         """Speech: a request ended (``outcome``: ok, invalid, error or cancelled)."""
         self._tts_requests.labels(model, response_format, outcome).inc()
+
+    def speech_ended(self, reason: str) -> None:
+        """A reply spoken inside a session ended (``done``, ``cancelled``, ``barge_in``,
+        ``error``)."""
+        self._session_speech.labels(reason).inc()
+        if reason == "barge_in":
+            self._barge_ins.inc()
+
+    def voice_to_voice(self, seconds: float) -> None:
+        """Caller speech end to the first audio of the reply that answers it."""
+        self._v2v.observe(seconds)
+
+    def muted_audio(self, seconds: float) -> None:
+        """Incoming audio muted while the session's speech played."""
+        self._muted_audio.inc(seconds)
 
     def call_started(self, transport: str) -> None:
         """A phone call started on ``transport``."""

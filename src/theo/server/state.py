@@ -9,6 +9,7 @@ from theo.errors import ModelNotFoundError
 from theo.postprocessing.itn.engine import ITNEngine
 from theo.registry.store import InstalledModel, ModelStore
 from theo.server.metrics import Metrics
+from theo.session.speaker import Synthesizer
 from theo.workers.manager import WorkerManager
 from theo.workers.scheduler import Scheduler
 from theo.workers.tts_client import SynthesisClient
@@ -29,6 +30,8 @@ class AppState:
     """ITN engine per backend name used by the served models' manifests."""
     synthesis: SynthesisClient
     """Routes speech requests to the text-to-speech workers."""
+    voice: Synthesizer | None = None
+    """What realtime sessions speak with (``tts.speak``); set once the state is built."""
 
     def model(self, name: str) -> InstalledModel:
         """A served model by name; raises :class:`ModelNotFoundError` listing the others."""

@@ -22,6 +22,7 @@ from theo.session.state import SessionTimeouts
 
 VADSensitivity = Literal["high", "normal", "low"]
 InputAudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+OutputAudioFormat = InputAudioFormat
 G711_SAMPLE_RATE = 8_000
 """G.711 is telephone audio: 8 kHz, one byte per sample."""
 
@@ -33,6 +34,7 @@ MAX_INIT_TIMEOUT_MS = 600_000
 MAX_SILENCE_TIMEOUT_MS = 3_600_000
 MAX_HOLD_TIMEOUT_MS = 3_600_000
 MAX_CLOSING_TIMEOUT_MS = 60_000
+MAX_TTS_MUTE_TAIL_MS = 2_000
 
 
 class PreprocessingOverrides(BaseModel):
@@ -87,6 +89,27 @@ class SessionConfig(BaseModel):
     """HOLD: this long on hold without speech closes the session."""
     closing_timeout_ms: int = Field(default=2_000, ge=_MIN_TIMEOUT_MS, le=MAX_CLOSING_TIMEOUT_MS)
     """CLOSING: after ``session.closed``, how long the server waits for the client to close."""
+    tts_model: str | None = None
+    """Text-to-speech model of ``tts.speak`` without a ``model``; None: the first ready
+    one."""
+    output_sample_rate: int | None = Field(default=None, ge=8_000, le=48_000)
+    """Sample rate of the spoken audio sent to the client; None: ``input_sample_rate``
+    (8000 with a G.711 ``output_audio_format``)."""
+    output_audio_format: OutputAudioFormat = "pcm16"
+    """Encoding of the spoken audio: PCM16 little-endian, or G.711 mu-law / A-law (8 kHz;
+    choosing one sets ``output_sample_rate`` to 8000 unless the same update sets it)."""
+    tts_mute: bool = True
+    """Mute-on-speak: while the session's speech plays on the client, the audio it sends
+    is replaced by silence, so the session never transcribes its own voice."""
+    tts_mute_tail_ms: int = Field(default=200, ge=0, le=MAX_TTS_MUTE_TAIL_MS)
+    """How long mute-on-speak lasts after the speech's playback should have ended."""
+
+    @property
+    def output_rate(self) -> int:
+        """The sample rate spoken audio is sent at."""
+        if self.output_audio_format != "pcm16":
+            return G711_SAMPLE_RATE
+        return self.output_sample_rate or self.input_sample_rate
 
     def timeouts(self) -> SessionTimeouts:
         """The per-state timeouts, in seconds, for the session's state machine."""
@@ -105,7 +128,19 @@ class SessionConfig(BaseModel):
                 "G.711 audio is 8000 Hz; input_sample_rate must be 8000 with {format}",
                 {"format": self.input_audio_format},
             )
+        rate = self.output_sample_rate
+        if self.output_audio_format != "pcm16" and rate not in (None, G711_SAMPLE_RATE):
+            raise PydanticCustomError(
+                "g711_output_rate",
+                "G.711 audio is 8000 Hz; output_sample_rate must be 8000 with {format}",
+                {"format": self.output_audio_format},
+            )
         return self
+
+    @field_validator("tts_model")
+    @classmethod
+    def _tts_model(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("language")
     @classmethod
@@ -149,6 +184,9 @@ class SessionConfig(BaseModel):
         g711 = changes.get("input_audio_format") in ("g711_ulaw", "g711_alaw")
         if g711 and "input_sample_rate" not in changes:
             merged["input_sample_rate"] = G711_SAMPLE_RATE
+        g711_out = changes.get("output_audio_format") in ("g711_ulaw", "g711_alaw")
+        if g711_out and "output_sample_rate" not in changes:
+            merged["output_sample_rate"] = G711_SAMPLE_RATE
         try:
             return SessionConfig.model_validate(merged)
         except ValidationError as exc:
@@ -157,6 +195,8 @@ class SessionConfig(BaseModel):
             field = ".".join(str(p) for p in error["loc"] if isinstance(p, str)) or None
             if error["type"] == "g711_rate":
                 field = "input_sample_rate"
+            elif error["type"] == "g711_output_rate":
+                field = "output_sample_rate"
             reason = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
             raise InvalidRequestError(
                 f"Invalid session setting '{field}': {reason}.", param=field

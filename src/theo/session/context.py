@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from theo.config import SessionSettings
 from theo.manifest import ModelManifest
 from theo.postprocessing.itn.engine import ITNEngine
 from theo.workers.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from theo.session.speaker import Synthesizer
 
 
 class SessionMetrics(Protocol):
@@ -26,6 +29,15 @@ class SessionMetrics(Protocol):
     def final_confidence(self, model: str, confidence: float) -> None:
         """The confidence (0-1) of a non-empty final."""
 
+    def speech_ended(self, reason: str) -> None:
+        """A spoken reply ended (``done``, ``cancelled``, ``barge_in``, ``error``)."""
+
+    def voice_to_voice(self, seconds: float) -> None:
+        """Caller speech end to the first audio of the reply that answers it."""
+
+    def muted_audio(self, seconds: float) -> None:
+        """Incoming audio replaced by silence while the session's speech played."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionContext:
@@ -37,3 +49,5 @@ class SessionContext:
     itn_engine: ITNEngine | None
     metrics: SessionMetrics
     limits: SessionSettings
+    synthesizer: Synthesizer | None = None
+    """The server's text-to-speech side (``tts.speak``); None: the session cannot speak."""

@@ -12,7 +12,10 @@ events (a phone call has no client to close it).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
+
+import numpy as np
 
 from theo.errors import InvalidRequestError, TheoError
 from theo.logging import get_logger
@@ -32,10 +35,13 @@ from theo.session.events import (
     SessionEvent,
     SessionHold,
     SessionUpdated,
+    TranscriptFinal,
 )
 from theo.session.live_config import LiveConfig
 from theo.session.outbox import OrderedOutbox
 from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
+from theo.session.speak_request import SpeakRequest
+from theo.session.speaker import Speaker
 from theo.session.speech import SpeechPath
 from theo.session.state import SessionState, SessionStateMachine
 from theo.session.timer import StateTimer
@@ -111,6 +117,10 @@ class RealtimeSession:
         self._speech = SpeechPath(
             session_id, context, self._live, self._link, self._ring, self._transcripts, self._enter
         )
+        self._speaker = Speaker(
+            session_id, context.synthesizer, self._events, context.metrics, lambda: self.config
+        )
+        self._heard: tuple[int, float] = (0, time.monotonic())  # (position, when) of the last frame
         self._failure: TheoError | None = None
         self._closed = asyncio.Event()
 
@@ -158,6 +168,10 @@ class RealtimeSession:
         return event
 
     async def _emit(self, event: SessionEvent) -> None:
+        if isinstance(event, TranscriptFinal) and event.text:
+            position, heard_at = self._heard
+            # When the final's last word was heard, on the monotonic clock.
+            self._speaker.caller_spoke(heard_at - (position / 16 - event.end_ms) / 1000)
         self._events.emit(event)
 
     async def start(self) -> None:
@@ -178,6 +192,7 @@ class RealtimeSession:
         Raises:
             InvalidRequestError: the frame does not hold whole samples (param ``audio``).
         """
+        arrived = time.monotonic()
         audio_format = self.input_format
         audio_format.check(audio)
         if not audio or not self.accepting:
@@ -192,9 +207,16 @@ class RealtimeSession:
             # Finals are late and the buffer holds only audio still waiting for them.
             self._report(Admission(False, dropped_ms=self._backpressure.drop(duration_s)))
             return
-        events = await self._speech.analyse(audio_format.decode(audio))
+        samples = audio_format.decode(audio)
+        if self._speaker.muted():
+            # Mute-on-speak: silence in its place keeps the session's clock on the
+            # client's, and ends a segment the caller was speaking as silence would.
+            samples = np.zeros_like(samples)
+            self.context.metrics.muted_audio(duration_s)
+        events = await self._speech.analyse(samples)
         if not self.accepting:
             return  # closed (e.g. by a timeout) while the frame was being processed
+        self._heard = (self._speech.position, arrived)
         await self._speech.apply(events)
 
     def _report(self, admission: Admission) -> None:
@@ -218,6 +240,8 @@ class RealtimeSession:
         current = self.config
         updated = current.updated(changes)
         check_supported(updated, self.context.manifest)
+        if updated.tts_model is not None and updated.tts_model != current.tts_model:
+            await self._speaker.check_model(updated.tts_model)
         if SpeechPath.needs_rebuild(current, updated) and self._speech.in_segment:
             await self.commit()
         self._speech.reconfigure(current, updated)
@@ -232,14 +256,34 @@ class RealtimeSession:
         if self.accepting:
             await self._speech.commit("client")
 
+    async def speak(self, fields: Mapping[str, object]) -> None:
+        """Queue a spoken reply (``tts.speak``); its events follow in the event stream.
+
+        Raises:
+            InvalidRequestError: an invalid field, or a model, voice or speed that cannot
+                be used (names it).
+            ClientError: the text-to-speech model has no ready worker.
+        """
+        await self._speaker.speak(SpeakRequest.parse(fields))
+
+    def cancel_speech(self, request_id: str | None = None) -> None:
+        """Stop one reply, or all of them (``tts.cancel``); unmutes at once.
+
+        Raises:
+            InvalidRequestError: no such reply is queued or speaking (param ``request_id``).
+        """
+        self._speaker.cancel(request_id)
+
     async def close(self, reason: CloseReason = CloseReason.CLIENT_CLOSE) -> None:
         """CLOSING: finalize the open segment, emit outstanding finals, then ``SessionClosed``.
 
-        The CLOSING timeout (time for a client to leave) starts after that.
+        Speech still playing or queued is cancelled first. The CLOSING timeout (time for a
+        client to leave) starts after that.
         """
         if not self.accepting:
             return
         self._machine.transition(SessionState.CLOSING, start_timer=False)
+        await self._speaker.close()
         self._timer.poke()
         await self._speech.finish()
         await self._drain()
@@ -255,6 +299,7 @@ class RealtimeSession:
         if not self.accepting:
             return
         self._machine.transition(SessionState.CLOSING, start_timer=False)
+        await self._speaker.close()
         await self._link.close()
         self._announce_closed(CloseReason.CANCELLED)
         self._machine.start_timer()
@@ -263,6 +308,7 @@ class RealtimeSession:
     async def abort(self) -> None:
         """Stop at once (the transport is gone): discard everything not emitted yet."""
         await self._timer.stop()
+        await self._speaker.abort()
         await self._link.close()
         self._finish()
 
@@ -293,6 +339,7 @@ class RealtimeSession:
             self._timer.poke()
 
     def _finish(self) -> None:
+        self._speaker.stop()
         if self._machine.state != SessionState.CLOSED:
             self._machine.transition(SessionState.CLOSED)
             self._ring.release()

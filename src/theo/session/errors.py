@@ -25,6 +25,7 @@ class ErrorCode(enum.StrEnum):
     SESSION_CLOSED = "session_closed"
     WORKER_CRASHED = "worker_crashed"
     WORKER_UNAVAILABLE = "worker_unavailable"
+    TTS_FAILED = "tts_failed"
 
 
 class SessionLimitError(TheoError):
@@ -93,6 +94,19 @@ def rejection(error: TheoError) -> ErrorEvent:
 def failure(error: TheoError) -> ErrorEvent:
     """The event of a session that cannot continue (its worker did not come back)."""
     return ErrorEvent(ErrorCode.WORKER_UNAVAILABLE, error.message, recoverable=False)
+
+
+def speech_failure(error: TheoError, request_id: str) -> ErrorEvent:
+    """A spoken reply the TTS engine refused or failed; the session goes on listening."""
+    if isinstance(error, InvalidRequestError):
+        code = ErrorCode.INVALID_VALUE
+    elif isinstance(error, ModelUnavailableError):
+        code = ErrorCode.MODEL_UNAVAILABLE
+    else:
+        code = ErrorCode.TTS_FAILED
+    return ErrorEvent(
+        code, error.message, recoverable=True, param=error.param, request_id=request_id
+    )
 
 
 def is_fatal(event: ErrorEvent) -> bool:

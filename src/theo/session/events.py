@@ -30,6 +30,21 @@ class CloseReason(enum.StrEnum):
     """The session failed (its worker did not come back)."""
     CALL_ENDED = "call_ended"
     """The phone call it transcribed ended: outstanding finals were sent first."""
+    SLOW_CONSUMER = "slow_consumer"
+    """The client stopped reading what the session sent (its send buffer stayed full)."""
+
+
+class SpeakingEndReason(enum.StrEnum):
+    """Why a spoken reply ended (``SpeakingEnded.reason``)."""
+
+    DONE = "done"
+    """All of its audio was sent."""
+    CANCELLED = "cancelled"
+    """``tts.cancel`` (or the session closing) stopped it."""
+    BARGE_IN = "barge_in"
+    """The caller spoke over it."""
+    ERROR = "error"
+    """The engine failed or refused it (an ``error`` event says why, just before)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,8 @@ class ErrorEvent:
     """The field at fault, when there is one."""
     resume_segment_id: int | None = None
     """For a worker crash: the first segment transcribed again."""
+    request_id: str | None = None
+    """For a spoken reply that failed: its ``request_id``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +163,36 @@ class SessionClosed:
 
 
 @dataclass(frozen=True, slots=True)
-class OutputAudio:
-    """Audio for the transport to play to the caller (spoken replies; not emitted yet).
+class SpeakingStarted:
+    """A spoken reply started: its audio follows, as :class:`OutputAudio` events."""
 
-    Always PCM16 mono; the transport converts it to its own encoding.
-    """
-
-    pcm16: bytes
+    request_id: str
+    model: str
+    voice: str
     sample_rate: int
+    format: str
+    """``pcm16``, ``g711_ulaw`` or ``g711_alaw``: the session's ``output_audio_format``."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAudio:
+    """A piece of a spoken reply, in the session's output format and rate, for the
+    transport to play to the caller."""
+
+    request_id: str
+    audio: bytes
+    sample_rate: int
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakingEnded:
+    """A spoken reply ended; every accepted ``tts.speak`` gets exactly one."""
+
+    request_id: str
+    reason: SpeakingEndReason
+    duration_ms: int
+    """Audio of the reply sent to the transport."""
 
 
 SessionEvent = (
@@ -168,6 +207,8 @@ SessionEvent = (
     | FramesDropped
     | ErrorEvent
     | SessionClosed
+    | SpeakingStarted
     | OutputAudio
+    | SpeakingEnded
 )
 """Every event a session emits."""

@@ -20,15 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 
 from tests.helpers.audio import read_wav
 from tests.helpers.server import FIXTURES
 from theo.config import SessionSettings
-from theo.errors import InvalidRequestError, ModelUnavailableError, WorkerCrashError
+from theo.errors import (
+    InferenceError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    WorkerCrashError,
+)
 from theo.manifest import ModelManifest, PostProcessingConfig
 from theo.session.context import SessionContext
+from theo.session.speaker import VoiceChoice
 from theo.types import (
     ModelType,
+    SpeechChunk,
+    SpeechRequest,
     StreamAudio,
     StreamTranscript,
     TranscriptKind,
@@ -156,6 +166,9 @@ class RecordingMetrics:
         self.force_commits: list[str] = []
         self.recoveries: list[str] = []
         self.confidences: list[float] = []
+        self.speech_ends: list[str] = []
+        self.v2v: list[float] = []
+        self.muted_s = 0.0
 
     def stream_observation(self, name: str, value: float) -> None:
         self.observations.append((name, value))
@@ -169,8 +182,89 @@ class RecordingMetrics:
     def final_confidence(self, model: str, confidence: float) -> None:
         self.confidences.append(confidence)
 
+    def speech_ended(self, reason: str) -> None:
+        self.speech_ends.append(reason)
 
-def fake_context(scheduler: FakeScheduler, **limits: float) -> SessionContext:
+    def voice_to_voice(self, seconds: float) -> None:
+        self.v2v.append(seconds)
+
+    def muted_audio(self, seconds: float) -> None:
+        self.muted_s += seconds
+
+
+TTS_RATE = 16_000
+
+
+class FakeSpeech:
+    """One synthesis: ``chunks`` chunks of ``chunk_s`` seconds of a constant tone, each
+    released when the test (or ``auto``) lets it go."""
+
+    def __init__(self, request: SpeechRequest, chunks: int, chunk_s: float, *, auto: bool) -> None:
+        self.request = request
+        self.closed = False
+        self._total = chunks
+        self._samples = round(chunk_s * TTS_RATE)
+        self._gate: asyncio.Queue[None] = asyncio.Queue()
+        self._auto = auto
+        self.fail_after: int | None = None
+
+    def release(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._gate.put_nowait(None)
+
+    def _chunk(self, index: int) -> SpeechChunk:
+        pcm = (np.full(self._samples, 8000, dtype="<i2")).tobytes()
+        return SpeechChunk(pcm, TTS_RATE, index, self._total)
+
+    @property
+    def first(self) -> SpeechChunk:
+        return self._chunk(0)
+
+    async def __aiter__(self) -> AsyncIterator[SpeechChunk]:
+        for index in range(self._total):
+            if index and not self._auto:
+                await self._gate.get()
+            if self.fail_after is not None and index >= self.fail_after:
+                raise InferenceError("The engine failed halfway.")
+            yield self._chunk(index)
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeSynthesizer:
+    """Voices "tone" (default) and "low"; ``open`` refuses language "xx"."""
+
+    def __init__(self, *, chunks: int = 3, chunk_s: float = 0.5, auto: bool = True) -> None:
+        self.opened: list[FakeSpeech] = []
+        self._chunks = chunks
+        self._chunk_s = chunk_s
+        self._auto = auto
+
+    async def choose(self, model: str | None, voice: str, speed: float) -> VoiceChoice:
+        if model not in (None, "fake-tts"):
+            if model == "fake-stt":
+                raise InvalidRequestError("Model 'fake-stt' is not text-to-speech.", "model")
+            raise ModelNotFoundError(model, ["fake-tts"])
+        if voice not in ("", "tone", "low"):
+            raise InvalidRequestError(f"Unknown voice '{voice}'.", param="voice")
+        if not 0.5 <= speed <= 2.0:
+            raise InvalidRequestError("speed from 0.5 to 2", param="speed")
+        return VoiceChoice("fake-tts", voice or "tone")
+
+    async def open(self, request: SpeechRequest) -> FakeSpeech:
+        await asyncio.sleep(0)
+        if request.language == "xx":
+            raise InvalidRequestError("Language 'xx' is not supported.", param="language")
+        speech = FakeSpeech(request, self._chunks, self._chunk_s, auto=self._auto)
+        self.opened.append(speech)
+        return speech
+
+
+def fake_context(
+    scheduler: FakeScheduler, synthesizer: FakeSynthesizer | None = None, **limits: float
+) -> SessionContext:
     """A session context on ``scheduler``; backpressure off unless ``limits`` set it."""
     manifest = ModelManifest(
         name="fake-stt",
@@ -186,6 +280,7 @@ def fake_context(scheduler: FakeScheduler, **limits: float) -> SessionContext:
         itn_engine=None,
         metrics=RecordingMetrics(),
         limits=SessionSettings(**settings),
+        synthesizer=synthesizer,
     )
 
 

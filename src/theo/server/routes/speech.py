@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 import uuid
 from typing import Any, Literal
 
@@ -19,13 +18,13 @@ from theo.server.errors import CLIENT_CLOSED_REQUEST, classify
 from theo.server.speech.encoders import MEDIA_TYPES, SpeechFormat, create_encoder
 from theo.server.speech.response import SpeechResponse, SpeechRun, audio_body, sse_body
 from theo.server.state import AppState
+from theo.speech_text import MAX_SPEECH_CHARS, check_speakable
 from theo.types import ModelType, SpeechRequest, VoiceCatalog
 
 router = APIRouter()
 log = get_logger("server.speech")
 
-MAX_INPUT_CHARS = 4096
-_SPOKEN_WHITESPACE = frozenset("\t\n\r")
+MAX_INPUT_CHARS = MAX_SPEECH_CHARS
 
 
 class SpeechBody(BaseModel):
@@ -51,11 +50,7 @@ class SpeechBody(BaseModel):
     @field_validator("input")
     @classmethod
     def _printable(cls, value: str) -> str:
-        # Control characters (NUL, escape sequences) cannot be spoken, and some engines
-        # fail on them halfway through a stream: refuse them before anything starts.
-        for char in value:
-            if char not in _SPOKEN_WHITESPACE and unicodedata.category(char) == "Cc":
-                raise ValueError(f"control character U+{ord(char):04X} cannot be spoken; remove it")
+        check_speakable(value)
         return value
 
 

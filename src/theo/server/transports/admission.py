@@ -72,4 +72,5 @@ def _context(state: AppState, model_name: str) -> SessionContext:
         itn_engine=state.itn_engines.get(manifest.postprocessing.itn_backend),
         metrics=state.metrics,
         limits=state.settings.session,
+        synthesizer=state.voice,
     )

@@ -1,9 +1,10 @@
 """WS /v1/realtime: the realtime transcription protocol as a transport adapter.
 
-Binary messages are PCM16 mono frames pushed into the session; text messages are JSON
-commands dispatched by a decorator-registered router. One task sends the session's
-events as they come, in order; the receive loop hands refused input to the session
-(:meth:`RealtimeSession.report`), so its error event is ordered with the rest.
+Binary messages from the client are audio frames pushed into the session; text messages
+are JSON commands dispatched by a decorator-registered router. One task sends the
+session's events as they come, in order (spoken audio as binary messages); the receive
+loop hands refused input to the session (:meth:`RealtimeSession.report`), so its error
+event is ordered with the rest.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from theo.server.transports.websocket_codec import (
 from theo.session import errors
 from theo.session.core import RealtimeSession
 from theo.session.errors import ClientError, SessionClosedError, SessionLimitError
-from theo.session.events import CloseReason
+from theo.session.events import CloseReason, OutputAudio
 from theo.session.slots import Slot
 
 router = APIRouter()
@@ -84,6 +85,23 @@ async def _cancel(session: RealtimeSession, message: Message) -> None:
     await session.cancel()
 
 
+@command("tts.speak")
+async def _speak(session: RealtimeSession, message: Message) -> None:
+    await session.speak({k: v for k, v in message.items() if k not in ("type", "event_id")})
+
+
+@command("tts.cancel")
+async def _cancel_speech(session: RealtimeSession, message: Message) -> None:
+    request_id = message.get("request_id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequestError("'request_id' must be a string.", param="request_id")
+    session.cancel_speech(request_id)
+
+
+class SlowConsumerError(Exception):
+    """The client stopped reading: one message could not be sent within the timeout."""
+
+
 class ProtocolAbuseError(Exception):
     """The client keeps breaking the protocol; the connection is closed with 1008."""
 
@@ -91,18 +109,37 @@ class ProtocolAbuseError(Exception):
 class RealtimeConnection:
     """One WebSocket client and its session."""
 
-    def __init__(self, websocket: WebSocket, session: RealtimeSession) -> None:
+    def __init__(
+        self, websocket: WebSocket, session: RealtimeSession, send_timeout_s: float
+    ) -> None:
         self.websocket = websocket
         self.session = session
+        self._send_timeout_s = send_timeout_s
         self._errors_in_a_row = 0
 
     async def send_events(self) -> None:
-        """Send the session's events, in order, until its last one."""
+        """Send the session's events, in order, until its last one.
+
+        Spoken audio goes as binary messages, everything else as JSON text.
+
+        Raises:
+            SlowConsumerError: a message waited longer than the send timeout (the client
+                does not read; what is queued for it must not grow without end).
+        """
         async for event in self.session:
-            text = encode(event)
-            if text is not None and self.websocket.application_state == WebSocketState.CONNECTED:
-                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                    await self.websocket.send_text(text)
+            if self.websocket.application_state != WebSocketState.CONNECTED:
+                continue
+            if isinstance(event, OutputAudio):
+                await self._send(self.websocket.send_bytes(event.audio))
+            elif (text := encode(event)) is not None:
+                await self._send(self.websocket.send_text(text))
+
+    async def _send(self, sending: Awaitable[None]) -> None:
+        try:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await asyncio.wait_for(sending, self._send_timeout_s)
+        except TimeoutError:
+            raise SlowConsumerError from None
 
     async def handle(self, message: Any) -> Close | None:
         """Handle one ASGI message; returns how to close when the session must end."""
@@ -200,7 +237,7 @@ async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
     state.metrics.session_opened()
     started = time.monotonic()
     log.info("session_started", session_id=session_id, model=context.model_name)
-    connection = RealtimeConnection(websocket, session)
+    connection = RealtimeConnection(websocket, session, state.settings.session.send_timeout_s)
     sender = asyncio.create_task(connection.send_events(), name=f"send-{session_id}")
     # Only _serve's answer closes normally: anything that escapes it is a failure.
     close_code, reason = _INTERNAL_FAILURE
@@ -229,13 +266,14 @@ async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
             reason=str(session.close_reason or reason),
             seconds=round(time.monotonic() - started, 3),
         )
-        # A client that already left cannot be sent a close frame.
+        # A client that already left cannot be sent a close frame, and one that does
+        # not read may never take it.
         if (
             websocket.application_state == WebSocketState.CONNECTED
             and websocket.client_state == WebSocketState.CONNECTED
         ):
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await websocket.close(code=close_code, reason=reason)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
+                await asyncio.wait_for(websocket.close(code=close_code, reason=reason), 2.0)
 
 
 async def _serve(connection: RealtimeConnection, sender: asyncio.Task[None]) -> Close:
@@ -248,6 +286,9 @@ async def _serve(connection: RealtimeConnection, sender: asyncio.Task[None]) -> 
             receive.cancel()
             if session.failure is not None:
                 return CLOSE_INTERNAL, "worker unavailable"
+            if not sender.cancelled() and isinstance(sender.exception(), SlowConsumerError):
+                log.warning("session_slow_consumer", session_id=session.session_id)
+                return CLOSE_POLICY, str(CloseReason.SLOW_CONSUMER)
             if sender.cancelled() or sender.exception() is not None:
                 return _INTERNAL_FAILURE  # the client was not sent every event
             if session.close_reason is None:

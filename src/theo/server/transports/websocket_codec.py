@@ -21,6 +21,8 @@ from theo.session.events import (
     SessionEvent,
     SessionHold,
     SessionUpdated,
+    SpeakingEnded,
+    SpeakingStarted,
     SpeechEnd,
     SpeechStart,
     TranscriptFinal,
@@ -101,8 +103,24 @@ def payload(event: SessionEvent) -> Message | None:  # noqa: PLR0911, PLR0912
                 "session_id": event.session_id,
                 "reason": str(event.reason),
             }
+        case SpeakingStarted():
+            return {
+                "type": "tts.speaking_start",
+                "request_id": event.request_id,
+                "model": event.model,
+                "voice": event.voice,
+                "sample_rate": event.sample_rate,
+                "format": event.format,
+            }
         case OutputAudio():
-            return None  # the protocol sends no audio to the client (yet)
+            return None  # sent as a binary message, not JSON
+        case SpeakingEnded():
+            return {
+                "type": "tts.speaking_end",
+                "request_id": event.request_id,
+                "reason": str(event.reason),
+                "duration_ms": event.duration_ms,
+            }
         case _:
             assert_never(event)
 
@@ -161,4 +179,6 @@ def _error(event: ErrorEvent) -> Message:
         body["param"] = event.param
     if event.resume_segment_id is not None:
         body["resume_segment_id"] = event.resume_segment_id
+    if event.request_id is not None:
+        body["request_id"] = event.request_id
     return body

@@ -23,6 +23,9 @@ from theo.session.events import (
     SessionEvent,
     SessionHold,
     SessionUpdated,
+    SpeakingEnded,
+    SpeakingEndReason,
+    SpeakingStarted,
     SpeechEnd,
     SpeechStart,
     TranscriptFinal,
@@ -36,7 +39,8 @@ CONFIG_JSON = (
     '"input_audio_format": "pcm16", '
     '"preprocessing": {"denoise": null, "dc_remove": null, "gain_normalize": null}, '
     '"init_timeout_ms": 30000, "silence_timeout_ms": 30000, "hold_timeout_ms": 300000, '
-    '"closing_timeout_ms": 2000}'
+    '"closing_timeout_ms": 2000, "tts_model": null, "output_sample_rate": null, '
+    '"output_audio_format": "pcm16", "tts_mute": true, "tts_mute_tail_ms": 200}'
 )
 
 CASES: list[tuple[SessionEvent, str]] = [
@@ -105,6 +109,21 @@ CASES: list[tuple[SessionEvent, str]] = [
         '"recoverable": true, "param": "language"}',
     ),
     (
+        SpeakingStarted("r1", "piper-en-us-joe-medium", "joe", 16_000, "pcm16"),
+        '{"type": "tts.speaking_start", "request_id": "r1", "model": "piper-en-us-joe-medium", '
+        '"voice": "joe", "sample_rate": 16000, "format": "pcm16"}',
+    ),
+    (
+        SpeakingEnded("r1", SpeakingEndReason.CANCELLED, 1234),
+        '{"type": "tts.speaking_end", "request_id": "r1", "reason": "cancelled", '
+        '"duration_ms": 1234}',
+    ),
+    (
+        ErrorEvent("tts_failed", "Engine died.", recoverable=True, request_id="r2"),
+        '{"type": "error", "code": "tts_failed", "message": "Engine died.", '
+        '"recoverable": true, "request_id": "r2"}',
+    ),
+    (
         SessionClosed("sess_1", CloseReason.HOLD_TIMEOUT),
         '{"type": "session.closed", "session_id": "sess_1", "reason": "hold_timeout"}',
     ),
@@ -122,8 +141,9 @@ def test_every_event_type_has_a_case() -> None:
     assert covered == set(typing.get_args(SessionEvent))
 
 
-def test_audio_for_the_caller_is_not_part_of_this_protocol() -> None:
-    assert encode(OutputAudio(b"\x00\x00", 16_000)) is None
+def test_spoken_audio_is_not_json() -> None:
+    # The transport sends it as a binary message.
+    assert encode(OutputAudio("r1", b"\x00\x00", 16_000, "pcm16")) is None
 
 
 def test_refusals_before_a_session_are_ascii_escaped() -> None:

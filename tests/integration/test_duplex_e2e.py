@@ -1,0 +1,306 @@
+"""A realtime session that speaks, through a real `theo serve` with tiny.en, Piper and
+Kokoro, and a real WebSocket client.
+
+What the session says is checked by what it says: its audio is transcribed again by
+Theo's own STT. The echo test plays a phone: the client feeds the speech it receives back
+into its microphone stream, attenuated and delayed, between two real caller utterances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import BASE, KOKORO, PIPER, TINY_EN, reference
+from tests.helpers.audio import read_wav, wav_bytes
+from tests.helpers.realtime import SessionLog, ws_url
+from tests.helpers.server import FIXTURES, RunningServer, serving
+from tests.helpers.wer import wer
+
+pytestmark = pytest.mark.e2e
+
+RATE = 16_000
+FRAME = RATE // 50  # 20 ms
+AGENT_TEXT = "Thank you for waiting. Your order has shipped, and it will arrive on Monday."
+AGENT_WORDS = {"thank", "waiting", "order", "shipped", "arrive", "monday"}
+
+
+@pytest.fixture(scope="module")
+def duplex_server(
+    theo_home: Path, tts_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """`theo serve` with tiny.en, Piper and Kokoro (the pulled models, linked)."""
+    models = tmp_path_factory.mktemp("duplex-models")
+    for home, name in ((theo_home, TINY_EN), (tts_home, PIPER), (tts_home, KOKORO)):
+        (models / name).symlink_to(home / "models" / name, target_is_directory=True)
+    logs = tmp_path_factory.mktemp("duplex-logs") / "serve.log"
+    with serving(theo_home, logs, models_dir=models) as server:
+        yield server
+
+
+class Client:
+    """Records a session's text events and binary audio in arrival order."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.log = SessionLog()
+
+    async def send(self, **command: Any) -> None:
+        await self.ws.send(json.dumps(command))
+
+    async def until(self, kind: str, wait_s: float = 60.0, **match: Any) -> dict[str, Any]:
+        async with asyncio.timeout(wait_s):
+            while True:
+                message = await self.ws.recv()
+                if isinstance(message, bytes):
+                    self.log.record_audio(message, time.monotonic())
+                    continue
+                event = json.loads(message)
+                self.log.events.append(event)
+                self.log.times.append(time.monotonic())
+                if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
+                    return event
+
+    def audio_of(self, start: dict[str, Any], end: dict[str, Any]) -> bytes:
+        lo, hi = self.log.events.index(start) + 1, self.log.events.index(end) + 1
+        pairs = zip(self.log.audio, self.log.audio_after, strict=True)
+        return b"".join(audio for audio, seen in pairs if lo <= seen < hi)
+
+
+def _transcribe(server: RunningServer, pcm16: bytes, rate: int, model: str, **fields: str) -> str:
+    samples = np.frombuffer(pcm16, dtype="<i2")
+    with server.client() as client:
+        response = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("reply.wav", wav_bytes(samples, rate), "audio/wav")},
+            data={"model": model, "itn": "false", **fields},
+        )
+    assert response.status_code == 200, response.text
+    return str(response.json()["text"])
+
+
+def test_spoken_replies_say_their_text_in_order_at_the_session_rate(
+    duplex_server: RunningServer,
+) -> None:
+    first = "Good morning. Thank you for calling the help desk."
+    second = "Please hold the line for a moment."
+
+    async def scenario() -> Client:
+        async with websockets.connect(ws_url(duplex_server.base_url, TINY_EN)) as ws:
+            client = Client(ws)
+            await client.send(type="session.configure", output_sample_rate=RATE, tts_model=PIPER)
+            await client.send(type="tts.speak", text=first, voice="joe", request_id="one")
+            await client.send(type="tts.speak", text=second, request_id="two")
+            await client.until("tts.speaking_end", request_id="two")
+            return client
+
+    client = asyncio.run(scenario())
+    marks = [e for e in client.log.events if e["type"].startswith("tts.")]
+    assert [(e["type"], e["request_id"]) for e in marks] == [
+        ("tts.speaking_start", "one"),
+        ("tts.speaking_end", "one"),
+        ("tts.speaking_start", "two"),
+        ("tts.speaking_end", "two"),
+    ]
+    assert marks[0] == {
+        "type": "tts.speaking_start",
+        "request_id": "one",
+        "model": PIPER,
+        "voice": "joe",
+        "sample_rate": RATE,
+        "format": "pcm16",
+    }
+    replies = (((marks[0], marks[1]), first), ((marks[2], marks[3]), second))
+    for (start, end), text in replies:
+        audio = client.audio_of(start, end)
+        assert end["reason"] == "done"
+        assert end["duration_ms"] == round(len(audio) / 2 / RATE * 1000)
+        heard = _transcribe(duplex_server, audio, RATE, TINY_EN)
+        assert wer(text, heard) <= 0.10, heard
+    # Streamed as the worker made it: the two sentences of the first reply came apart.
+    first_reply = client.log.events.index(marks[0]) + 1
+    assert client.log.audio_after.count(first_reply) >= 2
+
+
+def test_kokoro_speaks_portuguese_in_the_session(
+    duplex_server: RunningServer, server: RunningServer
+) -> None:
+    text = "Bom dia. O seu pedido foi confirmado e chega amanhã."
+
+    async def scenario() -> Client:
+        async with websockets.connect(ws_url(duplex_server.base_url, TINY_EN)) as ws:
+            client = Client(ws)
+            await client.send(
+                type="tts.speak", text=text, model=KOKORO, voice="jm_kumo", language="pt-br"
+            )
+            await client.until("tts.speaking_end")
+            return client
+
+    client = asyncio.run(scenario())
+    (start,) = client.log.of("tts.speaking_start")
+    (end,) = client.log.of("tts.speaking_end")
+    assert (start["model"], start["voice"], start["sample_rate"]) == (KOKORO, "jm_kumo", RATE)
+    heard = _transcribe(server, client.audio_of(start, end), RATE, BASE, language="pt")
+    assert wer(text, heard) <= 0.15, heard
+
+
+def test_cancel_mid_speech_ends_it_and_no_audio_follows(duplex_server: RunningServer) -> None:
+    long_text = " ".join(["This reply is far too long to listen to until its end."] * 12)
+
+    async def scenario() -> tuple[Client, float]:
+        async with websockets.connect(ws_url(duplex_server.base_url, TINY_EN)) as ws:
+            client = Client(ws)
+            await client.send(type="tts.speak", text=long_text, model=PIPER, request_id="long")
+            await client.until("tts.speaking_start")
+            while not client.log.audio:
+                message = await asyncio.wait_for(ws.recv(), 30)
+                if isinstance(message, bytes):
+                    client.log.record_audio(message, time.monotonic())
+            asked = time.monotonic()
+            await client.send(type="tts.cancel", request_id="long")
+            await client.until("tts.speaking_end")
+            answered = time.monotonic()
+            await client.send(type="tts.speak", text="Okay.", model=PIPER, request_id="after")
+            await client.until("tts.speaking_end", request_id="after")
+            return client, answered - asked
+
+    client, took = asyncio.run(scenario())
+    end, start_after = client.log.of("tts.speaking_end")[0], client.log.of("tts.speaking_start")[1]
+    assert (end["request_id"], end["reason"]) == ("long", "cancelled")
+    assert not client.audio_of(end, start_after)  # nothing of "long" after its end
+    assert end["duration_ms"] < 60_000
+    print(f"tts.cancel answered in {took * 1000:.0f} ms")
+
+
+def _phone_scenario(
+    server: RunningServer, *, echo_db: float, delay_ms: int
+) -> tuple[SessionLog, list[dict[str, Any]]]:
+    """Caller speech, the agent's reply echoed back, caller speech again; returns the log."""
+    caller, rate = read_wav(FIXTURES / "en_short.wav")
+    assert rate == RATE
+    gain = 10 ** (echo_db / 20)
+    delay = delay_ms * RATE // 1000
+
+    async def run() -> Client:
+        async with websockets.connect(ws_url(server.base_url, TINY_EN)) as ws:
+            client = Client(ws)
+            played = np.zeros(0, dtype=np.float64)  # what the phone's speaker played
+            play_start: int | None = None  # mic sample at which playback began
+            sent = 0
+            second_at: int | None = None
+            spoke = False
+            clock0 = time.monotonic()
+
+            async def receive() -> None:
+                nonlocal played, play_start, spoke
+                async for message in ws:
+                    if isinstance(message, bytes):
+                        client.log.record_audio(message, time.monotonic())
+                        if play_start is None:
+                            play_start = sent
+                        chunk = np.frombuffer(message, dtype="<i2").astype(np.float64)
+                        played = np.concatenate([played, chunk])
+                        continue
+                    event = json.loads(message)
+                    client.log.events.append(event)
+                    client.log.times.append(time.monotonic())
+                    if event["type"] == "transcript.final" and not spoke:
+                        spoke = True
+                        await client.send(
+                            type="tts.speak", text=AGENT_TEXT, model=PIPER, request_id="agent"
+                        )
+                    if event["type"] == "session.closed":
+                        return
+
+            receiver = asyncio.create_task(receive())
+            first = np.concatenate([np.zeros(RATE // 2), caller.astype(np.float64)])
+            while True:
+                mic = np.zeros(FRAME)
+                lo = sent
+                # The caller: the first utterance, later the second one.
+                if lo < first.size:
+                    part = first[lo : lo + FRAME]
+                    mic[: part.size] += part
+                if second_at is not None and second_at <= lo < second_at + caller.size:
+                    part = caller[lo - second_at : lo - second_at + FRAME]
+                    mic[: part.size] += part
+                # The echo: the phone's speaker heard by its microphone, later and softer.
+                if play_start is not None:
+                    at = lo - play_start - delay
+                    if at + FRAME > 0 and at < played.size:
+                        piece = played[max(at, 0) : at + FRAME]
+                        offset = max(-at, 0)
+                        mic[offset : offset + piece.size] += gain * piece
+                ended = bool(client.log.of("tts.speaking_end"))
+                if second_at is None and ended and play_start is not None:
+                    echo_end = play_start + delay + played.size
+                    if lo >= echo_end + RATE:  # the agent has been quiet for a second
+                        second_at = lo
+                if second_at is not None and lo >= second_at + caller.size + RATE * 3 // 2:
+                    break
+                pcm = np.clip(np.round(mic), -32768, 32767).astype("<i2").tobytes()
+                await ws.send(pcm)
+                sent += FRAME
+                await asyncio.sleep(max(0.0, clock0 + sent / RATE - time.monotonic()))
+                assert sent < RATE * 60, "the scenario did not finish"
+            await client.send(type="session.close")
+            await asyncio.wait_for(receiver, 60)
+            return client
+
+    client = asyncio.run(run())
+    return client.log, client.log.of("transcript.final")
+
+
+def test_with_mute_on_speak_the_echo_is_never_transcribed(
+    duplex_server: RunningServer,
+) -> None:
+    log, finals = _phone_scenario(duplex_server, echo_db=-10, delay_ms=150)
+    texts = [f["text"] for f in finals if f["text"].strip()]
+    assert log.of("tts.speaking_end")[0]["reason"] == "done"
+    for text in texts:
+        heard = {w.strip(".,?!").lower() for w in text.split()}
+        assert not heard & AGENT_WORDS, texts
+    # The caller's two utterances, before and after the reply, are both heard.
+    expected = reference("en_short.txt")
+    assert len(texts) == 2, texts
+    for text in texts:
+        assert wer(expected, text) <= 0.35, texts
+
+
+@pytest.mark.parametrize(
+    ("command", "param"),
+    [
+        ({"text": "Hi.", "voice": "nobody"}, "voice"),
+        ({"text": "Hi.", "model": TINY_EN}, "model"),
+        ({"text": "Hi.", "model": KOKORO, "speed": 3.0}, "speed"),  # Kokoro: 0.5-2.0
+        ({"text": "Hi.", "model": KOKORO, "language": "xx-yy"}, "language"),
+        ({"text": "x" * 10_000}, "text"),
+    ],
+)
+def test_bad_speak_requests_are_refused_and_the_session_goes_on(
+    duplex_server: RunningServer, command: dict[str, Any], param: str
+) -> None:
+    async def scenario() -> Client:
+        async with websockets.connect(ws_url(duplex_server.base_url, TINY_EN)) as ws:
+            client = Client(ws)
+            await client.send(type="tts.speak", **command)
+            error = await client.until("error")
+            if error.get("request_id"):  # refused by the engine: its reply ends too
+                await client.until("tts.speaking_end")
+            await client.send(type="tts.speak", text="Fine.", model=PIPER, request_id="ok")
+            await client.until("tts.speaking_end", request_id="ok")
+            return client
+
+    client = asyncio.run(scenario())
+    error = client.log.of("error")[0]
+    assert (error["param"], error["recoverable"]) == (param, True)
+    assert client.log.of("tts.speaking_end")[-1]["reason"] == "done"
