@@ -12,15 +12,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import websockets
 
 from theo.audio.g711 import pcm16_to_alaw, pcm16_to_ulaw
-from theo.telephony.audiosocket import FrameKind, encode_frame
-from theo.telephony.rtp import build_rtcp_bye, build_rtp
+from theo.telephony.audiosocket import FrameKind, encode_frame, read_frame
+from theo.telephony.codecs import codec_for
+from theo.telephony.rtp import RtpPacket, build_rtcp_bye, build_rtp, parse_rtp
 
 PTIME_MS = 20
 _ENCODERS: dict[str, tuple[int, int, Callable[[npt.NDArray[np.int16]], bytes]]] = {
@@ -215,6 +216,7 @@ class CallWatcher:
         self.log = CallEvents()
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._ws: websockets.ClientConnection | None = None
 
     async def __aenter__(self) -> CallWatcher:
         self._task = asyncio.create_task(self._run())
@@ -228,9 +230,15 @@ class CallWatcher:
 
     async def _run(self) -> None:
         async with websockets.connect(self.url, max_size=None) as ws:
+            self._ws = ws
             self._connected.set()
             async for message in ws:
                 self.log.events.append(json.loads(message))
+
+    async def send(self, **command: Any) -> None:
+        """Send a command (``tts.speak`` / ``tts.cancel``) to the server."""
+        assert self._ws is not None
+        await self._ws.send(json.dumps(command))
 
     async def wait_for(
         self,
@@ -249,3 +257,151 @@ class CallWatcher:
     async def wait_ended(self, count: int, timeout: float = 60.0) -> CallEvents:  # noqa: ASYNC109
         """Wait for ``count`` ``call.ended`` events."""
         return await self.wait_for(lambda log: len(log.ended()) >= count, timeout)
+
+
+class RtpPhone(asyncio.DatagramProtocol):
+    """A phone on one UDP socket: it sends a continuous RTP stream (what it is told to say,
+    silence otherwise) and records what Theo sends back to it (symmetric RTP)."""
+
+    def __init__(self, codec: str, ssrc: int) -> None:
+        self.codec = codec
+        self.ssrc = ssrc
+        self.rate = _ENCODERS[codec][1]
+        self.received: list[tuple[float, RtpPacket]] = []
+        """Each packet that came back and when (monotonic)."""
+        self._to_say: list[npt.NDArray[np.int16]] = []
+        self._pending = np.zeros(0, np.int16)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sender: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def call(cls, host: str, port: int, codec: str, ssrc: int) -> RtpPhone:
+        """Dial: bind a socket and start streaming (silence until told to say something)."""
+        loop = asyncio.get_running_loop()
+        phone = cls(codec, ssrc)
+        await loop.create_datagram_endpoint(lambda: phone, remote_addr=(host, port))
+        phone._sender = asyncio.create_task(phone._stream())
+        return phone
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.received.append((time.monotonic(), parse_rtp(data)))
+
+    def say(self, samples: npt.NDArray[np.int16]) -> None:
+        """Speak ``samples`` (at the codec's rate) after what is still being said."""
+        self._to_say.append(samples)
+
+    @property
+    def saying(self) -> bool:
+        """Whether something is still being said."""
+        return bool(self._to_say) or self._pending.size > 0
+
+    def heard(self) -> npt.NDArray[np.int16]:
+        """What came back, decoded, in sequence order (as received: no reordering here)."""
+        audio = b""
+        for _, packet in self.received:
+            codec = codec_for(packet.payload_type)
+            assert codec is not None, packet.payload_type
+            audio += codec.decode(packet.payload)
+        return np.frombuffer(audio, dtype="<i2")
+
+    async def hang_up(self) -> None:
+        """Stop streaming and send an RTCP BYE."""
+        assert self._sender is not None and self._transport is not None
+        self._sender.cancel()
+        await asyncio.gather(self._sender, return_exceptions=True)
+        self._transport.sendto(build_rtcp_bye([self.ssrc]))
+        await asyncio.sleep(0.05)
+        self._transport.close()
+
+    async def _stream(self) -> None:
+        assert self._transport is not None
+        payload_type, rate, encoder = _ENCODERS[self.codec]
+        per_packet = rate * PTIME_MS // 1000
+        started, index = time.monotonic(), 0
+        while True:
+            if self._pending.size < per_packet and self._to_say:
+                self._pending = np.concatenate([self._pending, self._to_say.pop(0)])
+            chunk, self._pending = self._pending[:per_packet], self._pending[per_packet:]
+            chunk = np.pad(chunk, (0, per_packet - chunk.size))
+            packet = build_rtp(
+                payload_type=payload_type,
+                sequence=index & 0xFFFF,
+                timestamp=(index * per_packet) & 0xFFFFFFFF,
+                ssrc=self.ssrc,
+                payload=encoder(chunk),
+                marker=index == 0,
+            )
+            self._transport.sendto(packet)
+            index += 1
+            await asyncio.sleep(max(0.0, started + index * PTIME_MS / 1000 - time.monotonic()))
+
+
+class AudioSocketPhone:
+    """An Asterisk-like AudioSocket peer: a continuous 20 ms slin stream (speech when told,
+    silence otherwise) and a record of the frames Theo sends back."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.received: list[tuple[float, int, bytes]] = []
+        """Each frame that came back: when (monotonic), kind, payload."""
+        self._to_say: list[npt.NDArray[np.int16]] = []
+        self._pending = np.zeros(0, np.int16)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def call(cls, host: str, port: int, call_id: uuid.UUID) -> AudioSocketPhone:
+        """Connect, name the call and start streaming silence."""
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(encode_frame(FrameKind.UUID, call_id.bytes))
+        phone = cls(reader, writer)
+        phone._tasks = [asyncio.create_task(phone._stream()), asyncio.create_task(phone._read())]
+        return phone
+
+    def say(self, samples_8k: npt.NDArray[np.int16]) -> None:
+        """Speak ``samples_8k`` after what is still being said."""
+        self._to_say.append(samples_8k)
+
+    @property
+    def saying(self) -> bool:
+        return bool(self._to_say) or self._pending.size > 0
+
+    def heard(self) -> npt.NDArray[np.int16]:
+        """The audio frames that came back, as samples."""
+        audio = b"".join(p for _, kind, p in self.received if kind == FrameKind.AUDIO)
+        return np.frombuffer(audio, dtype="<i2")
+
+    async def hang_up(self) -> None:
+        """Send a hangup frame and close."""
+        self._tasks[0].cancel()
+        await asyncio.gather(self._tasks[0], return_exceptions=True)
+        self._writer.write(encode_frame(FrameKind.HANGUP))
+        await self._writer.drain()
+        await asyncio.wait_for(self._tasks[1], 30)  # the server closes after the call
+        self._writer.close()
+
+    async def _stream(self) -> None:
+        per_frame = 8_000 * PTIME_MS // 1000
+        started, index = time.monotonic(), 0
+        while True:
+            if self._pending.size < per_frame and self._to_say:
+                self._pending = np.concatenate([self._pending, self._to_say.pop(0)])
+            chunk, self._pending = self._pending[:per_frame], self._pending[per_frame:]
+            chunk = np.pad(chunk, (0, per_frame - chunk.size))
+            self._writer.write(encode_frame(FrameKind.AUDIO, chunk.astype("<i2").tobytes()))
+            await self._writer.drain()
+            index += 1
+            await asyncio.sleep(max(0.0, started + index * PTIME_MS / 1000 - time.monotonic()))
+
+    async def _read(self) -> None:
+        while (frame := await read_frame(self._reader, timeout_s=60)) is not None:
+            self.received.append((time.monotonic(), frame.kind, frame.payload))
+
+
+def spacing_ms(arrivals: list[float]) -> tuple[float, float]:
+    """The median gap between arrivals and the whole span, in milliseconds."""
+    gaps = np.diff(np.asarray(arrivals)) * 1000
+    return float(np.median(gaps)), float((arrivals[-1] - arrivals[0]) * 1000)

@@ -9,21 +9,28 @@ into its microphone stream, attenuated and delayed, between two real caller utte
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import socket
+import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import soxr
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import BASE, KOKORO, PIPER, TINY_EN, reference
 from tests.helpers.audio import read_wav, wav_bytes
 from tests.helpers.realtime import SessionLog, ws_url
-from tests.helpers.server import FIXTURES, RunningServer, serving
+from tests.helpers.server import FIXTURES, RunningServer, free_port, serving, theo_executable
+from tests.helpers.telephony import AudioSocketPhone, CallWatcher, RtpPhone, spacing_ms
 from tests.helpers.wer import wer
 
 pytestmark = pytest.mark.e2e
@@ -34,16 +41,34 @@ AGENT_TEXT = "Thank you for waiting. Your order has shipped, and it will arrive 
 AGENT_WORDS = {"thank", "waiting", "order", "shipped", "arrive", "monday"}
 
 
+@dataclass(frozen=True)
+class PhonePorts:
+    rtp: int
+    audiosocket: int
+
+
+@pytest.fixture(scope="module")
+def phone_ports() -> PhonePorts:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        return PhonePorts(rtp=int(udp.getsockname()[1]), audiosocket=free_port())
+
+
 @pytest.fixture(scope="module")
 def duplex_server(
-    theo_home: Path, tts_home: Path, tmp_path_factory: pytest.TempPathFactory
+    theo_home: Path,
+    tts_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    phone_ports: PhonePorts,
 ) -> Iterator[RunningServer]:
-    """`theo serve` with tiny.en, Piper and Kokoro (the pulled models, linked)."""
+    """`theo serve` with tiny.en, Piper and Kokoro (the pulled models, linked), taking
+    phone calls too."""
     models = tmp_path_factory.mktemp("duplex-models")
     for home, name in ((theo_home, TINY_EN), (tts_home, PIPER), (tts_home, KOKORO)):
         (models / name).symlink_to(home / "models" / name, target_is_directory=True)
     logs = tmp_path_factory.mktemp("duplex-logs") / "serve.log"
-    with serving(theo_home, logs, models_dir=models) as server:
+    args = ["--rtp-port", str(phone_ports.rtp), "--audiosocket-port", str(phone_ports.audiosocket)]
+    with serving(theo_home, logs, models_dir=models, extra_args=args) as server:
         yield server
 
 
@@ -304,3 +329,121 @@ def test_bad_speak_requests_are_refused_and_the_session_goes_on(
     error = client.log.of("error")[0]
     assert (error["param"], error["recoverable"]) == (param, True)
     assert client.log.of("tts.speaking_end")[-1]["reason"] == "done"
+
+
+Phone = RtpPhone | AudioSocketPhone
+
+
+def _caller_8k() -> np.ndarray:
+    caller, rate = read_wav(FIXTURES / "en_short.wav")
+    samples = soxr.resample(caller.astype(np.float32), rate, 8_000)
+    return np.clip(np.round(samples), -32768, 32767).astype(np.int16)
+
+
+async def _phone_conversation(
+    server: RunningServer, dial: Callable[[], Awaitable[Phone]]
+) -> tuple[Phone, CallWatcher, str]:
+    """The caller speaks, the agent answers in the call, the caller speaks again."""
+    caller = _caller_8k()
+    async with CallWatcher(server.base_url) as watcher:
+        phone = await dial()
+        phone.say(np.concatenate([np.zeros(4_000, np.int16), caller]))
+        await watcher.wait_for(lambda log: bool(log.started()), 20)
+        call_id = str(watcher.log.started()[-1]["call_id"])
+        await watcher.wait_for(lambda log: bool(log.finals(call_id)), 60)
+        await watcher.send(
+            type="tts.speak", call_id=call_id, text=AGENT_TEXT, model=PIPER, request_id="agent"
+        )
+        end = await watcher.wait_for(lambda log: _ended(log.of_call(call_id)), 60)
+        duration_ms = _ended(end.of_call(call_id))[0]["duration_ms"]
+        await asyncio.sleep(duration_ms / 1000 + 0.5)  # played in real time
+        phone.say(np.concatenate([caller, np.zeros(8_000, np.int16)]))
+        await watcher.wait_for(lambda log: len(log.finals(call_id)) >= 2, 60)
+        await phone.hang_up()
+        await watcher.wait_ended(1, 30)
+    return phone, watcher, call_id
+
+
+def _ended(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "tts.speaking_end"]
+
+
+def _check_call(
+    server: RunningServer, watcher: CallWatcher, call_id: str, heard: np.ndarray
+) -> None:
+    (end,) = _ended(watcher.log.of_call(call_id))
+    assert (end["request_id"], end["reason"]) == ("agent", "done")
+    assert abs(heard.size / 8 - end["duration_ms"]) < 40  # every 20 ms frame came back
+    reply = _transcribe(server, heard.astype("<i2").tobytes(), 8_000, TINY_EN)
+    assert wer(AGENT_TEXT, reply) <= 0.15, reply
+    finals = [t for t in watcher.log.finals(call_id) if t.strip()]
+    assert len(finals) == 2, finals
+    for text in finals:  # before and after the reply; the reply itself muted
+        assert wer(reference("en_short.txt"), text) <= 0.35, finals
+
+
+def test_an_rtp_call_hears_the_spoken_reply_in_g711_paced_in_real_time(
+    duplex_server: RunningServer, phone_ports: PhonePorts
+) -> None:
+    def dial() -> Awaitable[RtpPhone]:
+        return RtpPhone.call("127.0.0.1", phone_ports.rtp, "pcmu", ssrc=0x5EED)
+
+    phone, watcher, call_id = asyncio.run(_phone_conversation(duplex_server, dial))
+    assert isinstance(phone, RtpPhone)
+    packets = [packet for _, packet in phone.received]
+    assert {p.payload_type for p in packets} == {0}
+    sequences = [p.sequence for p in packets]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(sequences))
+    median_gap, span = spacing_ms([at for at, _ in phone.received])
+    assert 15 <= median_gap <= 30, median_gap
+    assert span >= 0.8 * (len(packets) - 1) * 20, span
+    _check_call(duplex_server, watcher, call_id, phone.heard())
+
+
+def test_an_audiosocket_call_hears_the_spoken_reply_paced_in_real_time(
+    duplex_server: RunningServer, phone_ports: PhonePorts
+) -> None:
+    def dial() -> Awaitable[AudioSocketPhone]:
+        return AudioSocketPhone.call("127.0.0.1", phone_ports.audiosocket, uuid.uuid4())
+
+    phone, watcher, call_id = asyncio.run(_phone_conversation(duplex_server, dial))
+    assert isinstance(phone, AudioSocketPhone)
+    median_gap, span = spacing_ms([at for at, _, _ in phone.received])
+    assert 15 <= median_gap <= 30, median_gap
+    assert span >= 0.8 * (len(phone.received) - 1) * 20, span
+    _check_call(duplex_server, watcher, call_id, phone.heard())
+
+
+def test_the_cli_echo_bot_speaks_each_final_back(
+    duplex_server: RunningServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "replies.wav"
+    result = subprocess.run(
+        [
+            theo_executable(),
+            "transcribe",
+            "--stream",
+            str(FIXTURES / "en_short.wav"),
+            "--model",
+            TINY_EN,
+            "--reply",
+            "echo",
+            "--reply-audio",
+            str(out),
+            "--server",
+            duplex_server.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, lines  # the final, then the reply saying it
+    final, reply = lines
+    assert wer(reference("en_short.txt"), final) <= 0.35, lines
+    assert reply == f"» {final}"
+    spoken, rate = read_wav(out)
+    assert rate == RATE and spoken.size > RATE // 2
+    heard = _transcribe(duplex_server, spoken.astype("<i2").tobytes(), rate, TINY_EN)
+    assert wer(final, heard) <= 0.35, (final, heard)

@@ -6,10 +6,12 @@ scripted fake engine standing in for the model (the real-engine proof is
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import socket
 import struct
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,16 +22,19 @@ import pytest
 import websockets
 
 from tests.helpers.audio import read_wav
-from tests.helpers.fake import FAKE_STT, install_fake_stt, serving_fake
+from tests.helpers.fake import FAKE_STT, install_fake_stt, install_fake_tts, serving_fake
 from tests.helpers.memory import status_kb
 from tests.helpers.realtime import run_session, ws_url
 from tests.helpers.server import FIXTURES, RunningServer, free_port, wait_for
 from tests.helpers.telephony import (
+    AudioSocketPhone,
     CallWatcher,
+    RtpPhone,
     audiosocket_call,
     rtp_packets,
     send_datagrams,
     send_rtp_call,
+    spacing_ms,
 )
 from theo.audio.g711 import pcm16_to_ulaw
 from theo.telephony.audiosocket import FrameKind, encode_frame
@@ -61,6 +66,7 @@ def ports() -> Ports:
 def server(tmp_path_factory: pytest.TempPathFactory, ports: Ports) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("fake-telephony-home")
     install_fake_stt(home, transcript=SCRIPT, words_per_second=3)
+    install_fake_tts(home, seconds_per_char=0.05, synthesis_delay_s=0.1)
     env = {
         "THEO_TELEPHONY__MAX_CALLS": str(MAX_CALLS),
         "THEO_TELEPHONY__IDLE_TIMEOUT_MS": str(IDLE_MS),
@@ -453,3 +459,144 @@ def test_l16_rtp_is_16khz_linear_pcm(server: RunningServer, ports: Ports) -> Non
     finals = log.finals(started["call_id"])  # type: ignore[attr-defined]
     # en_short.wav lasts 2.99 s: the fake engine's script, 3 words a second, from "alpha".
     assert finals and finals[0].lower().startswith("alpha bravo")
+
+
+REPLY = "Hello there."  # the fake TTS: a 440 Hz tone, 0.05 s per character
+
+
+def _tone_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.argmax(spectrum) * rate / samples.size)
+
+
+async def _speak_into_the_call(watcher: CallWatcher, phone: RtpPhone | AudioSocketPhone) -> str:
+    """Say something, wait for its final, answer it with ``tts.speak``; returns the call id."""
+    phone.say(_speech_8k(1.5))
+    await watcher.wait_for(lambda log: bool(log.started()), 10)
+    call_id = str(watcher.log.started()[-1]["call_id"])
+    await watcher.wait_for(lambda log: bool(log.finals(call_id)), 20)
+    await watcher.send(type="tts.speak", call_id=call_id, text=REPLY, request_id="hi")
+    await watcher.wait_for(lambda log: _of(log, call_id, "tts.speaking_end"), 20)
+    return call_id
+
+
+def _of(log: object, call_id: str, kind: str) -> list[dict[str, object]]:
+    return [e for e in log.of_call(call_id) if e["type"] == kind]  # type: ignore[attr-defined]
+
+
+def test_an_rtp_call_hears_the_reply_in_its_codec_paced_in_real_time(
+    server: RunningServer, ports: Ports
+) -> None:
+    async def scenario() -> tuple[RtpPhone, object, str]:
+        async with CallWatcher(server.base_url) as watcher:
+            phone = await RtpPhone.call("127.0.0.1", ports.rtp, "pcma", ssrc=0xABBA)
+            call_id = await _speak_into_the_call(watcher, phone)
+            (end,) = _of(watcher.log, call_id, "tts.speaking_end")
+            duration_s = int(end["duration_ms"]) / 1000  # type: ignore[call-overload]
+            await asyncio.sleep(duration_s + 0.5)  # played in real time, after it was sent
+            # Heard again once the reply has played: the session is no longer muted.
+            finals = len(watcher.log.finals(call_id))
+            phone.say(_speech_8k(1.5))
+            await watcher.wait_for(lambda log: len(log.finals(call_id)) > finals, 20)
+            await phone.hang_up()
+            await watcher.wait_ended(1, 20)
+            return phone, watcher.log, call_id
+
+    phone, log, call_id = asyncio.run(scenario())
+    (start,) = _of(log, call_id, "tts.speaking_start")
+    (end,) = _of(log, call_id, "tts.speaking_end")
+    assert (start["request_id"], start["sample_rate"], start["format"]) == ("hi", 8_000, "pcm16")
+    assert (end["reason"], end["duration_ms"]) == ("done", round(len(REPLY) * 0.05 * 1000))
+    packets = [p for _, p in phone.received]
+    assert {p.payload_type for p in packets} == {8}  # PCMA, as the call came in
+    assert len({p.ssrc for p in packets}) == 1
+    assert packets[0].marker and not any(p.marker for p in packets[1:])
+    sequences = [p.sequence for p in packets]
+    assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(sequences)] == [1] * (len(packets) - 1)
+    stamps = [p.timestamp for p in packets]
+    assert {(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)} == {160}
+    assert {len(p.payload) for p in packets} == {160}  # 20 ms of A-law
+    heard = phone.heard()
+    assert len(packets) == -(-int(end["duration_ms"]) // 20)  # type: ignore[call-overload]
+    assert abs(_tone_hz(heard, 8_000) - 440) < 10
+    median_gap, span = spacing_ms([at for at, _ in phone.received])
+    assert 15 <= median_gap <= 30, median_gap  # one packet every 20 ms, not a burst
+    assert span >= 0.8 * (len(packets) - 1) * 20, span
+
+
+def test_an_audiosocket_call_hears_the_reply_as_paced_slin_frames(
+    server: RunningServer, ports: Ports
+) -> None:
+    async def scenario() -> tuple[AudioSocketPhone, object, str]:
+        async with CallWatcher(server.base_url) as watcher:
+            phone = await AudioSocketPhone.call("127.0.0.1", ports.audiosocket, uuid.uuid4())
+            call_id = await _speak_into_the_call(watcher, phone)
+            await asyncio.sleep(len(REPLY) * 0.05 + 0.5)
+            await phone.hang_up()
+            await watcher.wait_ended(1, 20)
+            return phone, watcher.log, call_id
+
+    phone, log, call_id = asyncio.run(scenario())
+    (end,) = _of(log, call_id, "tts.speaking_end")
+    frames = [(at, kind, payload) for at, kind, payload in phone.received]
+    assert {kind for _, kind, _ in frames} == {FrameKind.AUDIO}
+    assert {len(payload) for _, _, payload in frames} == {320}  # 20 ms of 8 kHz slin
+    assert len(frames) * 20 >= int(end["duration_ms"])  # type: ignore[call-overload]
+    assert abs(_tone_hz(phone.heard(), 8_000) - 440) < 10
+    median_gap, span = spacing_ms([at for at, _, _ in frames])
+    assert 15 <= median_gap <= 30, median_gap
+    assert span >= 0.8 * (len(frames) - 1) * 20, span
+
+
+def test_cancel_stops_a_call_s_reply_and_bad_commands_are_answered(
+    server: RunningServer, ports: Ports
+) -> None:
+    async def scenario() -> tuple[RtpPhone, object, str, float, list[dict[str, object]]]:
+        async with CallWatcher(server.base_url) as watcher:
+            phone = await RtpPhone.call("127.0.0.1", ports.rtp, "pcmu", ssrc=0xCA11)
+            phone.say(_speech_8k(1.5))
+            await watcher.wait_for(lambda log: bool(log.started()), 10)
+            call_id = str(watcher.log.started()[-1]["call_id"])
+            long_text = "This reply goes on and on. " * 8  # about 11 s of tone
+            await watcher.send(type="tts.speak", call_id=call_id, text=long_text, request_id="l")
+            await watcher.wait_for(lambda log: len(phone.received) >= 25, 20)  # 0.5 s played
+            await watcher.send(type="tts.cancel", call_id=call_id)
+            await watcher.wait_for(lambda log: bool(_of(log, call_id, "tts.speaking_end")), 10)
+            cancelled_at = time.monotonic()
+            await asyncio.sleep(0.5)
+            bad = [
+                {"type": "tts.speak", "call_id": "call_nobody", "text": "Hi."},
+                {"type": "tts.speak", "text": "Hi."},
+                {"type": "tts.speak", "call_id": call_id, "text": ""},
+                {"type": "tts.speak", "call_id": call_id, "text": "Hi.", "voice": "nobody"},
+                {"type": "tts.cancel", "call_id": call_id, "request_id": "never"},
+                {"type": "tts.dance", "call_id": call_id},
+            ]
+            for command in bad:
+                await watcher.send(**command)
+            await watcher.wait_for(
+                lambda log: len([e for e in log.events if e["type"] == "error"]) >= len(bad), 10
+            )
+            await phone.hang_up()
+            await watcher.wait_ended(1, 20)
+            errors = [e for e in watcher.log.events if e["type"] == "error"]
+            return phone, watcher.log, call_id, cancelled_at, errors
+
+    phone, log, call_id, cancelled_at, errors = asyncio.run(scenario())
+    (end,) = _of(log, call_id, "tts.speaking_end")
+    assert (end["request_id"], end["reason"]) == ("l", "cancelled")
+    after = [at for at, _ in phone.received if at > cancelled_at + 0.1]
+    assert not after, f"{len(after)} packets played after the cancel"
+    assert len(phone.received) * 20 < 5_000  # far less than the whole reply
+    assert [(e.get("param"), e.get("call_id")) for e in errors] == [
+        ("call_id", "call_nobody"),
+        ("call_id", None),
+        ("text", call_id),
+        ("voice", call_id),
+        ("request_id", call_id),
+        (None, call_id),
+    ]
+    assert errors[-1]["code"] == "unknown_command"
+    assert all(e["recoverable"] for e in errors)
+    (ended,) = log.ended()
+    assert ended["reason"] == "bye"

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from theo.audio.decode import decode_audio
 from theo.audio.pcm import ENGINE_SAMPLE_RATE, float_to_pcm16
 from theo.cli.client import auth_headers, fail, unauthorized_hint
+from theo.cli.reply import EchoBot, ReplySink, SpeakerSink, WavSink
 from theo.errors import AudioFormatError
 from theo.preprocessing.resample import Resample
 
@@ -39,6 +40,8 @@ MAX_LEAD_S = 1.5
 _CLOSE_TIMEOUT_S = 120.0  # the server decodes the last segment before it answers
 _MIN_RATE, _MAX_RATE = 8_000, 48_000  # the input_sample_rate range the server accepts
 _CLEAR_LINE = "\r\x1b[2K"
+_REPLY_QUIET_S = 2.0
+"""With --reply, after a file ends: how long nothing must happen before closing."""
 MIC_HINT = "microphone streaming needs `pip install 'theo-openvoice[mic]'`"
 
 Send = Callable[[bytes], Awaitable[None]]
@@ -62,6 +65,10 @@ class StreamOptions:
     denoise: str | None = None
     speed: float = 1.0
     """Pace of a file as a multiple of real time."""
+    reply: str | None = None
+    """``echo``: speak each final back (see :mod:`theo.cli.reply`)."""
+    reply_audio: Path | None = None
+    """Where to write the replies' audio (WAV); default: the speakers, with a microphone."""
 
 
 class AudioSource(Protocol):
@@ -213,6 +220,13 @@ class Display:
         if self._partial:
             self._show_partial(self._partial)
 
+    def reply(self, text: str) -> None:
+        """A reply the session starts speaking, on its own line (``» text``)."""
+        self._clear()
+        self._write(f"» {text}\n")
+        if self._partial:
+            self._show_partial(self._partial)
+
     def finish(self) -> None:
         """Leave the terminal line clean when the session ends."""
         self._clear()
@@ -296,27 +310,79 @@ async def _connect(url: str, base_url: str) -> ClientConnection:
         ) from exc
 
 
-async def _next_event(ws: ClientConnection) -> dict[str, Any]:
+async def _next_message(ws: ClientConnection) -> dict[str, Any] | bytes:
     try:
         message = await ws.recv()
     except ConnectionClosed as exc:
         raise StreamError(_closed_message(ws)) from exc
+    if isinstance(message, bytes):
+        return message  # reply audio
     event: dict[str, Any] = json.loads(message)
     return event
 
 
-async def _receive(ws: ClientConnection, display: Display) -> None:
-    """Render events until ``session.closed``; a fatal error raises :class:`StreamError`."""
+async def _next_event(ws: ClientConnection) -> dict[str, Any]:
+    while isinstance(message := await _next_message(ws), bytes):
+        pass
+    return message
+
+
+@dataclass
+class Replies:
+    """What ``--reply`` adds to a session: the bot that answers and where its audio goes."""
+
+    bot: EchoBot
+    sink: ReplySink | None
+
+
+async def _receive(ws: ClientConnection, display: Display, replies: Replies | None) -> None:
+    """Render events until ``session.closed``; a fatal error raises :class:`StreamError`.
+
+    With ``replies``, each final is answered with ``tts.speak`` and the audio that comes
+    back goes to the reply sink.
+    """
     while True:
-        event = await _next_event(ws)
-        if event["type"] == "session.closed":
+        event = await _next_message(ws)
+        if isinstance(event, bytes):
+            if replies is not None and replies.sink is not None:
+                replies.sink.write(event)
+            continue
+        kind = event["type"]
+        if kind == "session.closed":
             return
-        if event["type"] == "error":
+        if kind == "error":
             if not event.get("recoverable"):
                 raise StreamError(str(event.get("message")))
             display.notice(f"Warning: {event.get('message')}")
-        else:
-            display.event(event)
+            continue
+        display.event(event)
+        if replies is None:
+            continue
+        if kind == "transcript.final" and (speak := replies.bot.answer(str(event["text"]))):
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps(speak))
+        elif kind == "tts.speaking_start" and (text := replies.bot.said(event)):
+            display.reply(text)
+        elif kind == "tts.speaking_end":
+            replies.bot.ended(event)
+
+
+async def _replies_done(replies: Replies) -> None:
+    """Wait until every reply was spoken (and played) and nothing new came for a while."""
+    async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+        while True:  # the condition is about elapsed time: polled
+            playing = replies.sink is not None and replies.sink.busy
+            if replies.bot.idle_for(_REPLY_QUIET_S) and not playing:
+                return
+            await asyncio.sleep(0.1)
+
+
+def _reply_sink(options: StreamOptions, source: AudioSource) -> ReplySink | None:
+    if options.reply_audio is not None:
+        return WavSink(options.reply_audio, source.sample_rate)
+    if isinstance(source, MicrophoneSource):
+        return SpeakerSink(source.sd, source.sample_rate)
+    return None
 
 
 async def stream_session(
@@ -337,13 +403,22 @@ async def stream_session(
             await ws.send(json.dumps(configure))
         if source.banner:
             display.notice(source.banner)
-        receiver = asyncio.create_task(_receive(ws, display))
+        replies = Replies(EchoBot(), _reply_sink(options, source)) if options.reply else None
+        receiver = asyncio.create_task(_receive(ws, display, replies))
         sender = asyncio.create_task(source.send_to(ws.send))
         stopped = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({receiver, sender, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if sender.done() and not isinstance(sender.exception(), ConnectionClosed | None):
                 sender.result()
+            if replies is not None and sender.done() and not receiver.done():
+                # The file ended: let the last final be answered and spoken before closing
+                # (closing the session cancels the speech still playing).
+                waiting = asyncio.create_task(_replies_done(replies))
+                await asyncio.wait(
+                    {waiting, receiver, stopped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiting.cancel()
             if not receiver.done():
                 sender.cancel()
                 with contextlib.suppress(ConnectionClosed):
@@ -356,6 +431,8 @@ async def stream_session(
             for task in (receiver, sender, stopped):
                 task.cancel()
             await asyncio.gather(receiver, sender, stopped, return_exceptions=True)
+            if replies is not None and replies.sink is not None:
+                replies.sink.close()
             display.finish()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from theo.cli.client import fail, request, resolve_base_url, server_option
+from theo.cli.reply import REPLY_MODES
 from theo.cli.stream import StreamOptions, run_stream
 
 _FORMATS = ["json", "text", "verbose_json", "srt", "vtt"]
@@ -108,9 +109,13 @@ def _stream(
     partials: bool | None,
     speed: float | None,
     server_url: str | None,
+    reply: str | None = None,
+    reply_audio: Path | None = None,
 ) -> None:
     if speed is not None and file is None:
         raise click.UsageError("--speed applies only when streaming a FILE.")
+    if reply_audio is not None and reply is None:
+        raise click.UsageError("--reply-audio needs --reply.")
     base_url = resolve_base_url(server_url)
     options = StreamOptions(
         base_url=base_url,
@@ -121,6 +126,8 @@ def _stream(
         itn=itn,
         denoise=denoise,
         speed=speed or 1.0,
+        reply=reply,
+        reply_audio=reply_audio,
     )
     run_stream(options, file)
 
@@ -155,6 +162,19 @@ def _stream(
     default=None,
     help="With --stream FILE: pace as a multiple of real time (default 1).",
 )
+@click.option(
+    "--reply",
+    type=click.Choice(REPLY_MODES),
+    default=None,
+    help="With --stream: the session speaks back; 'echo' says each final again.",
+)
+@click.option(
+    "--reply-audio",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="With --reply: write the spoken replies to this WAV file "
+    "(default: play them, when streaming the microphone).",
+)
 @server_option
 def transcribe_cmd(
     file: Path | None,
@@ -169,14 +189,30 @@ def transcribe_cmd(
     stream: bool,
     partials: bool | None,
     speed: float | None,
+    reply: str | None,
+    reply_audio: Path | None,
     server_url: str | None,
 ) -> None:
     """Transcribe an audio file with the running server, or stream it live with --stream."""
     if stream:
         if prompt or word_timestamps or response_format != "json":
             raise click.UsageError("--prompt, --word-timestamps and --format need a batch request.")
-        _stream(file, model, language, hot_words, itn, denoise, partials, speed, server_url)
+        _stream(
+            file,
+            model,
+            language,
+            hot_words,
+            itn,
+            denoise,
+            partials,
+            speed,
+            server_url,
+            reply,
+            reply_audio,
+        )
         return
+    if reply is not None or reply_audio is not None:
+        raise click.UsageError("--reply and --reply-audio apply only with --stream.")
     if file is None:
         raise click.UsageError("Missing argument 'FILE' (or use --stream for the microphone).")
     if partials is not None or speed is not None:

@@ -41,7 +41,7 @@ from theo.session.live_config import LiveConfig
 from theo.session.outbox import OrderedOutbox
 from theo.session.ring_buffer import BYTES_PER_SECOND, RingBuffer
 from theo.session.speak_request import SpeakRequest
-from theo.session.speaker import Speaker
+from theo.session.speaker import MAX_AHEAD_S, Speaker
 from theo.session.speech import SpeechPath
 from theo.session.state import SessionState, SessionStateMachine
 from theo.session.timer import StateTimer
@@ -118,7 +118,13 @@ class RealtimeSession:
             session_id, context, self._live, self._link, self._ring, self._transcripts, self._enter
         )
         self._speaker = Speaker(
-            session_id, context.synthesizer, self._events, context.metrics, lambda: self.config
+            session_id,
+            context.synthesizer,
+            self._events,
+            context.metrics,
+            lambda: self.config,
+            # A phone line's playout takes audio as fast as it comes: bound it by time.
+            max_ahead_s=MAX_AHEAD_S if paced_by_source else None,
         )
         self._heard: tuple[int, float] = (0, time.monotonic())  # (position, when) of the last frame
         self._failure: TheoError | None = None

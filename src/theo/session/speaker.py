@@ -45,6 +45,10 @@ MAX_QUEUED_REPLIES = 32
 """Replies one session may have waiting; more are refused (param ``request_id``)."""
 _MAX_AUDIO_BACKLOG_S = 10.0
 """Seconds of audio the speaker lets wait for the transport before it waits too."""
+MAX_AHEAD_S = 10.0
+"""Seconds of audio a call's speaker sends ahead of its playback clock: a phone line plays
+in real time, and a reply synthesized much further ahead would only wait in memory (a
+WebSocket's own send buffer bounds it there)."""
 _ANSWER_WINDOW_S = 10.0
 """A reply requested this long after a final answers it (voice-to-voice latency)."""
 
@@ -112,6 +116,7 @@ class Speaker:
         metrics: where replies, voice-to-voice latency and muted audio are counted.
         config: the session's configuration in force (output format, mute settings).
         clock: monotonic seconds (tests pass their own).
+        max_ahead_s: the most audio sent ahead of the playback clock (None: no limit).
     """
 
     def __init__(
@@ -122,8 +127,10 @@ class Speaker:
         metrics: SessionMetrics,
         config: Callable[[], SessionConfig],
         clock: Callable[[], float] = time.monotonic,
+        max_ahead_s: float | None = None,
     ) -> None:
         self._session_id = session_id
+        self._max_ahead_s = max_ahead_s
         self._synthesizer = synthesizer
         self._events = events
         self._metrics = metrics
@@ -318,6 +325,9 @@ class Speaker:
         async for chunk in stream:
             await self._send(reply, converter, converter.convert(chunk.pcm16))
             await self._events.wait_audio_backlog(backlog_limit)
+            ahead_s = self._playback_end - self._clock()
+            if self._max_ahead_s is not None and ahead_s > self._max_ahead_s:
+                await asyncio.sleep(ahead_s - self._max_ahead_s)
             if reply.ended:
                 return
         await self._send(reply, converter, converter.flush())

@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from theo.audio.g711 import alaw_to_pcm16, ulaw_to_pcm16
+from theo.audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 
 __all__ = ["DEFAULT_L16_PAYLOAD_TYPE", "PCMA", "PCMU", "RtpCodec", "codec_for"]
 
@@ -50,6 +50,15 @@ class RtpCodec:
         # RFC 3551 section 4.5.11: L16 travels in network byte order.
         whole = len(payload) - len(payload) % 2
         return np.frombuffer(payload, dtype=">i2", count=whole // 2).astype("<i2").tobytes()
+
+    def encode(self, pcm16: bytes) -> bytes:
+        """Encode PCM16 little-endian mono bytes at :attr:`clock_rate` as a payload."""
+        samples = np.frombuffer(pcm16, dtype="<i2", count=len(pcm16) // 2)
+        if self.name == "pcmu":
+            return pcm16_to_ulaw(samples)
+        if self.name == "pcma":
+            return pcm16_to_alaw(samples)
+        return samples.astype(">i2").tobytes()
 
     def silence(self, samples: int) -> bytes:
         """PCM16 little-endian silence, ``samples`` long."""

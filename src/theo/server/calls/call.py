@@ -5,6 +5,9 @@ callback) or with backpressure (:meth:`Call.push`, from a TCP reader); one task 
 the audio into the session in order, another publishes the session's events with the
 call's id. :meth:`Call.end` finalizes the open segment, publishes the last finals, then
 ``call.ended``.
+
+A call speaks too: ``tts.speak`` replies are played back into the transport by a
+:class:`Playout`, 20 ms at a time; a cancelled reply's queued audio is dropped at once.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from theo.errors import TheoError
+from theo.errors import InvalidRequestError, TheoError
 from theo.logging import get_logger
 from theo.server.calls.bus import Message
+from theo.server.calls.playout import FrameSink, Playout
 from theo.server.transports.websocket_codec import payload
 from theo.session.core import RealtimeSession
-from theo.session.events import CloseReason
+from theo.session.events import CloseReason, OutputAudio, SpeakingEnded, SpeakingEndReason
 from theo.session.slots import Slot
 
 log = get_logger("calls")
@@ -101,6 +105,8 @@ class Call:
         publish: where its events go (the call event bus).
         statistics: the transport's per-call statistics.
         on_ended: told when the call has ended (the registry forgets it).
+        send_frame: the transport's sender of 20 ms reply frames (PCM16 at the call's
+            rate); None for a call that cannot speak.
     """
 
     def __init__(
@@ -111,6 +117,7 @@ class Call:
         publish: Callable[[Message], None],
         statistics: Statistics,
         on_ended: Callable[[Call, CallEndReason], None],
+        send_frame: FrameSink | None = None,
     ) -> None:
         self.info = info
         self.session = session
@@ -127,6 +134,9 @@ class Call:
         self.dtmf_digits = 0
         self._end_reason: CallEndReason | None = None
         self._ended = asyncio.Event()
+        self.playout = (
+            Playout(info.sample_rate, send_frame, info.call_id) if send_frame is not None else None
+        )
 
     @property
     def call_id(self) -> str:
@@ -179,6 +189,18 @@ class Call:
         """Publish a key the caller pressed (``call.dtmf``)."""
         self.dtmf_digits += 1
         self._publish({"type": "call.dtmf", "call_id": self.call_id, "digit": digit})
+
+    async def speak(self, fields: Message) -> None:
+        """Speak a reply into the call (``tts.speak``); its events follow on the bus.
+
+        Raises:
+            InvalidRequestError: a field cannot be used (names it), or the call's
+                transport cannot carry audio back.
+            ClientError: the text-to-speech model has no ready worker.
+        """
+        if self.playout is None:
+            raise InvalidRequestError("This call cannot carry audio back.", "call_id")
+        await self.session.speak(fields)
 
     def describe(self) -> Message:
         """The call as ``GET /v1/calls`` lists it."""
@@ -235,6 +257,8 @@ class Call:
             await asyncio.wait({ingest})
         await self.session.close(CloseReason.CALL_ENDED)
         await self.session.abort()
+        if self.playout is not None:
+            await self.playout.close()
         relay = self._tasks[1] if len(self._tasks) > 1 else None
         if relay is not None and relay is not asyncio.current_task():
             await asyncio.wait({relay})
@@ -251,8 +275,17 @@ class Call:
         while not self._audio.empty():
             self._audio.get_nowait()
 
+    def _play(self, event: object) -> None:
+        if self.playout is None:
+            return
+        if isinstance(event, OutputAudio):
+            self.playout.play(event.request_id, event.audio)
+        elif isinstance(event, SpeakingEnded) and event.reason != SpeakingEndReason.DONE:
+            self.playout.drop(event.request_id)  # cancelled: stop playing at once
+
     async def _relay(self) -> None:
         async for event in self.session:
+            self._play(event)
             body = payload(event)
             if body is not None:
                 kind = body.pop("type")

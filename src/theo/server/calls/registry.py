@@ -12,6 +12,7 @@ from theo.errors import InvalidRequestError, ModelNotFoundError, ModelUnavailabl
 from theo.logging import get_logger
 from theo.server.calls.bus import CallEventBus
 from theo.server.calls.call import Call, CallEndReason, CallInfo, CallTransport, Statistics
+from theo.server.calls.playout import FrameSink
 from theo.server.state import AppState
 from theo.server.transports.admission import prepare, take_slot
 from theo.session.config import (
@@ -64,8 +65,12 @@ class CallRegistry:
         codec: str,
         sample_rate: int,
         statistics: Statistics,
+        send_frame: FrameSink | None = None,
     ) -> Call | None:
         """A started call, or None when it is refused (counted and published).
+
+        ``send_frame`` carries the call's spoken replies back (20 ms of PCM16 at
+        ``sample_rate`` per call); without it the call only listens.
 
         Refused: ``THEO_TELEPHONY__MAX_CALLS`` calls are live, the server's session limit
         is reached, no served model can stream, or the model's worker is not ready.
@@ -86,6 +91,7 @@ class CallRegistry:
                 {
                     **_CALL_TIMEOUTS,
                     "input_sample_rate": sample_rate,
+                    "output_sample_rate": sample_rate,
                     "hot_words": self._settings.hot_words,
                 }
             )
@@ -95,7 +101,7 @@ class CallRegistry:
             return None
         session = RealtimeSession(call_id, context, config, paced_by_source=True)
         info = CallInfo(call_id, transport, remote, codec, sample_rate, model, config.language)
-        call = Call(info, session, slot, self.bus.publish, statistics, self._forget)
+        call = Call(info, session, slot, self.bus.publish, statistics, self._forget, send_frame)
         self._calls[call_id] = call
         try:
             await call.start()

@@ -1,4 +1,5 @@
-"""GET /v1/calls (the live phone calls) and WS /v1/calls/events (what callers say)."""
+"""GET /v1/calls (the live phone calls) and WS /v1/calls/events (what callers say, and
+``tts.speak`` / ``tts.cancel`` to speak into a call)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Request, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from theo.server.calls.bus import Message
+from theo.server.calls.commands import handle_command
 from theo.server.calls.service import Telephony
 from theo.server.security import accepted_subprotocol
 
@@ -43,7 +45,8 @@ async def call_events(websocket: WebSocket) -> None:
         return
     bus = telephony.registry.bus
     subscription = bus.subscribe(websocket.query_params.get("call_id") or None)
-    leaving = asyncio.ensure_future(_until_disconnect(websocket))
+    sending = asyncio.Lock()  # events and command errors share the socket
+    leaving = asyncio.ensure_future(_read_commands(websocket, telephony, sending))
     try:
         while True:
             batch = asyncio.ensure_future(subscription.next_batch())
@@ -54,8 +57,9 @@ async def call_events(websocket: WebSocket) -> None:
             if subscription.overflowed:
                 await _drop_slow(websocket)
                 return
-            for message in batch.result():
-                await websocket.send_text(_encode(message))
+            async with sending:
+                for message in batch.result():
+                    await websocket.send_text(_encode(message))
     except (WebSocketDisconnect, RuntimeError):
         return  # the subscriber left while being sent to
     finally:
@@ -67,11 +71,17 @@ def _encode(message: Message) -> str:
     return json.dumps(message, ensure_ascii=False)
 
 
-async def _until_disconnect(websocket: WebSocket) -> None:
-    """Read (and ignore) what the subscriber sends, until it leaves."""
+async def _read_commands(websocket: WebSocket, telephony: Telephony, sending: asyncio.Lock) -> None:
+    """Run the subscriber's commands (``tts.speak`` / ``tts.cancel``) until it leaves."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
+        while (message := await websocket.receive())["type"] != "websocket.disconnect":
+            text = message.get("text")
+            if text is None:
+                text = "" if message.get("bytes") is None else "<binary>"
+            error = await handle_command(telephony.registry, text)
+            if error is not None:
+                async with sending:
+                    await websocket.send_text(_encode(error))
 
 
 async def _drop_slow(websocket: WebSocket) -> None:

@@ -5,7 +5,8 @@ The first frame names the call (its 16-byte UUID); signed-linear audio frames fo
 or the connection closing. Audio is pushed with backpressure: a call whose session falls
 behind stops reading its socket, and TCP slows the sender. A malformed frame, an unknown
 kind, audio before the UUID or a frame that stalls ends that call with a log line, never
-the server.
+the server. Spoken replies go back as audio frames of the call's own kind and rate, paced
+by the call's playout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from theo.telephony.audiosocket import (
     Frame,
     FrameKind,
     MalformedFrameError,
+    encode_frame,
     read_frame,
     uuid_from_payload,
 )
@@ -59,6 +61,7 @@ class AudioSocketConnection:
         self.call_id: str | None = None
         self.call: Call | None = None
         self._rate: int | None = None
+        self._reply_kind = FrameKind.AUDIO.value
         self._frames = 0
         self._audio_bytes = 0
 
@@ -141,6 +144,7 @@ class AudioSocketConnection:
         if self.call is None:
             assert self.call_id is not None
             self._rate = rate
+            self._reply_kind = next(k for k, r in SLIN_RATES.items() if r == rate)
             self.call = await self._registry.open(
                 call_id=self.call_id,
                 transport=CallTransport.AUDIOSOCKET,
@@ -148,6 +152,7 @@ class AudioSocketConnection:
                 codec="slin" if rate == SLIN_RATES[FrameKind.AUDIO] else f"slin{rate // 1000}",
                 sample_rate=rate,
                 statistics=self.statistics,
+                send_frame=self._send_audio,
             )
             if self.call is None:
                 return CallEndReason.REFUSED  # counted and published by the registry
@@ -156,6 +161,12 @@ class AudioSocketConnection:
             await self.call.session.configure({"input_sample_rate": rate})
         await self.call.push(pcm16)
         return None
+
+    def _send_audio(self, pcm16: bytes, talkspurt_start: bool) -> None:
+        """One 20 ms frame of reply audio, of the kind the call's audio arrives in."""
+        if self._writer.is_closing():
+            return
+        self._writer.write(encode_frame(self._reply_kind, pcm16))
 
     async def _close(self) -> None:
         self._writer.close()

@@ -5,7 +5,9 @@ decoded to PCM16 (gaps concealed with silence, so the audio clock never drifts),
 audio is fed to the call without waiting: a datagram callback never blocks the loop.
 RTCP arriving on the same port (RFC 5761) is recognised; a BYE ends its streams. RFC 4733
 telephone events become ``call.dtmf``. A sweep ends streams that went quiet, and forgets
-refused ones, so a flood of random SSRCs costs nothing once it stops.
+refused ones, so a flood of random SSRCs costs nothing once it stops. Spoken replies go
+back to the stream's source address and port (symmetric RTP) in its codec, paced by the
+call's playout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from theo.config import TelephonySettings
 from theo.logging import get_logger
 from theo.server.calls.call import Call, CallEndReason, CallTransport
+from theo.server.calls.playout import FrameSink
 from theo.server.calls.registry import CallRegistry
 from theo.server.metrics import Metrics
 from theo.telephony.codecs import RtpCodec, codec_for
@@ -31,6 +34,7 @@ from theo.telephony.rtp import (
     parse_rtp,
     rtcp_bye_ssrcs,
 )
+from theo.telephony.rtp_sender import RtpSender
 
 log = get_logger("telephony.rtp")
 
@@ -209,6 +213,7 @@ class RtpListener(asyncio.DatagramProtocol):
             codec=stream.codec.name,
             sample_rate=stream.codec.clock_rate,
             statistics=stream.statistics,
+            send_frame=self._sender_to(host, port, RtpSender(stream.codec)),
         )
         if call is None:
             self._streams.pop(stream.key, None)
@@ -221,6 +226,13 @@ class RtpListener(asyncio.DatagramProtocol):
         stream.pending.clear()
         if stream.ended is not None:  # BYE or idle while the call was opening
             self._finish(stream, call, stream.ended)
+
+    def _sender_to(self, host: str, port: int, sender: RtpSender) -> FrameSink:
+        def send(pcm16: bytes, talkspurt_start: bool) -> None:
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.sendto(sender.packet(pcm16, talkspurt_start), (host, port))
+
+        return send
 
     def _refuse(self, key: StreamKey, now: float, why: str) -> None:
         host, port, _ = key
