@@ -87,6 +87,9 @@ class TelephonySettings(BaseModel):
     """Dynamic RTP payload type of 16 kHz linear PCM (Asterisk ExternalMedia ``slin16``)."""
     dtmf_payload_type: int = Field(default=101, ge=96, le=127)
     """Dynamic RTP payload type of RFC 4733 telephone events (DTMF)."""
+    barge_in: bool = False
+    """Calls keep listening while they speak, with the echo guard, and a caller speaking
+    over a reply stops it; off: mute-on-speak."""
 
 
 class Settings(BaseSettings):

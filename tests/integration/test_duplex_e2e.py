@@ -68,7 +68,8 @@ def duplex_server(
         (models / name).symlink_to(home / "models" / name, target_is_directory=True)
     logs = tmp_path_factory.mktemp("duplex-logs") / "serve.log"
     args = ["--rtp-port", str(phone_ports.rtp), "--audiosocket-port", str(phone_ports.audiosocket)]
-    with serving(theo_home, logs, models_dir=models, extra_args=args) as server:
+    env = {"THEO_TELEPHONY__BARGE_IN": "true"}  # calls listen while they speak
+    with serving(theo_home, logs, models_dir=models, extra_env=env, extra_args=args) as server:
         yield server
 
 
@@ -206,30 +207,68 @@ def test_cancel_mid_speech_ends_it_and_no_audio_follows(duplex_server: RunningSe
     print(f"tts.cancel answered in {took * 1000:.0f} ms")
 
 
+@dataclass
+class PhoneRun:
+    """What the phone scenario saw."""
+
+    log: SessionLog
+    finals: list[dict[str, Any]]
+    barge_in_delay_ms: float | None = None
+    """The caller's speech onset over the agent to ``tts.speaking_end`` (barge_in)."""
+
+
+def _onset(samples: np.ndarray) -> int:
+    """The first 20 ms frame of ``samples`` within 30 dB of its loudest one."""
+    frames = samples[: samples.size // FRAME * FRAME].astype(np.float64).reshape(-1, FRAME)
+    energy = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-9)
+    return int(np.argmax(energy > energy.max() - 30)) * FRAME
+
+
 def _phone_scenario(
-    server: RunningServer, *, echo_db: float, delay_ms: int
-) -> tuple[SessionLog, list[dict[str, Any]]]:
-    """Caller speech, the agent's reply echoed back, caller speech again; returns the log."""
+    server: RunningServer,
+    *,
+    echo_db: float,
+    delay_ms: int,
+    agent_text: str = AGENT_TEXT,
+    barge_in: bool = False,
+    over_agent_after_s: float | None = None,
+) -> PhoneRun:
+    """A phone: caller speech, the agent's reply echoed back into the microphone
+    (``echo_db`` softer, ``delay_ms`` later), then the caller again: after the reply
+    (``over_agent_after_s`` None) or over it, that many seconds into its playback.
+
+    Like a real client, the phone stops playing a reply at its ``tts.speaking_end``
+    unless the reason is ``done``.
+    """
     caller, rate = read_wav(FIXTURES / "en_short.wav")
     assert rate == RATE
+    onset = _onset(caller)
     gain = 10 ** (echo_db / 20)
     delay = delay_ms * RATE // 1000
+    run = PhoneRun(SessionLog(), [])
 
-    async def run() -> Client:
+    async def talk() -> None:
         async with websockets.connect(ws_url(server.base_url, TINY_EN)) as ws:
             client = Client(ws)
-            played = np.zeros(0, dtype=np.float64)  # what the phone's speaker played
+            run.log = client.log
+            if barge_in:
+                await client.send(type="session.configure", barge_in=True)
+            played = np.zeros(0, dtype=np.float64)  # what the phone's speaker plays
             play_start: int | None = None  # mic sample at which playback began
+            play_stop: int | None = None  # mic sample at which playback was stopped
             sent = 0
             second_at: int | None = None
+            onset_sent_at: float | None = None
             spoke = False
             clock0 = time.monotonic()
 
             async def receive() -> None:
-                nonlocal played, play_start, spoke
+                nonlocal played, play_start, play_stop, spoke
                 async for message in ws:
                     if isinstance(message, bytes):
                         client.log.record_audio(message, time.monotonic())
+                        if play_stop is not None:
+                            continue
                         if play_start is None:
                             play_start = sent
                         chunk = np.frombuffer(message, dtype="<i2").astype(np.float64)
@@ -241,8 +280,12 @@ def _phone_scenario(
                     if event["type"] == "transcript.final" and not spoke:
                         spoke = True
                         await client.send(
-                            type="tts.speak", text=AGENT_TEXT, model=PIPER, request_id="agent"
+                            type="tts.speak", text=agent_text, model=PIPER, request_id="agent"
                         )
+                    if event["type"] == "tts.speaking_end" and event["reason"] != "done":
+                        play_stop = sent  # the phone stops playing the reply now
+                        if event["reason"] == "barge_in" and onset_sent_at is not None:
+                            run.barge_in_delay_ms = (time.monotonic() - onset_sent_at) * 1000
                     if event["type"] == "session.closed":
                         return
 
@@ -258,47 +301,107 @@ def _phone_scenario(
                 if second_at is not None and second_at <= lo < second_at + caller.size:
                     part = caller[lo - second_at : lo - second_at + FRAME]
                     mic[: part.size] += part
+                    if onset_sent_at is None and lo - second_at >= onset:
+                        onset_sent_at = time.monotonic()
                 # The echo: the phone's speaker heard by its microphone, later and softer.
                 if play_start is not None:
+                    heard_until = played.size
+                    if play_stop is not None:
+                        heard_until = min(heard_until, play_stop - play_start)
                     at = lo - play_start - delay
-                    if at + FRAME > 0 and at < played.size:
-                        piece = played[max(at, 0) : at + FRAME]
+                    if at + FRAME > 0 and at < heard_until:
+                        piece = played[max(at, 0) : min(at + FRAME, heard_until)]
                         offset = max(-at, 0)
                         mic[offset : offset + piece.size] += gain * piece
-                ended = bool(client.log.of("tts.speaking_end"))
-                if second_at is None and ended and play_start is not None:
-                    echo_end = play_start + delay + played.size
-                    if lo >= echo_end + RATE:  # the agent has been quiet for a second
-                        second_at = lo
+                if second_at is None and play_start is not None:
+                    if over_agent_after_s is not None:
+                        if lo >= play_start + delay + int(over_agent_after_s * RATE):
+                            second_at = lo
+                    elif client.log.of("tts.speaking_end"):
+                        echo_end = play_start + delay + played.size
+                        if lo >= echo_end + RATE:  # the agent has been quiet for a second
+                            second_at = lo
                 if second_at is not None and lo >= second_at + caller.size + RATE * 3 // 2:
                     break
                 pcm = np.clip(np.round(mic), -32768, 32767).astype("<i2").tobytes()
                 await ws.send(pcm)
                 sent += FRAME
                 await asyncio.sleep(max(0.0, clock0 + sent / RATE - time.monotonic()))
-                assert sent < RATE * 60, "the scenario did not finish"
+                assert sent < RATE * 90, "the scenario did not finish"
             await client.send(type="session.close")
             await asyncio.wait_for(receiver, 60)
-            return client
 
-    client = asyncio.run(run())
-    return client.log, client.log.of("transcript.final")
+    asyncio.run(talk())
+    run.finals = run.log.of("transcript.final")
+    return run
+
+
+def _agent_words_in(texts: list[str]) -> set[str]:
+    return {w.strip(".,?!").lower() for text in texts for w in text.split()} & AGENT_WORDS
 
 
 def test_with_mute_on_speak_the_echo_is_never_transcribed(
     duplex_server: RunningServer,
 ) -> None:
-    log, finals = _phone_scenario(duplex_server, echo_db=-10, delay_ms=150)
-    texts = [f["text"] for f in finals if f["text"].strip()]
-    assert log.of("tts.speaking_end")[0]["reason"] == "done"
-    for text in texts:
-        heard = {w.strip(".,?!").lower() for w in text.split()}
-        assert not heard & AGENT_WORDS, texts
+    run = _phone_scenario(duplex_server, echo_db=-10, delay_ms=150)
+    texts = [f["text"] for f in run.finals if f["text"].strip()]
+    assert run.log.of("tts.speaking_end")[0]["reason"] == "done"
+    assert not _agent_words_in(texts), texts
     # The caller's two utterances, before and after the reply, are both heard.
     expected = reference("en_short.txt")
     assert len(texts) == 2, texts
     for text in texts:
         assert wer(expected, text) <= 0.35, texts
+
+
+LONG_AGENT_TEXT = " ".join(
+    [
+        AGENT_TEXT,
+        "The parcel left our warehouse this morning, and the courier will call you first.",
+        "If nobody is home, it will be left at the post office near your address.",
+        "You can follow it on our website with the tracking number in your email.",
+        "Thank you for waiting, and thank you for shopping with us.",
+    ]
+)
+
+
+def test_with_barge_in_the_echo_alone_never_interrupts_the_agent(
+    duplex_server: RunningServer,
+) -> None:
+    run = _phone_scenario(
+        duplex_server, echo_db=-6, delay_ms=200, agent_text=LONG_AGENT_TEXT, barge_in=True
+    )
+    (end,) = run.log.of("tts.speaking_end")
+    assert end["reason"] == "done", end
+    assert end["duration_ms"] >= 15_000  # a long reply, echoed all along
+    texts = [f["text"] for f in run.finals if f["text"].strip()]
+    assert not _agent_words_in(texts), texts
+    assert len(texts) == 2, texts
+    for text in texts:
+        assert wer(reference("en_short.txt"), text) <= 0.35, texts
+
+
+def test_with_barge_in_the_caller_interrupts_the_agent_and_is_heard_alone(
+    duplex_server: RunningServer,
+) -> None:
+    run = _phone_scenario(
+        duplex_server,
+        echo_db=-10,
+        delay_ms=150,
+        agent_text=LONG_AGENT_TEXT,
+        barge_in=True,
+        over_agent_after_s=4.0,
+    )
+    (end,) = run.log.of("tts.speaking_end")
+    assert end["reason"] == "barge_in", end
+    assert run.barge_in_delay_ms is not None
+    print(f"barge-in {run.barge_in_delay_ms:.0f} ms after the caller's speech onset")
+    assert run.barge_in_delay_ms <= 300
+    texts = [f["text"] for f in run.finals if f["text"].strip()]
+    assert not _agent_words_in(texts), texts
+    assert len(texts) == 2, texts
+    for text in texts:
+        assert wer(reference("en_short.txt"), text) <= 0.35, texts
 
 
 @pytest.mark.parametrize(
@@ -447,3 +550,36 @@ def test_the_cli_echo_bot_speaks_each_final_back(
     assert rate == RATE and spoken.size > RATE // 2
     heard = _transcribe(duplex_server, spoken.astype("<i2").tobytes(), rate, TINY_EN)
     assert wer(final, heard) <= 0.35, (final, heard)
+
+
+def test_a_caller_interrupts_the_agent_on_an_rtp_call(
+    duplex_server: RunningServer, phone_ports: PhonePorts
+) -> None:
+    caller = _caller_8k()
+
+    async def scenario() -> tuple[RtpPhone, CallWatcher, str, float]:
+        async with CallWatcher(duplex_server.base_url) as watcher:
+            phone = await RtpPhone.call("127.0.0.1", phone_ports.rtp, "pcmu", ssrc=0xB4A6)
+            phone.say(np.concatenate([np.zeros(4_000, np.int16), caller]))
+            await watcher.wait_for(lambda log: bool(log.started()), 20)
+            call_id = str(watcher.log.started()[-1]["call_id"])
+            await watcher.wait_for(lambda log: bool(log.finals(call_id)), 60)
+            await watcher.send(type="tts.speak", call_id=call_id, text=LONG_AGENT_TEXT, model=PIPER)
+            await watcher.wait_for(lambda log: len(phone.received) >= 100, 30)  # 2 s played
+            phone.say(np.concatenate([caller, np.zeros(8_000, np.int16)]))
+            await watcher.wait_for(lambda log: bool(_ended(log.of_call(call_id))), 30)
+            interrupted_at = time.monotonic()
+            await watcher.wait_for(lambda log: len(log.finals(call_id)) >= 2, 60)
+            await phone.hang_up()
+            await watcher.wait_ended(1, 30)
+            return phone, watcher, call_id, interrupted_at
+
+    phone, watcher, call_id, interrupted_at = asyncio.run(scenario())
+    (end,) = _ended(watcher.log.of_call(call_id))
+    assert end["reason"] == "barge_in", end
+    assert end["duration_ms"] > 10_000  # far more was sent than was played
+    late = [at for at, _ in phone.received if at > interrupted_at + 0.1]
+    assert not late, f"{len(late)} packets played after the barge-in"
+    finals = [t for t in watcher.log.finals(call_id) if t.strip()]
+    assert not _agent_words_in(finals), finals
+    assert wer(reference("en_short.txt"), finals[-1]) <= 0.35, finals

@@ -103,6 +103,10 @@ class SessionConfig(BaseModel):
     is replaced by silence, so the session never transcribes its own voice."""
     tts_mute_tail_ms: int = Field(default=200, ge=0, le=MAX_TTS_MUTE_TAIL_MS)
     """How long mute-on-speak lasts after the speech's playback should have ended."""
+    barge_in: bool = False
+    """Barge-in: the session keeps listening while it speaks (mute-on-speak is off), an
+    echo guard removes its own voice coming back, and the caller speaking over it stops
+    the speech (``tts.speaking_end`` reason ``barge_in``)."""
 
     @property
     def output_rate(self) -> int:

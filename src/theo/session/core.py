@@ -22,6 +22,7 @@ from theo.logging import get_logger
 from theo.session import errors
 from theo.session.audio_format import AudioEncoding, InputFormat
 from theo.session.backpressure import Admission, BackpressureController
+from theo.session.barge_in import EchoCanceller
 from theo.session.config import SessionConfig, check_supported
 from theo.session.context import SessionContext
 from theo.session.event_queue import EventStream
@@ -29,6 +30,7 @@ from theo.session.events import (
     CloseReason,
     ErrorEvent,
     FramesDropped,
+    OutputAudio,
     RateLimit,
     SessionClosed,
     SessionCreated,
@@ -125,7 +127,10 @@ class RealtimeSession:
             lambda: self.config,
             # A phone line's playout takes audio as fast as it comes: bound it by time.
             max_ahead_s=MAX_AHEAD_S if paced_by_source else None,
+            on_audio=self._sent_audio,
+            on_stopped=self._speech_stopped,
         )
+        self._echo = EchoCanceller(config.input_sample_rate) if config.barge_in else None
         self._heard: tuple[int, float] = (0, time.monotonic())  # (position, when) of the last frame
         self._failure: TheoError | None = None
         self._closed = asyncio.Event()
@@ -214,7 +219,12 @@ class RealtimeSession:
             self._report(Admission(False, dropped_ms=self._backpressure.drop(duration_s)))
             return
         samples = audio_format.decode(audio)
-        if self._speaker.muted():
+        if self._echo is not None:
+            samples, caller = self._echo.clean(samples)
+            if caller and self._speaker.speaking:
+                log.info("barge_in", session_id=self.session_id)
+                self._speaker.barge_in()
+        elif self._speaker.muted():
             # Mute-on-speak: silence in its place keeps the session's clock on the
             # client's, and ends a segment the caller was speaking as silence would.
             samples = np.zeros_like(samples)
@@ -224,6 +234,14 @@ class RealtimeSession:
             return  # closed (e.g. by a timeout) while the frame was being processed
         self._heard = (self._speech.position, arrived)
         await self._speech.apply(events)
+
+    def _sent_audio(self, audio: OutputAudio) -> None:
+        if self._echo is not None:
+            self._echo.sent(audio)
+
+    def _speech_stopped(self) -> None:
+        if self._echo is not None:
+            self._echo.stopped()
 
     def _report(self, admission: Admission) -> None:
         if admission.rate_limit_ms is not None:
@@ -252,6 +270,10 @@ class RealtimeSession:
             await self.commit()
         self._speech.reconfigure(current, updated)
         self._live.apply(updated)
+        if not updated.barge_in:
+            self._echo = None
+        elif self._echo is None or self._echo.input_rate != updated.input_sample_rate:
+            self._echo = EchoCanceller(updated.input_sample_rate)
         self._machine.timeouts = updated.timeouts()
         self._timer.poke()
         log.info("session_configured", session_id=self.session_id, fields=sorted(changes))

@@ -100,6 +100,8 @@ class _Reply:
     ended: bool = False
     sent_s: float = 0.0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    opening: asyncio.Task[SpeechAudio] | None = field(default=None, repr=False)
+    """Its synthesis, started while the reply before it finishes playing."""
 
     @property
     def request_id(self) -> str:
@@ -117,6 +119,8 @@ class Speaker:
         config: the session's configuration in force (output format, mute settings).
         clock: monotonic seconds (tests pass their own).
         max_ahead_s: the most audio sent ahead of the playback clock (None: no limit).
+        on_audio: told of each piece of audio as it is sent (the echo guard's reference).
+        on_stopped: told when the reply playing is stopped (its unplayed audio is void).
     """
 
     def __init__(
@@ -128,8 +132,12 @@ class Speaker:
         config: Callable[[], SessionConfig],
         clock: Callable[[], float] = time.monotonic,
         max_ahead_s: float | None = None,
+        on_audio: Callable[[OutputAudio], None] | None = None,
+        on_stopped: Callable[[], None] | None = None,
     ) -> None:
         self._session_id = session_id
+        self._on_audio = on_audio
+        self._on_stopped = on_stopped
         self._max_ahead_s = max_ahead_s
         self._synthesizer = synthesizer
         self._events = events
@@ -141,16 +149,21 @@ class Speaker:
         self._runner: asyncio.Task[None] | None = None
         self._playback_end = 0.0
         self._answering: tuple[float, float] | None = None  # (speech end, final's time)
+        self._closing: set[asyncio.Future[None]] = set()
 
     @property
     def speaking(self) -> bool:
-        """Whether a reply is being spoken or waits to be."""
-        return self._current is not None or bool(self._queue)
+        """Whether a reply is being spoken (until its audio has played) or waits to be."""
+        return any(not reply.ended for reply in self._replies())
+
+    def playing(self) -> bool:
+        """Whether audio the session sent is still playing on the client."""
+        return self._clock() < self._playback_end
 
     def muted(self) -> bool:
         """Whether mute-on-speak holds: the session's speech is (still) playing."""
         config = self._config()
-        if not config.tts_mute or not self._playback_end:
+        if not config.tts_mute or config.barge_in or not self._playback_end:
             return False
         return self._clock() < self._playback_end + config.tts_mute_tail_ms / 1000
 
@@ -230,15 +243,26 @@ class Speaker:
             raise InvalidRequestError(
                 f"No reply '{request_id}' is queued or speaking.", param="request_id"
             )
+        self._stop(replies, SpeakingEndReason.CANCELLED)
+        if request_id is None:
+            self._playback_end = 0.0
+
+    def barge_in(self) -> None:
+        """The caller spoke over the session: every reply ends (reason ``barge_in``)."""
+        self._stop(self._replies(), SpeakingEndReason.BARGE_IN)
+        self._playback_end = 0.0
+
+    def _stop(self, replies: list[_Reply], reason: SpeakingEndReason) -> None:
         for reply in replies:
-            self._end(reply, SpeakingEndReason.CANCELLED)
+            self._end(reply, reason)
             if reply is self._current and reply.task is not None:
                 reply.task.cancel()
                 self._playback_end = 0.0  # what it sent stops playing on the client
+                if self._on_stopped is not None:
+                    self._on_stopped()
             elif reply in self._queue:
                 self._queue.remove(reply)
-        if request_id is None:
-            self._playback_end = 0.0
+                self._discard(reply)
 
     async def close(self) -> None:
         """Cancel every reply (their ``SpeakingEnded`` come first) and stop."""
@@ -256,6 +280,8 @@ class Speaker:
 
     def stop(self) -> None:
         """Stop at once, without events and without waiting (the session ended)."""
+        for reply in self._queue:
+            self._discard(reply)
         self._queue.clear()
         runner, self._runner = self._runner, None
         if runner is not None and not runner.done():
@@ -277,20 +303,43 @@ class Speaker:
             finally:
                 self._current = None
 
+    def _open(self, reply: _Reply) -> asyncio.Task[SpeechAudio]:
+        """The reply's synthesis, started now unless it already was."""
+        if reply.opening is None:
+            request, choice = reply.request, reply.choice
+            assert self._synthesizer is not None
+            speech = SpeechRequest(
+                model=choice.model,
+                text=request.text,
+                voice=choice.voice,
+                language=request.language,
+                speed=request.speed,
+                request_id=request.request_id,
+            )
+            reply.opening = asyncio.create_task(
+                self._synthesizer.open(speech), name=f"open-{reply.request_id}"
+            )
+        return reply.opening
+
+    def _discard(self, reply: _Reply) -> None:
+        """Stop a queued reply's early synthesis, closing its stream if it opened."""
+        task, reply.opening = reply.opening, None
+        if task is not None:
+            task.cancel()
+            task.add_done_callback(self._close_unused)
+
+    def _close_unused(self, task: asyncio.Task[SpeechAudio]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        closing = asyncio.ensure_future(task.result().close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
     async def _say(self, reply: _Reply) -> None:
-        request, choice = reply.request, reply.choice
-        assert self._synthesizer is not None
-        speech = SpeechRequest(
-            model=choice.model,
-            text=request.text,
-            voice=choice.voice,
-            language=request.language,
-            speed=request.speed,
-            request_id=request.request_id,
-        )
+        request = reply.request
         stream: SpeechAudio | None = None
         try:
-            stream = await self._synthesizer.open(speech)
+            stream = await self._open(reply)
             await self._stream(reply, stream)
         except TheoError as exc:
             if not reply.ended:
@@ -331,6 +380,13 @@ class Speaker:
             if reply.ended:
                 return
         await self._send(reply, converter, converter.flush())
+        if self._queue:
+            self._open(self._queue[0])  # the next reply is ready when this one has played
+        # Speaking ends when the audio has played on the client, not when it was sent: a
+        # barge-in or tts.cancel can stop it until then.
+        playing_s = self._playback_end - self._clock()
+        if playing_s > 0:
+            await asyncio.sleep(playing_s)
         self._end(reply, SpeakingEndReason.DONE)
 
     async def _send(self, reply: _Reply, converter: OutputConverter, audio: bytes) -> None:
@@ -343,9 +399,10 @@ class Speaker:
         reply.sent_s += duration_s
         # Replies play back to back: this audio plays after whatever was sent before it.
         self._playback_end = max(self._playback_end, now) + duration_s
-        self._events.emit(
-            OutputAudio(reply.request_id, audio, converter.output_rate, str(converter.encoding))
-        )
+        event = OutputAudio(reply.request_id, audio, converter.output_rate, str(converter.encoding))
+        if self._on_audio is not None:
+            self._on_audio(event)
+        self._events.emit(event)
 
     def _end(self, reply: _Reply, reason: SpeakingEndReason) -> None:
         if reply.ended:

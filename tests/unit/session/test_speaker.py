@@ -34,6 +34,7 @@ from theo.session.events import (
     SessionClosed,
     SessionEvent,
     SpeakingEnded,
+    SpeakingEndReason,
     SpeakingStarted,
     SpeechStart,
     TranscriptFinal,
@@ -312,13 +313,15 @@ async def test_speech_arriving_while_muted_is_not_transcribed_but_counted() -> N
     synthesizer = FakeSynthesizer(chunks=40, chunk_s=0.25)  # 10 s of reply
     session, reader = await _session(synthesizer)
     await session.speak({"text": "A long reply."})
-    await reader.until(SpeakingEnded)
+    await reader.until(SpeakingStarted)
+    for _ in range(40):  # all sent at once; it plays for 10 s
+        await reader.until(OutputAudio)
     frames = speech_frames()
     for frame in frames:
         await session.push(frame)
     assert not reader.of(SpeechStart)
     assert _metrics(session).muted_s == pytest.approx(sum(map(len, frames)) / 32_000)
-    session.cancel_speech()  # nothing to cancel any more, but unmutes: nothing refused
+    session.cancel_speech()  # stops what still plays, and unmutes
     for frame in frames:
         await session.push(frame)
     final = await reader.until(TranscriptFinal)
@@ -345,3 +348,50 @@ def test_speak_request_defaults() -> None:
     assert request.request_id.startswith("tts_")
     assert (request.model, request.voice, request.language, request.speed) == (None, "", "", 1.0)
     assert SpeakRequest.parse({"text": "Hi.", "speed": 1}).speed == 1.0
+
+
+async def test_barge_in_ends_the_reply_playing_and_those_queued() -> None:
+    stopped: list[bool] = []
+    sent: list[OutputAudio] = []
+    config = SessionConfig(barge_in=True)
+    events = EventStream()
+    speaker = Speaker(
+        "s",
+        FakeSynthesizer(chunks=4),
+        events,
+        RecordingMetrics(),
+        lambda: config,
+        _Clock(),
+        on_audio=sent.append,
+        on_stopped=lambda: stopped.append(True),
+    )
+    stream = aiter(events)
+    await speaker.speak(SpeakRequest.parse({"text": "One.", "request_id": "a"}))
+    await speaker.speak(SpeakRequest.parse({"text": "Two.", "request_id": "b"}))
+    first = await _next(stream, OutputAudio)
+    assert sent[0] is first  # the echo reference sees exactly what is sent
+    assert speaker.playing() and not speaker.muted()  # barge-in: it listens while speaking
+    speaker.barge_in()
+    ends = [await _next(stream, SpeakingEnded) for _ in range(2)]
+    assert [(e.request_id, e.reason) for e in ends] == [
+        ("a", SpeakingEndReason.BARGE_IN),
+        ("b", SpeakingEndReason.BARGE_IN),
+    ]
+    assert stopped == [True]
+    assert not speaker.speaking and not speaker.playing()
+
+
+async def test_a_reply_sent_but_still_playing_can_be_cancelled() -> None:
+    speaker, _, events = _speaker(SessionConfig(), FakeSynthesizer(chunks=4))
+    await speaker.speak(SpeakRequest.parse({"text": "Two seconds.", "request_id": "p"}))
+    for _ in range(4):
+        await _next(events, OutputAudio)  # all sent at once; it plays for 2 s
+    await asyncio.sleep(0.05)
+    assert speaker.speaking  # speaking lasts until the audio has played
+    speaker.cancel("p")
+    end = await _next(events, SpeakingEnded)
+    assert (end.request_id, end.reason, end.duration_ms) == (
+        "p",
+        SpeakingEndReason.CANCELLED,
+        2000,
+    )

@@ -93,6 +93,7 @@ class CallRegistry:
                     "input_sample_rate": sample_rate,
                     "output_sample_rate": sample_rate,
                     "hot_words": self._settings.hot_words,
+                    "barge_in": self._settings.barge_in,
                 }
             )
         except (ModelNotFoundError, InvalidRequestError) as exc:

@@ -40,7 +40,7 @@ CONFIG_JSON = (
     '"preprocessing": {"denoise": null, "dc_remove": null, "gain_normalize": null}, '
     '"init_timeout_ms": 30000, "silence_timeout_ms": 30000, "hold_timeout_ms": 300000, '
     '"closing_timeout_ms": 2000, "tts_model": null, "output_sample_rate": null, '
-    '"output_audio_format": "pcm16", "tts_mute": true, "tts_mute_tail_ms": 200}'
+    '"output_audio_format": "pcm16", "tts_mute": true, "tts_mute_tail_ms": 200, "barge_in": false}'
 )
 
 CASES: list[tuple[SessionEvent, str]] = [
