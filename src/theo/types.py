@@ -90,6 +90,15 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DecodedSegment:
+    """One segment of a batch transcription, sent as soon as the engine decoded it."""
+
+    segment: Segment
+    language: str
+    """The clip's language (``en`` for a translation)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TranscribeParams:
     """Decoding options passed from the API through the scheduler to the engine."""
 

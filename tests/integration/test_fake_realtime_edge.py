@@ -274,7 +274,7 @@ def test_bad_messages_get_the_documented_errors_and_the_session_goes_on(
             _error(
                 "unknown_command",
                 "Unknown command 'session.dance'. Known: input_audio_buffer.commit, "
-                "session.cancel, session.close, session.configure.",
+                "session.cancel, session.close, session.configure, tts.cancel, tts.speak.",
             ),
         ),
         (

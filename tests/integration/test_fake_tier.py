@@ -199,9 +199,9 @@ def test_speech_streams_piece_by_piece(fake_server: RunningServer) -> None:
         ) as response,
     ):
         assert response.status_code == 200
-        assert response.headers["x-sample-rate"] == "16000"
+        assert response.headers["x-sample-rate"] == "24000"  # OpenAI's pcm rate
         chunks.extend(response.iter_raw())
-    audio_s = sum(len(c) for c in chunks) / 2 / 16_000
+    audio_s = sum(len(c) for c in chunks) / 2 / 24_000
     spoken_s = sum(len(s) for s in sentences) * 0.05
     assert len(chunks) >= len(sentences)  # one piece at a time, not one block at the end
     assert spoken_s <= audio_s < spoken_s + 3.0  # every piece, plus the pauses between them

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -142,3 +144,45 @@ def test_theo_ps_lists_ready_workers(server: RunningServer) -> None:
     rows = {line.split()[0]: line.split()[1] for line in lines[1:]}
     assert rows[TINY_EN] in ("ready", "busy")
     assert rows[BASE] in ("ready", "busy")
+
+
+def test_openai_sdk_stream_yields_deltas_as_segments_are_decoded(server: RunningServer) -> None:
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+    with EN_CLIP.open("rb") as handle:
+        whole = client.audio.transcriptions.create(model=TINY_EN, file=handle).text
+    arrivals: list[tuple[float, Any]] = []
+    with EN_CLIP.open("rb") as handle:
+        stream = client.audio.transcriptions.create(model=TINY_EN, file=handle, stream=True)
+        for event in stream:
+            arrivals.append((time.monotonic(), event))
+    kinds = [event.type for _, event in arrivals]
+    assert kinds[-1] == "transcript.text.done"
+    assert kinds[:-1] == ["transcript.text.delta"] * (len(kinds) - 1)
+    assert len(kinds) - 1 >= 3  # one delta per segment of the 27 s clip
+    deltas = "".join(event.delta for _, event in arrivals[:-1])
+    done = arrivals[-1][1].text
+    assert deltas == done == whole  # the same transcript as without stream
+    assert wer(reference("en_librivox.txt"), done) <= 0.10, done
+    # Sent as decoded, not all at the end: the first delta came well before the last.
+    assert arrivals[-1][0] - arrivals[0][0] > 0.1
+
+
+@pytest.mark.parametrize(
+    ("route", "fields", "param"),
+    [
+        ("translations", {"stream": "true"}, "stream"),
+        ("transcriptions", {"stream": "true", "response_format": "srt"}, "response_format"),
+        ("transcriptions", {"stream": "true", "include[]": "logprobs"}, "include[]"),
+    ],
+)
+def test_stream_requests_theo_cannot_honour_are_refused(
+    server: RunningServer, route: str, fields: dict[str, str], param: str
+) -> None:
+    with server.client() as client, EN_CLIP.open("rb") as handle:
+        response = client.post(
+            f"/v1/audio/{route}",
+            files={"file": (EN_CLIP.name, handle)},
+            data={"model": TINY_EN, **fields},
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param

@@ -53,6 +53,9 @@ class AudioForm:
     """Per-request ITN switch; None keeps the model's default."""
     preprocessing: dict[str, Any] = field(default_factory=dict)
     """Per-request overrides of the model's preprocessing settings."""
+    stream: bool = False
+    """Answer with server-sent events, one text delta per decoded segment (OpenAI's
+    ``stream=true``)."""
 
 
 def _text(form: FormData, name: str) -> str | None:
@@ -179,13 +182,6 @@ def _check_field_names(form: FormData) -> None:
             param=unknown[0][:_MAX_FIELD_NAME_CHARS],
         )
     # OpenAI's fields that Theo accepts only with the value it implements.
-    stream = _boolean(form, "stream")
-    if stream:
-        raise InvalidRequestError(
-            "stream=true is not supported on this route yet; use the realtime WebSocket "
-            "(WS /v1/realtime) for incremental transcripts.",
-            param="stream",
-        )
     chunking = _text(form, "chunking_strategy")
     if chunking and chunking != "auto":
         raise InvalidRequestError(
@@ -219,6 +215,14 @@ def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioFo
             "Word timestamps require response_format 'verbose_json'.",
             param="timestamp_granularities",
         )
+    stream = bool(_boolean(form, "stream"))
+    if stream and task is Task.TRANSLATE:
+        raise InvalidRequestError("Translations are not streamed; omit 'stream'.", param="stream")
+    if stream and response_format not in (ResponseFormat.JSON, ResponseFormat.TEXT):
+        raise InvalidRequestError(
+            "stream=true sends text deltas: use response_format 'json' or 'text'.",
+            param="response_format",
+        )
     params = TranscribeParams(
         language=_language(_text(form, "language")),
         prompt=_text(form, "prompt") or None,
@@ -235,4 +239,5 @@ def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioFo
         include_words=include_words,
         itn=_boolean(form, "itn"),
         preprocessing=_preprocessing(form),
+        stream=stream,
     )

@@ -82,28 +82,47 @@ def word_from_proto(word: pb.Word) -> Word:
     return Word(word=word.word, start=word.start, end=word.end, probability=word.probability)
 
 
+def segment_to_proto(segment: Segment) -> pb.Segment:
+    """Serialise one decoded segment for the wire."""
+    return pb.Segment(
+        id=segment.id,
+        seek=segment.seek,
+        start=segment.start,
+        end=segment.end,
+        text=segment.text,
+        tokens=list(segment.tokens),
+        temperature=segment.temperature,
+        avg_logprob=segment.avg_logprob,
+        compression_ratio=segment.compression_ratio,
+        no_speech_prob=segment.no_speech_prob,
+        words=[word_to_proto(w) for w in segment.words],
+    )
+
+
+def segment_from_proto(segment: pb.Segment) -> Segment:
+    """Rebuild one decoded segment from the wire."""
+    return Segment(
+        id=segment.id,
+        seek=segment.seek,
+        start=segment.start,
+        end=segment.end,
+        text=segment.text,
+        tokens=tuple(segment.tokens),
+        temperature=segment.temperature,
+        avg_logprob=segment.avg_logprob,
+        compression_ratio=segment.compression_ratio,
+        no_speech_prob=segment.no_speech_prob,
+        words=tuple(word_from_proto(w) for w in segment.words),
+    )
+
+
 def result_to_proto(result: BatchResult) -> pb.TranscribeFileResponse:
     """Serialise a batch result for the wire."""
     return pb.TranscribeFileResponse(
         text=result.text,
         language=result.language,
         duration=result.duration,
-        segments=[
-            pb.Segment(
-                id=s.id,
-                seek=s.seek,
-                start=s.start,
-                end=s.end,
-                text=s.text,
-                tokens=list(s.tokens),
-                temperature=s.temperature,
-                avg_logprob=s.avg_logprob,
-                compression_ratio=s.compression_ratio,
-                no_speech_prob=s.no_speech_prob,
-                words=[word_to_proto(w) for w in s.words],
-            )
-            for s in result.segments
-        ],
+        segments=[segment_to_proto(s) for s in result.segments],
     )
 
 
@@ -113,20 +132,5 @@ def result_from_proto(message: pb.TranscribeFileResponse) -> BatchResult:
         text=message.text,
         language=message.language,
         duration=message.duration,
-        segments=tuple(
-            Segment(
-                id=s.id,
-                seek=s.seek,
-                start=s.start,
-                end=s.end,
-                text=s.text,
-                tokens=tuple(s.tokens),
-                temperature=s.temperature,
-                avg_logprob=s.avg_logprob,
-                compression_ratio=s.compression_ratio,
-                no_speech_prob=s.no_speech_prob,
-                words=tuple(word_from_proto(w) for w in s.words),
-            )
-            for s in message.segments
-        ),
+        segments=tuple(segment_from_proto(s) for s in message.segments),
     )

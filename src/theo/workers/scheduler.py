@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
-from theo.types import BatchResult, TranscribeRequest
+from theo.types import BatchResult, DecodedSegment, TranscribeRequest
 from theo.workers.stt_stream import WorkerStream
 
 
@@ -21,6 +22,17 @@ class Scheduler(Protocol):
             WorkerCrashError: the worker died during the request.
             WorkerTimeoutError: the worker did not answer in time.
             InferenceError: the engine failed.
+        """
+        ...
+
+    def transcribe_segments(
+        self, request: TranscribeRequest
+    ) -> AsyncGenerator[DecodedSegment | BatchResult, None]:
+        """Run a batch transcription, yielding each segment as it is decoded, then the
+        whole result. Closing the iterator cancels the call in the worker.
+
+        Raises:
+            The errors of :meth:`transcribe`.
         """
         ...
 

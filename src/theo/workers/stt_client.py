@@ -7,9 +7,11 @@ The API-process side of speech-to-text: each request goes to the worker the
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 from theo.config import Settings
-from theo.types import BatchResult, TranscribeRequest
-from theo.wire.stt import request_to_upload, result_from_proto
+from theo.types import BatchResult, DecodedSegment, TranscribeRequest
+from theo.wire.stt import request_to_upload, result_from_proto, segment_from_proto
 from theo.wire.stt_realtime import SESSION_METADATA
 from theo.workers.routing import Router, WorkerSource
 from theo.workers.rpc import rpc_failures
@@ -40,6 +42,28 @@ class SimpleScheduler:
         finally:
             worker.end_request(generation)
         return result_from_proto(response)
+
+    async def transcribe_segments(
+        self, request: TranscribeRequest
+    ) -> AsyncGenerator[DecodedSegment | BatchResult, None]:
+        """Send the request to a worker and yield its segments as they are decoded, then
+        the result; see :class:`theo.workers.scheduler.Scheduler`."""
+        worker = self._router.pick(request.model)
+        assert worker.stub is not None
+        generation = worker.begin_request()
+        call = worker.stub.TranscribeFileSegments(
+            request_to_upload(request), timeout=self._settings.request_timeout_s
+        )
+        try:
+            with rpc_failures(worker):
+                async for event in call:
+                    if event.HasField("segment"):
+                        yield DecodedSegment(segment_from_proto(event.segment), event.language)
+                    else:
+                        yield result_from_proto(event.result)
+        finally:
+            call.cancel()  # a no-op once it finished; stops the engine if the client left
+            worker.end_request(generation)
 
     def open_stream(self, model: str, session_id: str) -> WorkerStream:
         """Open a TranscribeStream on the least-loaded ready worker of ``model``."""

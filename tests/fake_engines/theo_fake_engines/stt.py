@@ -29,6 +29,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,7 @@ class FakeSTTBackend:
         audio: npt.NDArray[np.float32],
         params: TranscribeParams,
         cancel: threading.Event,
+        on_segment: Callable[[Segment, str], None] | None = None,
     ) -> BatchResult:
         """The scripted words for the clip's length, as one segment."""
         self._maybe_crash()
@@ -143,6 +145,8 @@ class FakeSTTBackend:
             text=f" {text}",
             words=words if params.word_timestamps else (),
         )
+        if on_segment is not None and text:
+            on_segment(segment, params.language or self._language)
         return BatchResult(
             text=text,
             language=params.language or self._language,

@@ -82,7 +82,6 @@ def test_too_large() -> None:
     [
         ("hotwords", "PIX", "hotwords"),
         ("include[]", "logprobs", "include[]"),
-        ("stream", "true", "stream"),
         ("chunking_strategy", "server_vad", "chunking_strategy"),
     ],
 )
@@ -93,6 +92,27 @@ def test_unknown_or_unsupported_fields_are_refused(field: str, value: str, param
         )
     assert caught.value.param == param
     assert param in caught.value.message
+
+
+def test_stream_true_is_a_transcription_in_json_or_text() -> None:
+    form = parse_audio_form(
+        _form(("file", _upload()), ("model", "m"), ("stream", "true")), Task.TRANSCRIBE, 100
+    )
+    assert form.stream
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_audio_form(
+            _form(("file", _upload()), ("model", "m"), ("stream", "true")), Task.TRANSLATE, 100
+        )
+    assert caught.value.param == "stream"
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_audio_form(
+            _form(
+                ("file", _upload()), ("model", "m"), ("stream", "true"), ("response_format", "srt")
+            ),
+            Task.TRANSCRIBE,
+            100,
+        )
+    assert caught.value.param == "response_format"
 
 
 def test_openai_defaults_for_stream_and_chunking_are_accepted() -> None:

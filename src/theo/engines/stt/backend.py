@@ -10,6 +10,7 @@ streams.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +20,7 @@ import numpy.typing as npt
 
 from theo.errors import InvalidRequestError
 from theo.manifest import EngineConfig
-from theo.types import BatchResult, Task, TranscribeParams, Word
+from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
 
 
 class CancelledByClient(Exception):  # noqa: N818 - reads as an event, like asyncio.CancelledError
@@ -153,8 +154,14 @@ class STTBackend(Protocol):
         audio: npt.NDArray[np.float32],
         params: TranscribeParams,
         cancel: threading.Event,
+        on_segment: Callable[[Segment, str], None] | None = None,
     ) -> BatchResult:
-        """Decode 16 kHz mono float32 audio; raise :class:`CancelledByClient` when cancelled."""
+        """Decode 16 kHz mono float32 audio; raise :class:`CancelledByClient` when cancelled.
+
+        ``on_segment`` (when given) is called with each segment and the clip's language as
+        soon as the segment is decoded, from the decoding thread, before the whole result
+        is returned.
+        """
         ...
 
     def decode_segment(

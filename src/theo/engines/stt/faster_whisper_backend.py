@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,10 @@ class FasterWhisperBackend:
         audio: npt.NDArray[np.float32],
         params: TranscribeParams,
         cancel: threading.Event,
+        on_segment: Callable[[Segment, str], None] | None = None,
     ) -> BatchResult:
-        """Run the decoder; segments are produced lazily, so cancellation is checked per segment."""
+        """Run the decoder; segments are produced lazily, so cancellation is checked per
+        segment and each one is handed to ``on_segment`` as soon as it is decoded."""
         if self._model is None:
             raise RuntimeError("model not loaded")
         segments_iter, info = self._model.transcribe(
@@ -160,6 +163,7 @@ class FasterWhisperBackend:
             beam_size=self._beam_size,
             vad_filter=self._vad_filter,
         )
+        language = "en" if params.task is Task.TRANSLATE else info.language
         segments: list[Segment] = []
         for index, seg in enumerate(segments_iter):
             if cancel.is_set():
@@ -168,23 +172,23 @@ class FasterWhisperBackend:
                 Word(word=w.word, start=w.start, end=w.end, probability=w.probability)
                 for w in (seg.words or ())
             )
-            segments.append(
-                Segment(
-                    id=index,
-                    seek=seg.seek,
-                    start=seg.start,
-                    end=seg.end,
-                    text=seg.text,
-                    tokens=tuple(seg.tokens),
-                    temperature=seg.temperature or 0.0,
-                    avg_logprob=seg.avg_logprob,
-                    compression_ratio=seg.compression_ratio,
-                    no_speech_prob=seg.no_speech_prob,
-                    words=words,
-                )
+            segment = Segment(
+                id=index,
+                seek=seg.seek,
+                start=seg.start,
+                end=seg.end,
+                text=seg.text,
+                tokens=tuple(seg.tokens),
+                temperature=seg.temperature or 0.0,
+                avg_logprob=seg.avg_logprob,
+                compression_ratio=seg.compression_ratio,
+                no_speech_prob=seg.no_speech_prob,
+                words=words,
             )
+            segments.append(segment)
+            if on_segment is not None:
+                on_segment(segment, language)
         text = "".join(s.text for s in segments).strip()
-        language = "en" if params.task is Task.TRANSLATE else info.language
         return BatchResult(
             text=text, language=language, duration=info.duration, segments=tuple(segments)
         )

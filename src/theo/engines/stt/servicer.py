@@ -16,8 +16,9 @@ before any decoding; what it cannot do is refused with INVALID_ARGUMENT naming t
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 
@@ -34,12 +35,12 @@ from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
 from theo.errors import InferenceError, InvalidRequestError, ModelUnavailableError
 from theo.logging import get_logger
-from theo.types import TranscriptKind, WorkerHealth
+from theo.types import Segment, TranscriptKind, WorkerHealth
 from theo.wire.errors import abort, abort_cancelled
 from theo.wire.health import stt_health_to_proto, worker_status
 from theo.wire.proto import stt_worker_pb2 as pb
 from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
-from theo.wire.stt import params_from_proto, result_to_proto
+from theo.wire.stt import params_from_proto, result_to_proto, segment_to_proto
 from theo.wire.stt_realtime import frame_from_proto, transcript_to_proto
 
 log = get_logger("worker.stt")
@@ -106,6 +107,45 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         context: grpc.aio.ServicerContext,
     ) -> pb.TranscribeFileResponse:
         """Decode a clip sent in pieces: the first message's fields, every message's audio."""
+        first, audio = await self._receive_upload(request_iterator, context)
+        return await self._transcribe_file(first, audio, context)
+
+    async def TranscribeFileSegments(  # noqa: N802 - name fixed by the generated gRPC base class
+        self,
+        request_iterator: AsyncIterator[pb.TranscribeFileRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.TranscribeFileEvent]:
+        """Decode an uploaded clip, sending each segment as soon as the engine has it,
+        then the whole result."""
+        first, audio = await self._receive_upload(request_iterator, context)
+        loop = asyncio.get_running_loop()
+        decoded: asyncio.Queue[tuple[Segment, str]] = asyncio.Queue()
+
+        def on_segment(segment: Segment, language: str) -> None:  # from the decoding thread
+            loop.call_soon_threadsafe(decoded.put_nowait, (segment, language))
+
+        run = asyncio.ensure_future(self._transcribe_file(first, audio, context, on_segment))
+        try:
+            while True:
+                getter = asyncio.ensure_future(decoded.get())
+                await asyncio.wait({getter, run}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                yield _segment_event(*getter.result())
+            # The segments' callbacks were scheduled before the result's: none is left behind.
+            while not decoded.empty():
+                yield _segment_event(*decoded.get_nowait())
+            yield pb.TranscribeFileEvent(result=await run)
+        finally:
+            if not run.done():
+                run.cancel()  # the client went away: the engine stops at its next segment
+
+    async def _receive_upload(
+        self,
+        request_iterator: AsyncIterator[pb.TranscribeFileRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> tuple[pb.TranscribeFileRequest, bytearray]:
         first: pb.TranscribeFileRequest | None = None
         audio = bytearray()
         async for message in request_iterator:
@@ -114,13 +154,15 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             audio += message.audio_pcm16
         if first is None:
             await abort(context, InvalidRequestError("no request was sent"))
-        return await self._transcribe_file(first, audio, context)
+        assert first is not None
+        return first, audio
 
     async def _transcribe_file(
         self,
         request: pb.TranscribeFileRequest,
         pcm16: bytes | bytearray,
         context: grpc.aio.ServicerContext,
+        on_segment: Callable[[Segment, str], None] | None = None,
     ) -> pb.TranscribeFileResponse:
         if self._info is None:
             await abort(context, _LOADING)
@@ -137,9 +179,10 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self._cancel_events[key] = cancel
         self._active += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor, self._backend.transcribe, audio, params, cancel
-        )
+        decode = functools.partial(self._backend.transcribe, audio, params, cancel)
+        if on_segment is not None:
+            decode = functools.partial(decode, on_segment=on_segment)
+        future = loop.run_in_executor(self._executor, decode)
         try:
             result = await future
         except asyncio.CancelledError:
@@ -236,3 +279,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._stream_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _segment_event(segment: Segment, language: str) -> pb.TranscribeFileEvent:
+    return pb.TranscribeFileEvent(segment=segment_to_proto(segment), language=language)

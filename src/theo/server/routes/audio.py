@@ -22,6 +22,7 @@ from theo.server.batch import postprocess_result, prepare_audio
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
 from theo.server.formatters import render
 from theo.server.state import AppState
+from theo.server.transcript_stream import stream_transcript
 from theo.types import ModelType, Task, TranscribeRequest
 
 router = APIRouter()
@@ -93,12 +94,6 @@ async def _handle(request: Request, task: Task) -> Response:
         params=dataclasses.replace(form.params, hot_words=hot_words),
         request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
     )
-    try:
-        result = await cancel_on_disconnect(request, state.scheduler.transcribe(transcribe_request))
-    except ClientDisconnectedError:
-        log.info("client_disconnected", request_id=transcribe_request.request_id)
-        return Response(status_code=_CLIENT_CLOSED_REQUEST)
-
     options = PostProcessingOptions(
         manifest.postprocessing,
         itn=form.itn,
@@ -106,6 +101,14 @@ async def _handle(request: Request, task: Task) -> Response:
         itn_engine=state.itn_engines.get(manifest.postprocessing.itn_backend),
         task=task,
     )
+    try:
+        if form.stream:
+            return await stream_transcript(request, state.scheduler, transcribe_request, options)
+        result = await cancel_on_disconnect(request, state.scheduler.transcribe(transcribe_request))
+    except ClientDisconnectedError:
+        log.info("client_disconnected", request_id=transcribe_request.request_id)
+        return Response(status_code=_CLIENT_CLOSED_REQUEST)
+
     started = time.perf_counter()
     result = await asyncio.to_thread(postprocess_result, result, options)
     state.metrics.postprocessing_done("batch", time.perf_counter() - started)

@@ -15,7 +15,12 @@ from theo.logging import get_logger
 from theo.registry.store import InstalledModel
 from theo.server.disconnect import ClientDisconnectedError, cancel_on_disconnect
 from theo.server.errors import CLIENT_CLOSED_REQUEST, classify
-from theo.server.speech.encoders import MEDIA_TYPES, SpeechFormat, create_encoder
+from theo.server.speech.encoders import (
+    MEDIA_TYPES,
+    PCM_SAMPLE_RATE,
+    SpeechFormat,
+    create_encoder,
+)
 from theo.server.speech.response import SpeechResponse, SpeechRun, audio_body, sse_body
 from theo.server.state import AppState
 from theo.speech_text import MAX_SPEECH_CHARS, check_speakable
@@ -114,7 +119,8 @@ async def create_speech(request: Request, body: SpeechBody) -> Response:
         run.outcome = "error"
         await run.close()
         raise
-    headers = {"X-Sample-Rate": str(sample_rate), "X-Request-Id": speech.request_id}
+    out_rate = PCM_SAMPLE_RATE if fmt is SpeechFormat.PCM else sample_rate
+    headers = {"X-Sample-Rate": str(out_rate), "X-Request-Id": speech.request_id}
     if body.stream_format == "sse":
         return SpeechResponse(sse_body(run, encoder), run, "text/event-stream", headers)
     return SpeechResponse(audio_body(run, encoder), run, MEDIA_TYPES[fmt], headers)

@@ -3,7 +3,7 @@
 Every encoder emits bytes as soon as it has them, so a response can stream while the
 worker is still synthesizing. ``wav`` is sent with an unknown-length header (its RIFF and
 data sizes are 0xFFFFFFFF, as in other streaming TTS servers): decoders read to the end
-of the stream. ``pcm`` is raw 16-bit little-endian mono at the model's sample rate.
+of the stream. ``pcm`` is raw 16-bit little-endian mono at 24 kHz, as OpenAI defines it.
 Compressed formats use PyAV; FLAC streams carry no total length or MD5 in their header.
 Encoding is CPU work: callers on the event loop run it in a thread.
 """
@@ -19,6 +19,9 @@ from typing import ClassVar
 import av
 import numpy as np
 from av.audio.stream import AudioStream
+
+from theo.audio.pcm import float_to_pcm16, pcm16_to_float
+from theo.preprocessing.resample import Resample
 
 
 class SpeechFormat(enum.StrEnum):
@@ -60,18 +63,33 @@ class SpeechEncoder(ABC):
         """Release resources without finishing (the response was abandoned)."""
 
 
+PCM_SAMPLE_RATE = 24_000
+"""The rate of ``response_format=pcm``: OpenAI defines it as 24 kHz PCM16, and its
+clients play it at that rate whatever the model's own."""
+
+
 class PcmEncoder(SpeechEncoder):
-    """Raw PCM16 LE: the chunks as they are."""
+    """Raw PCM16 LE mono at 24 kHz (OpenAI's ``pcm``), resampled with soxr from the
+    model's rate; filter state is carried across chunks, so chunking changes nothing."""
 
     inline = True
 
+    def __init__(self, sample_rate: int) -> None:
+        self._resample = (
+            Resample(sample_rate, PCM_SAMPLE_RATE) if sample_rate != PCM_SAMPLE_RATE else None
+        )
+
     def encode(self, pcm16: bytes) -> bytes:
-        """Return the chunk unchanged."""
-        return pcm16
+        """The chunk at 24 kHz (may be shorter while the resampler fills)."""
+        if self._resample is None:
+            return pcm16
+        return float_to_pcm16(self._resample.process(pcm16_to_float(pcm16)))
 
     def finish(self) -> bytes:
-        """Nothing is buffered."""
-        return b""
+        """What the resampler still holds."""
+        if self._resample is None:
+            return b""
+        return float_to_pcm16(self._resample.flush())
 
 
 class WavEncoder(SpeechEncoder):
@@ -201,7 +219,7 @@ class AvEncoder(SpeechEncoder):
 def create_encoder(fmt: SpeechFormat, sample_rate: int) -> SpeechEncoder:
     """A fresh encoder for one response in ``fmt`` from PCM16 at ``sample_rate``."""
     if fmt is SpeechFormat.PCM:
-        return PcmEncoder()
+        return PcmEncoder(sample_rate)
     if fmt is SpeechFormat.WAV:
         return WavEncoder(sample_rate)
     return AvEncoder(fmt, sample_rate)

@@ -104,6 +104,16 @@ class TranscribeFileResponse(_message.Message):
     segments: _containers.RepeatedCompositeFieldContainer[Segment]
     def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., duration: _Optional[float] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ...) -> None: ...
 
+class TranscribeFileEvent(_message.Message):
+    __slots__ = ("segment", "result", "language")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    segment: Segment
+    result: TranscribeFileResponse
+    language: str
+    def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ..., result: _Optional[_Union[TranscribeFileResponse, _Mapping]] = ..., language: _Optional[str] = ...) -> None: ...
+
 class AudioFrame(_message.Message):
     __slots__ = ("session_id", "audio_pcm16", "is_last", "language", "initial_prompt", "hot_words", "segment_id", "enable_partials", "speaker_paused")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

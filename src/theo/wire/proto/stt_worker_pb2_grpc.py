@@ -44,6 +44,11 @@ class STTWorkerStub:
                 request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
                 response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
                 _registered_method=True)
+        self.TranscribeFileSegments = channel.stream_stream(
+                '/theo.stt.v1.STTWorker/TranscribeFileSegments',
+                request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+                response_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileEvent.FromString,
+                _registered_method=True)
         self.TranscribeStream = channel.stream_stream(
                 '/theo.stt.v1.STTWorker/TranscribeStream',
                 request_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.AudioFrame.SerializeToString,
@@ -74,6 +79,14 @@ class STTWorkerServicer:
     def TranscribeFileUpload(self, request_iterator, context):
         """Batch, the audio in pieces: the first message carries every field, each message adds
         its audio_pcm16 to the clip. The API process never holds a long clip as one message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TranscribeFileSegments(self, request_iterator, context):
+        """Batch, uploaded as above, answered segment by segment as the engine decodes them,
+        then the whole result (stream=true on the HTTP API).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +125,11 @@ def add_STTWorkerServicer_to_server(servicer, server):
                     servicer.TranscribeFileUpload,
                     request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
                     response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.SerializeToString,
+            ),
+            'TranscribeFileSegments': grpc.stream_stream_rpc_method_handler(
+                    servicer.TranscribeFileSegments,
+                    request_deserializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.FromString,
+                    response_serializer=theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileEvent.SerializeToString,
             ),
             'TranscribeStream': grpc.stream_stream_rpc_method_handler(
                     servicer.TranscribeStream,
@@ -183,6 +201,33 @@ class STTWorker:
             '/theo.stt.v1.STTWorker/TranscribeFileUpload',
             theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
             theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranscribeFileSegments(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/theo.stt.v1.STTWorker/TranscribeFileSegments',
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileRequest.SerializeToString,
+            theo_dot_wire_dot_proto_dot_stt__worker__pb2.TranscribeFileEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,10 +70,22 @@ def test_wav_of_no_audio_is_still_a_header() -> None:
     assert WavEncoder(24_000).finish() == WavEncoder.header(24_000)
 
 
-def test_pcm_is_the_samples_unchanged() -> None:
+def test_pcm_at_24khz_is_the_samples_unchanged() -> None:
     pcm = _tone(0.2, 24_000)
     encoder = create_encoder(SpeechFormat.PCM, 24_000)
     assert encoder.encode(pcm) + encoder.finish() == pcm
+
+
+def test_pcm_from_another_rate_is_resampled_to_24khz_in_any_chunking() -> None:
+    pcm = _tone(1.0, 22_050)  # Piper's rate
+    whole = create_encoder(SpeechFormat.PCM, 22_050)
+    out = whole.encode(pcm) + whole.finish()
+    assert len(out) // 2 == 24_000  # one second, at OpenAI's pcm rate
+    spectrum = np.abs(np.fft.rfft(np.frombuffer(out, "<i2").astype(np.float64)))
+    assert int(np.argmax(spectrum)) == 220  # the same pitch (1 Hz bins), not 8% higher
+    pieces = create_encoder(SpeechFormat.PCM, 22_050)
+    chunked = b"".join(pieces.encode(c) for c in _chunks(pcm, 7)) + pieces.finish()
+    assert chunked == out
 
 
 def test_empty_chunks_are_accepted() -> None:
