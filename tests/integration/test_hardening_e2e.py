@@ -176,7 +176,6 @@ def test_unknown_fields_are_refused_by_name(server: RunningServer) -> None:
     cases = {
         "hotwords": ("PIX", "hotwords"),
         "include[]": ("logprobs", "include[]"),
-        "stream": ("true", "stream"),
         "chunking_strategy": ("server_vad", "chunking_strategy"),
     }
     with server.client() as client:
