@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theo.audio.g711 import alaw_to_pcm16, ulaw_to_pcm16
-from theo.audio.pcm import Samples, float_to_pcm16_array, pcm16_to_float
+from theo.audio.pcm import Samples, float_to_pcm16_array
 from theo.preprocessing.resample import Resample
-from theo.session.audio_format import AudioEncoding
+from theo.session.audio_format import AudioEncoding, InputFormat
 from theo.session.echo_guard import EchoGuard
 from theo.session.events import OutputAudio
 
@@ -35,18 +34,12 @@ class EchoCanceller:
 
     def sent(self, audio: OutputAudio) -> None:
         """Reply audio was sent to the client: it is what may come back."""
-        encoding = AudioEncoding(audio.format)
-        if encoding is AudioEncoding.G711_ULAW:
-            pcm = ulaw_to_pcm16(audio.audio)
-        elif encoding is AudioEncoding.G711_ALAW:
-            pcm = alaw_to_pcm16(audio.audio)
-        else:
-            pcm = np.frombuffer(audio.audio, dtype="<i2")
+        samples = InputFormat(AudioEncoding(audio.format), audio.sample_rate).decode(audio.audio)
         if audio.sample_rate != self.input_rate:
             if self._resample is None or self._resample.input_rate != audio.sample_rate:
                 self._resample = Resample(audio.sample_rate, self.input_rate)
-            pcm = float_to_pcm16_array(self._resample.process(pcm16_to_float(pcm.tobytes())))
-        self.guard.reference(pcm)
+            samples = self._resample.process(samples)
+        self.guard.reference(float_to_pcm16_array(samples))
 
     def stopped(self) -> None:
         """The reply playing was stopped: what was sent and not played never plays."""

@@ -34,7 +34,6 @@ class RtpSender:
         self._timestamp = secrets.randbits(32)
         self._next_due: float | None = None
         """When the next packet would be sent had the talkspurt gone on."""
-        self.packets_sent = 0
 
     def packet(self, pcm16: bytes, talkspurt_start: bool) -> bytes:
         """One RTP packet carrying ``pcm16`` (little-endian, at the codec's rate)."""
@@ -54,5 +53,4 @@ class RtpSender:
         self._sequence = (self._sequence + 1) & 0xFFFF
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
         self._next_due = now + samples / rate
-        self.packets_sent += 1
         return datagram

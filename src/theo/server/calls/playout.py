@@ -45,12 +45,6 @@ class Playout:
         self._queue: deque[tuple[str, bytearray]] = deque()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.frames_sent = 0
-
-    @property
-    def queued_bytes(self) -> int:
-        """Audio waiting to be played."""
-        return sum(len(audio) for _, audio in self._queue)
 
     def play(self, request_id: str, pcm16: bytes) -> None:
         """Queue ``pcm16`` (a piece of reply ``request_id``) after what is queued."""
@@ -107,7 +101,6 @@ class Playout:
                     self._queue.clear()
                     break
                 sent, first = sent + 1, False
-                self.frames_sent += 1
                 delay = start + sent * period - loop.time()
                 if delay < -_MAX_LATE_S:
                     start, sent = loop.time(), 0  # fell far behind: a new clock, no burst
