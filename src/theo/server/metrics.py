@@ -115,6 +115,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self._stt_dictation_extended = Counter(
+            "theo_stt_dictation_extended_endpoints_total",
+            "Realtime segments whose end waited dictation_silence_ms because their words "
+            "ended inside a dictated entity (digits, a number word, CPF, an amount).",
+            registry=self.registry,
+        )
         self._stt_recoveries = Counter(
             "theo_stt_worker_recoveries_total",
             "Realtime sessions whose worker stream broke, by outcome (recovered or failed).",
@@ -236,6 +242,10 @@ class Metrics:
     def segment_force_committed(self, reason: str) -> None:
         """A realtime segment was cut before the VAD ended it (``ring_buffer`` or ``client``)."""
         self._stt_force_commits.labels(reason).inc()
+
+    def dictation_extended(self) -> None:
+        """A realtime segment's end waited the dictation silence."""
+        self._stt_dictation_extended.inc()
 
     def worker_recovery(self, outcome: str) -> None:
         """A realtime session's broken worker stream was ``recovered`` or ``failed``."""

@@ -21,6 +21,7 @@ from theo.postprocessing.limits import MAX_HOT_WORD_LENGTH, MAX_HOT_WORDS
 from theo.session.state import SessionTimeouts
 
 VADSensitivity = Literal["high", "normal", "low"]
+TurnDetection = Literal["vad", "manual"]
 InputAudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 OutputAudioFormat = InputAudioFormat
 G711_SAMPLE_RATE = 8_000
@@ -35,6 +36,10 @@ MAX_SILENCE_TIMEOUT_MS = 3_600_000
 MAX_HOLD_TIMEOUT_MS = 3_600_000
 MAX_CLOSING_TIMEOUT_MS = 60_000
 MAX_TTS_MUTE_TAIL_MS = 2_000
+MAX_PROMPT_CHARS = 1_000
+# The segmenter keeps 2 s of audio: pre-roll cannot reach further back.
+MAX_VAD_PREFIX_PADDING_MS = 1_000
+MAX_VAD_SILENCE_MS = 10_000
 
 
 class PreprocessingOverrides(BaseModel):
@@ -66,6 +71,25 @@ class SessionConfig(BaseModel):
     """ISO 639-1 code for the next segments; None lets the engine detect it."""
     vad_sensitivity: VADSensitivity = "normal"
     """Silero thresholds: high detects quieter speech, low ignores more noise."""
+    vad_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Silero probability that starts speech, overriding the sensitivity's (a segment
+    stays open down to 0.15 below it); None: the sensitivity's own."""
+    vad_silence_ms: int = Field(default=300, ge=32, le=MAX_VAD_SILENCE_MS)
+    """Silence that ends a segment."""
+    vad_prefix_padding_ms: int = Field(default=200, ge=0, le=MAX_VAD_PREFIX_PADDING_MS)
+    """Audio before the detected onset sent with a segment, so no first syllable is lost."""
+    dictation: bool = True
+    """Dictation-aware endpointing: while the open segment's words end inside something
+    being dictated (digits, a number word, "CPF", "telefone", an amount awaiting its
+    cents), it ends after ``dictation_silence_ms`` of silence instead of
+    ``vad_silence_ms``, so a number dictated in groups lands in one final."""
+    dictation_silence_ms: int = Field(default=1_500, ge=100, le=MAX_VAD_SILENCE_MS)
+    """The silence that ends a segment whose words stop inside a dictated entity."""
+    turn_detection: TurnDetection = "vad"
+    """``vad``: the VAD opens and ends segments. ``manual``: audio opens a segment and only
+    ``input_audio_buffer.commit`` ends it (push-to-talk)."""
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    """Text that guides the engine's style and vocabulary, as batch's ``prompt``."""
     hot_words: list[str] = Field(default_factory=list)
     """Domain words biased in the engine and corrected in finals (at most
     ``MAX_HOT_WORDS`` distinct words of ``MAX_HOT_WORD_LENGTH`` characters, as in batch)."""
@@ -141,9 +165,9 @@ class SessionConfig(BaseModel):
             )
         return self
 
-    @field_validator("tts_model")
+    @field_validator("tts_model", "prompt")
     @classmethod
-    def _tts_model(cls, value: str | None) -> str | None:
+    def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
 
     @field_validator("language")

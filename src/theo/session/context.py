@@ -35,6 +35,9 @@ class SessionMetrics(Protocol):
     def voice_to_voice(self, seconds: float) -> None:
         """Caller speech end to the first audio of the reply that answers it."""
 
+    def dictation_extended(self) -> None:
+        """A segment's end waited the dictation silence (its words ended in an entity)."""
+
     def muted_audio(self, seconds: float) -> None:
         """Incoming audio replaced by silence while the session's speech played."""
 

@@ -30,6 +30,7 @@ from theo.session.events import (
     CloseReason,
     ErrorEvent,
     FramesDropped,
+    InputCleared,
     OutputAudio,
     RateLimit,
     SessionClosed,
@@ -49,6 +50,7 @@ from theo.session.state import SessionState, SessionStateMachine
 from theo.session.timer import StateTimer
 from theo.session.transcripts import TranscriptEvents, ms
 from theo.session.worker_link import Correction, LinkCallbacks, SessionFailedError, WorkerLink
+from theo.types import StreamTranscript, TranscriptKind
 
 log = get_logger("session")
 
@@ -107,7 +109,7 @@ class RealtimeSession:
             context.scheduler,
             self._ring,
             LinkCallbacks(
-                transcript=self._transcripts.transcript,
+                transcript=self._on_transcript,
                 interrupted=self._on_interrupted,
                 recovered=self._on_recovered,
                 failed=self._on_failed,
@@ -284,6 +286,19 @@ class RealtimeSession:
         if self.accepting:
             await self._speech.commit("client")
 
+    async def clear(self) -> None:
+        """Discard the open segment's audio and transcripts (``InputCleared``)."""
+        if not self.accepting:
+            return
+        segment = await self._speech.discard()
+        if segment is None:
+            await self._outbox.send_now(InputCleared(None))
+
+    @property
+    def uncommitted_ms(self) -> int:
+        """Audio of the open segment so far, in milliseconds (0 when none is open)."""
+        return ms(self._speech.uncommitted_samples)
+
     async def speak(self, fields: Mapping[str, object]) -> None:
         """Queue a spoken reply (``tts.speak``); its events follow in the event stream.
 
@@ -394,6 +409,11 @@ class RealtimeSession:
             self._finish()
 
     # ------------------------------------------------------------------ worker events
+
+    async def _on_transcript(self, transcript: StreamTranscript) -> None:
+        if transcript.kind == TranscriptKind.PARTIAL:
+            self._speech.heard(transcript.segment_id, transcript.text)
+        await self._transcripts.transcript(transcript)
 
     async def _on_interrupted(self, resume_segment_id: int) -> None:
         self._events.emit(errors.worker_crashed(resume_segment_id))

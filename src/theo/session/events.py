@@ -80,6 +80,31 @@ class SpeechEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentEnded:
+    """``segment_id`` stopped taking audio, by the VAD or a commit: its final follows.
+
+    Sent at once, before the final (unlike ``SpeechEnd``, which follows it), for
+    transports that report the end of a turn as it happens.
+    """
+
+    segment_id: int
+    timestamp_ms: int
+    """Where the speech ended (the VAD's) or the commit fell, in session time."""
+    audio_ms: int
+    """Audio the segment holds, pre-roll included."""
+    by_vad: bool
+    """True when the VAD heard the speech end; False for a commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputCleared:
+    """The uncommitted audio was discarded (``clear``); ``segment_id`` was open, if any,
+    and none of its transcripts follow."""
+
+    segment_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptPartial:
     """The words of an open segment two decodes agree on; append-only, never post-processed."""
 
@@ -200,6 +225,8 @@ SessionEvent = (
     | SessionUpdated
     | SpeechStart
     | SpeechEnd
+    | SegmentEnded
+    | InputCleared
     | TranscriptPartial
     | TranscriptFinal
     | SessionHold

@@ -57,6 +57,7 @@ class LiveConfig:
             audio_pcm16=pcm16,
             is_last=is_last,
             language=config.language,
+            prompt=config.prompt,
             hot_words=self._engine_hot_words,
             enable_partials=config.enable_partial_transcripts,
             speaker_paused=paused,

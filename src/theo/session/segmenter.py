@@ -18,7 +18,6 @@ from theo.preprocessing.chain import PreprocessingChain
 from theo.vad.detector import VADDetector
 
 SAMPLE_RATE = ENGINE_SAMPLE_RATE
-_PREROLL_SAMPLES = SAMPLE_RATE * 200 // 1000
 _HISTORY_SAMPLES = SAMPLE_RATE * 2
 
 Samples = npt.NDArray[np.float32]
@@ -54,14 +53,26 @@ SegmentEvent = SpeechStarted | SegmentAudio | SpeechEnded
 class Segmenter:
     """Cuts one session's audio into speech segments. Owns its chain and VAD state."""
 
-    def __init__(self, chain: PreprocessingChain, vad: VADDetector, base: int = 0) -> None:
+    def __init__(
+        self,
+        chain: PreprocessingChain,
+        vad: VADDetector,
+        base: int = 0,
+        *,
+        preroll_ms: int = 200,
+        manual: bool = False,
+    ) -> None:
         """Create a segmenter whose clock starts at ``base`` engine samples.
 
         A session that rebuilds its segmenter (new input rate) passes the old position,
-        so session time stays monotonic.
+        so session time stays monotonic. ``preroll_ms`` of audio before the VAD's onset
+        go with each segment. ``manual`` turns the VAD off: audio opens a segment and
+        only :meth:`force_end` (a commit) ends it.
         """
         self.chain = chain
         self.vad = vad
+        self.preroll_ms = preroll_ms
+        self._manual = manual
         self._history: deque[tuple[int, Samples]] = deque()
         self._base = base
         self._position = base  # engine samples produced so far
@@ -86,12 +97,15 @@ class Segmenter:
         if engine.size:
             self._remember(start, engine)
             self._position += engine.size
+        if self._manual:
+            return self._manual_events(start)
         vad_events = self.vad.process(output.vad)
         sent_upto = start
         for vad_event in vad_events:
             at = self._base + vad_event.sample_offset
             if vad_event.kind == "speech_start" and not self._in_segment:
-                begin = max(at - _PREROLL_SAMPLES, self._oldest())
+                preroll = SAMPLE_RATE * self.preroll_ms // 1000
+                begin = max(at - preroll, self._oldest())
                 events.append(SpeechStarted(offset=begin, onset=at))
                 events.append(SegmentAudio(self._slice(begin, self._position)))
                 sent_upto = self._position
@@ -109,13 +123,23 @@ class Segmenter:
             )
         return events
 
+    def _manual_events(self, start: int) -> list[SegmentEvent]:
+        if start == self._position:
+            return []
+        events: list[SegmentEvent] = []
+        if not self._in_segment:
+            self._in_segment = True
+            events.append(SpeechStarted(offset=start, onset=start))
+        events.append(SegmentAudio(self._slice(start, self._position)))
+        return events
+
     def force_end(self) -> None:
         """End the open segment now (commit); later speech audio opens a new segment."""
         self._in_segment = False
 
     def resume_if_speaking(self) -> SpeechStarted | None:
         """After a commit, continue in a new segment while the VAD still hears speech."""
-        if self.vad.is_speech and not self._in_segment:
+        if not self._manual and self.vad.is_speech and not self._in_segment:
             self._in_segment = True
             return SpeechStarted(offset=self._position, onset=self._position)
         return None

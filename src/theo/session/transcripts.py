@@ -16,6 +16,8 @@ from theo.session.config import SessionConfig
 from theo.session.context import SessionContext
 from theo.session.events import (
     FinalWord,
+    InputCleared,
+    SegmentEnded,
     SessionEvent,
     SpeechEnd,
     SpeechStart,
@@ -59,6 +61,7 @@ class TranscriptEvents:
         self._replayed: set[int] = set()
         self._last_partial: dict[int, str] = {}
         self._recent_text = ""
+        self._discarded: set[int] = set()
 
     @property
     def recent_text(self) -> str:
@@ -72,12 +75,25 @@ class TranscriptEvents:
         self._context.metrics.stream_observation("vad_start", 1.0)
         await self._outbox.add(segment, SpeechStart(segment, ms(onset)))
 
-    def ended(self, segment: int, vad_offset: int | None) -> None:
-        """``segment`` was closed, by the VAD at ``vad_offset`` or by a commit (None)."""
+    async def ended(self, segment: int, position: int, vad_offset: int | None) -> None:
+        """``segment`` was closed at engine sample ``position``, by the VAD (its speech
+        ended at ``vad_offset``) or by a commit (None)."""
         self._ended_at[segment] = time.monotonic()
         if vad_offset is not None:
             self._vad_ended[segment] = SpeechEnd(segment, ms(vad_offset))
             self._context.metrics.stream_observation("vad_end", 1.0)
+        if segment in self._discarded:
+            return
+        audio_ms = ms(position - self._offsets.get(segment, position))
+        end = ms(position if vad_offset is None else vad_offset)
+        await self._outbox.add(
+            segment, SegmentEnded(segment, end, audio_ms, by_vad=vad_offset is not None)
+        )
+
+    async def discard(self, segment: int) -> None:
+        """Drop ``segment``'s transcripts from now on (the client cleared its audio)."""
+        self._discarded.add(segment)
+        await self._outbox.add(segment, InputCleared(segment))
 
     def replayed(self, segments: list[int]) -> None:
         """These segments were sent again to a fresh worker after a crash."""
@@ -92,6 +108,8 @@ class TranscriptEvents:
 
     async def _partial(self, transcript: StreamTranscript) -> None:
         segment = transcript.segment_id
+        if segment in self._discarded:
+            return
         previous = self._last_partial.get(segment, "")
         if segment in self._replayed and (
             len(transcript.text) <= len(previous) or not transcript.text.startswith(previous)
@@ -109,6 +127,13 @@ class TranscriptEvents:
         self._opened_at.pop(segment, None)
         self._last_partial.pop(segment, None)
         self._replayed.discard(segment)
+        if segment in self._discarded:
+            self._discarded.discard(segment)
+            self._ended_at.pop(segment, None)
+            self._offsets.pop(segment, None)
+            self._vad_ended.pop(segment, None)
+            await self._outbox.complete(segment)
+            return
         self._recent_text = f"{self._recent_text} {transcript.text}"[-_CONTEXT_CHARS:]
         text = await asyncio.to_thread(self._postprocess, transcript)
         metrics = self._context.metrics

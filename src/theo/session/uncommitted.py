@@ -191,7 +191,9 @@ class UncommittedAudio:
         options = pending.options
         prompt = self._replay_prompts.get(segment)
         if prompt:
-            options = dataclasses.replace(options, prompt=prompt)
+            # The session's own prompt first, then its recent finals.
+            joined = " ".join(p for p in (options.prompt, prompt) if p)
+            options = dataclasses.replace(options, prompt=joined)
         if replay:
             # Audio sent again is not live: the speaker's pause is long over.
             options = dataclasses.replace(options, speaker_paused=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from theo.vad.sensitivity import Sensitivity, thresholds_for
 from theo.vad.silero import SAMPLE_RATE, WINDOW_SAMPLES, SileroModel, shared_model
 
 EventKind = Literal["speech_start", "speech_end"]
+_KEEP_BELOW = 0.15  # the keep threshold's distance below the speech threshold
 
 
 @dataclass(frozen=True)
@@ -143,15 +145,29 @@ class VADDetector:
         """Speech is on but the latest windows were not: the speaker may be finishing."""
         return self._state is VADState.SPEECH and self._quiet_length > 0
 
-    def set_sensitivity(self, sensitivity: Sensitivity) -> None:
-        """Switch sensitivity from the next window on.
+    def set_sensitivity(self, sensitivity: Sensitivity, threshold: float | None = None) -> None:
+        """Switch sensitivity (and optionally the speech probability) from the next window on.
+
+        Args:
+            sensitivity: ``high``, ``normal`` or ``low``.
+            threshold: Silero probability that starts speech instead of the sensitivity's;
+                a segment stays open down to 0.15 below it, as the sensitivities do.
 
         Raises:
             InvalidRequestError: An unknown sensitivity.
         """
-        prefilter = EnergyPreFilter(thresholds_for(sensitivity), self._flatness)
+        thresholds = thresholds_for(sensitivity)
+        if threshold is not None:
+            thresholds = dataclasses.replace(
+                thresholds, speech_prob=threshold, keep_prob=max(0.0, threshold - _KEEP_BELOW)
+            )
+        prefilter = EnergyPreFilter(thresholds, self._flatness)
         self._sensitivity = sensitivity
         self._prefilter = prefilter
+
+    def set_min_silence_ms(self, min_silence_ms: int) -> None:
+        """Silence needed to end speech, from the next window on."""
+        self._silence_windows = _windows_for(min_silence_ms)
 
     def process(self, frame: npt.ArrayLike) -> list[VADEvent]:
         """Consume the next frame of the stream.

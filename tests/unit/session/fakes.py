@@ -75,6 +75,7 @@ class ScriptedStream:
         self, *, crash_after_bytes: int | None = None, refuse_language: str | None = None
     ) -> None:
         self.received: dict[int, int] = {}
+        self.sent: list[StreamAudio] = []
         self.closed = False
         self._crash_after = crash_after_bytes
         self._refuse = refuse_language
@@ -92,6 +93,7 @@ class ScriptedStream:
             self._end(InvalidRequestError(f"Unsupported language '{audio.language}'.", "language"))
             return
         segment = audio.segment_id
+        self.sent.append(audio)
         self.received[segment] = self.received.get(segment, 0) + len(audio.audio_pcm16)
         if self._crash_after is not None and sum(self.received.values()) >= self._crash_after:
             self._end(WorkerCrashError("The worker died."))
@@ -169,6 +171,7 @@ class RecordingMetrics:
         self.speech_ends: list[str] = []
         self.v2v: list[float] = []
         self.muted_s = 0.0
+        self.dictation_extensions = 0
 
     def stream_observation(self, name: str, value: float) -> None:
         self.observations.append((name, value))
@@ -190,6 +193,9 @@ class RecordingMetrics:
 
     def muted_audio(self, seconds: float) -> None:
         self.muted_s += seconds
+
+    def dictation_extended(self) -> None:
+        self.dictation_extensions += 1
 
 
 TTS_RATE = 16_000

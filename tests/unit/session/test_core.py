@@ -39,7 +39,9 @@ from theo.session.events import (
     ErrorEvent,
     FinalWord,
     FramesDropped,
+    InputCleared,
     RateLimit,
+    SegmentEnded,
     SessionClosed,
     SessionCreated,
     SessionEvent,
@@ -130,6 +132,7 @@ async def test_an_utterance_gives_ordered_events_with_one_segment_id() -> None:
         SessionCreated,
         SpeechStart,
         TranscriptPartial,
+        SegmentEnded,
         TranscriptFinal,
         SpeechEnd,
         SessionClosed,
@@ -286,6 +289,83 @@ async def test_cancel_discards_the_open_segment() -> None:
     assert not events.of(TranscriptFinal) and not events.of(SpeechEnd)
     assert scheduler.opened[0].closed
     assert not session.accepting
+
+
+async def test_a_segment_end_is_announced_before_its_final_with_its_audio() -> None:
+    session, events = await _started(FakeScheduler())
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    [start], [ended], [final], [end] = (
+        events.of(SpeechStart),
+        events.of(SegmentEnded),
+        events.of(TranscriptFinal),
+        events.of(SpeechEnd),
+    )
+    assert events.seen.index(ended) < events.seen.index(final)
+    assert ended.by_vad and ended.timestamp_ms == end.timestamp_ms
+    # The segment's audio runs from the pre-roll to the VAD's silence wait.
+    assert ended.audio_ms >= end.timestamp_ms - start.timestamp_ms
+
+
+async def test_manual_turns_open_a_segment_on_audio_and_end_it_only_on_commit() -> None:
+    scheduler = FakeScheduler()
+    config = SessionConfig(turn_detection="manual")
+    session, events = await _started(scheduler, config)
+    silence = bytes(640)  # 20 ms: no speech, yet the buffer takes it
+    for _ in range(50):
+        await session.push(silence)
+    await events.until(SpeechStart)
+    assert session.uncommitted_ms == 1000
+    await _speak(session)  # speech and 1 s of silence: the VAD ends nothing
+    assert not events.of(SegmentEnded)
+    await session.commit()
+    final = await events.until(TranscriptFinal)
+    await _close(session, events)
+
+    [start] = events.of(SpeechStart)
+    [ended] = events.of(SegmentEnded)
+    assert (start.segment_id, start.timestamp_ms) == (1, 0)
+    assert not ended.by_vad and ended.audio_ms == ended.timestamp_ms
+    assert final.segment_id == 1 and final.text.split()[:2] == SCRIPT[:2]
+    assert not events.of(SpeechEnd)
+    assert session.uncommitted_ms == 0
+
+
+async def test_clear_discards_the_open_segment_and_the_session_goes_on() -> None:
+    session, events = await _started(FakeScheduler())
+    await session.clear()  # nothing open
+    assert await events.until(InputCleared) == InputCleared(None)
+    await _speak(session, speech_frames()[:100])  # 2 s: mid-utterance
+    await events.until(SpeechStart)
+    await session.clear()
+    assert await events.until(InputCleared) == InputCleared(1)
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    assert [f.segment_id for f in events.of(TranscriptFinal)] == [2]
+    assert [e.segment_id for e in events.of(SegmentEnded)] == [2]
+    cleared = events.seen.index(InputCleared(1))
+    assert all(
+        not isinstance(e, TranscriptPartial) or e.segment_id == 2 for e in events.seen[cleared:]
+    )
+
+
+async def test_the_session_prompt_and_vad_settings_reach_the_worker_and_the_vad() -> None:
+    scheduler = FakeScheduler()
+    config = SessionConfig(prompt="PIX e TED", vad_silence_ms=600, vad_threshold=0.7)
+    session, events = await _started(scheduler, config)
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    assert {a.prompt for a in scheduler.opened[0].sent} == {"PIX e TED"}
+    vad = session._speech._segmenter.vad
+    assert vad._silence_windows == 19  # 600 ms of 32 ms windows
+    assert vad._prefilter.thresholds.speech_prob == 0.7
+    assert vad._prefilter.thresholds.keep_prob == pytest.approx(0.55)
 
 
 async def test_audio_faster_than_real_time_is_limited_then_dropped() -> None:

@@ -23,6 +23,12 @@ from theo.logging import get_logger
 from theo.server.security import accepted_subprotocol
 from theo.server.state import AppState
 from theo.server.transports.admission import new_session_id, prepare, take_slot
+from theo.server.transports.lifecycle import being_cancelled, finish_sending
+from theo.server.transports.openai_realtime import (
+    dialect_of,
+    dialect_of_first_message,
+    serve_openai,
+)
 from theo.server.transports.websocket_codec import (
     Message,
     encode,
@@ -44,6 +50,7 @@ CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 _MAX_FRAME_BYTES = 96_000 * 2  # 2 s of 48 kHz PCM16 in one message is abuse
 _MAX_CONSECUTIVE_ERRORS = 20
+_SNIFF_WINDOW_S = 0.1
 _INTERNAL_MESSAGE = "The session failed on an internal error; it cannot continue."
 
 Command = Callable[[RealtimeSession, Message], Awaitable[None]]
@@ -214,13 +221,40 @@ async def realtime(websocket: WebSocket) -> None:
         await _refuse(websocket, exc, CLOSE_TRY_AGAIN)
         return
     try:
-        await _run(websocket, state, slot)
+        dialect = dialect_of(websocket)
+        first = None
+        if dialect is None:
+            first = await _first_message(websocket)
+            if first is not None and first["type"] == "websocket.disconnect":
+                return
+            dialect = None if first is None else dialect_of_first_message(first)
+        if dialect is not None:
+            await serve_openai(websocket, state, dialect, first)
+        else:
+            await _run(websocket, state, slot, first)
     finally:
         slot.release()  # whatever ended the session, even an exception or a cancellation
 
 
-async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
-    """Validate the connect parameters, then serve the session until it ends."""
+async def _first_message(websocket: WebSocket) -> Any | None:
+    """The client's first message if it comes within the sniffing window, else None.
+
+    An OpenAI client without ``intent`` or ``OpenAI-Beta`` is known by its first message,
+    a session update, sent at once; Theo's clients wait for ``session.created`` or send
+    audio, so they lose at most this window once.
+    """
+    try:
+        return await asyncio.wait_for(websocket.receive(), _SNIFF_WINDOW_S)
+    except TimeoutError:
+        return None
+
+
+async def _run(websocket: WebSocket, state: AppState, slot: Slot, first: Any | None) -> None:
+    """Validate the connect parameters, then serve the session until it ends.
+
+    ``first`` is a message already received (while the protocol was being told), handled
+    before the others.
+    """
     params = websocket.query_params
     try:
         context, config = prepare(state, params.get("model") or "", params.get("language"))
@@ -242,9 +276,10 @@ async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
     # Only _serve's answer closes normally: anything that escapes it is a failure.
     close_code, reason = _INTERNAL_FAILURE
     try:
-        close_code, reason = await _serve(connection, sender)
+        early = None if first is None else await connection.handle(first)
+        close_code, reason = early or await _serve(connection, sender)
     except asyncio.CancelledError:
-        if _being_cancelled():
+        if being_cancelled():
             raise
         # A cancellation nobody asked for (one leaked from a call under the session).
         log.error("session_failed", session_id=session_id, error="stray cancellation")
@@ -255,7 +290,7 @@ async def _run(websocket: WebSocket, state: AppState, slot: Slot) -> None:
     finally:
         await session.abort()
         # The events emitted before the end still go out (the stream has ended now).
-        await _finish_sending(sender)
+        await finish_sending(sender)
         # Before the close frame: a client told the session is over may open another.
         slot.release()
         state.metrics.session_closed()
@@ -299,20 +334,3 @@ async def _serve(connection: RealtimeConnection, sender: asyncio.Task[None]) -> 
         result = await connection.handle(receive.result())
         if result is not None:
             return result
-
-
-def _being_cancelled() -> bool:
-    """Whether this task itself is being cancelled (the server is shutting down)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def _finish_sending(sender: asyncio.Task[None]) -> None:
-    """Wait for the sender to send what is left; cancelled with the caller."""
-    try:
-        await asyncio.shield(sender)
-    except asyncio.CancelledError:
-        sender.cancel()
-        raise
-    except Exception as exc:  # the session must still be closed and counted
-        log.error("session_send_failed", exc_info=exc)

@@ -14,8 +14,10 @@ from theo.session.errors import ClientError
 from theo.session.events import (
     ErrorEvent,
     FramesDropped,
+    InputCleared,
     OutputAudio,
     RateLimit,
+    SegmentEnded,
     SessionClosed,
     SessionCreated,
     SessionEvent,
@@ -114,6 +116,8 @@ def payload(event: SessionEvent) -> Message | None:  # noqa: PLR0911, PLR0912
             }
         case OutputAudio():
             return None  # sent as a binary message, not JSON
+        case SegmentEnded() | InputCleared():
+            return None  # this protocol ends a segment with its final and vad.speech_end
         case SpeakingEnded():
             return {
                 "type": "tts.speaking_end",

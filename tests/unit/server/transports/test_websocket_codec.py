@@ -16,8 +16,10 @@ from theo.session.events import (
     ErrorEvent,
     FinalWord,
     FramesDropped,
+    InputCleared,
     OutputAudio,
     RateLimit,
+    SegmentEnded,
     SessionClosed,
     SessionCreated,
     SessionEvent,
@@ -34,7 +36,10 @@ from theo.session.events import (
 
 CONFIG = SessionConfig(language="pt", hot_words=["PIX"])
 CONFIG_JSON = (
-    '{"language": "pt", "vad_sensitivity": "normal", "hot_words": ["PIX"], '
+    '{"language": "pt", "vad_sensitivity": "normal", "vad_threshold": null, '
+    '"vad_silence_ms": 300, "vad_prefix_padding_ms": 200, "dictation": true, '
+    '"dictation_silence_ms": 1500, "turn_detection": "vad", '
+    '"prompt": null, "hot_words": ["PIX"], '
     '"enable_partial_transcripts": true, "enable_itn": true, "input_sample_rate": 16000, '
     '"input_audio_format": "pcm16", '
     '"preprocessing": {"denoise": null, "dc_remove": null, "gain_normalize": null}, '
@@ -137,8 +142,14 @@ def test_each_event_is_exactly_the_documented_json(event: SessionEvent, text: st
 
 
 def test_every_event_type_has_a_case() -> None:
-    covered = {type(event) for event, _ in CASES} | {OutputAudio}
+    covered = {type(event) for event, _ in CASES} | {OutputAudio, SegmentEnded, InputCleared}
     assert covered == set(typing.get_args(SessionEvent))
+
+
+def test_turn_ends_and_clears_are_not_part_of_this_protocol() -> None:
+    # The segment's final and vad.speech_end say it ended; the protocol has no clear.
+    assert encode(SegmentEnded(3, 1200, 900, by_vad=True)) is None
+    assert encode(InputCleared(None)) is None
 
 
 def test_spoken_audio_is_not_json() -> None:

@@ -1,0 +1,100 @@
+"""Numbers dictated in groups, with pauses, through a real `theo serve` realtime session.
+
+The speech is Kokoro's pt-BR voice, one group at a time, joined with 650 ms of silence
+(the pauses callers make between groups), streamed at real-time pace into
+faster-whisper-base. Dictation-aware endpointing keeps each entity in one segment, so its
+final is formatted whole; ordinary sentences with the same pauses still end apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tests.conftest import BASE, KOKORO
+from tests.helpers.realtime import SessionLog, run_session, ws_url
+from tests.helpers.server import RunningServer
+
+RATE = 24_000  # response_format=pcm
+PAUSE_S = 0.65
+
+
+def _spoken(tts_server: RunningServer, groups: list[str]) -> bytes:
+    """The groups spoken one by one, ``PAUSE_S`` of silence between them."""
+    pause = bytes(int(RATE * PAUSE_S) * 2)
+    parts: list[bytes] = []
+    with tts_server.client() as client:
+        for text in groups:
+            response = client.post(
+                "/v1/audio/speech",
+                json={
+                    "model": KOKORO,
+                    "voice": "jm_kumo",
+                    "language": "pt-br",
+                    "input": text,
+                    "response_format": "pcm",
+                },
+            )
+            assert response.status_code == 200, response.text
+            parts.append(_trimmed(response.content))
+    return pause.join(parts)
+
+
+def _trimmed(pcm: bytes) -> bytes:
+    """The speech without the engine's leading and trailing silence."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples) > 300)
+    return samples[loud[0] : loud[-1] + 1].tobytes() if loud.size else pcm
+
+
+@pytest.fixture(scope="module")
+def dictation(tts_server: RunningServer) -> Iterator[dict[str, bytes]]:
+    yield {
+        "cpf": _spoken(
+            tts_server,
+            ["Meu CPF é um dois três", "quatro cinco seis", "sete oito nove", "zero zero"],
+        ),
+        "amount": _spoken(tts_server, ["O valor é mil e duzentos reais", "e cinquenta centavos"]),
+        "ordinary": _spoken(
+            tts_server, ["Bom dia, tudo bem?", "Eu gostaria de falar com o gerente."]
+        ),
+    }
+
+
+def _finals(server: RunningServer, audio: bytes) -> tuple[list[str], SessionLog]:
+    log = asyncio.run(
+        run_session(
+            ws_url(server.base_url, BASE, "pt"),
+            audio,
+            RATE,
+            tail_silence_s=2.5,
+            commands_before=[{"type": "session.configure", "input_sample_rate": RATE}],
+        )
+    )
+    assert not log.of("error"), log.of("error")
+    return [f for f in log.finals() if f.strip()], log
+
+
+def test_a_cpf_dictated_in_groups_is_one_formatted_final(
+    server: RunningServer, dictation: dict[str, bytes]
+) -> None:
+    finals, _ = _finals(server, dictation["cpf"])
+    assert len(finals) == 1 and "123.456.789-00" in finals[0], finals
+
+
+def test_an_amount_with_its_cents_after_a_pause_is_one_final(
+    server: RunningServer, dictation: dict[str, bytes]
+) -> None:
+    finals, _ = _finals(server, dictation["amount"])
+    assert len(finals) == 1 and "R$ 1.200,50" in finals[0], finals
+
+
+def test_ordinary_sentences_with_the_same_pause_stay_apart(
+    server: RunningServer, dictation: dict[str, bytes]
+) -> None:
+    finals, _ = _finals(server, dictation["ordinary"])
+    assert len(finals) == 2, finals
+    assert "bom dia" in finals[0].lower() and "gerente" in finals[1].lower(), finals
