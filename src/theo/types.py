@@ -125,6 +125,9 @@ class TranscriptKind(enum.StrEnum):
 
     PARTIAL = "partial"
     FINAL = "final"
+    TENTATIVE = "tentative"
+    """While the speaker pauses, the words as the latest full decode reads them: not
+    append-only, never shown to clients; the session times the segment's end with it."""
 
 
 @dataclass(frozen=True, slots=True)

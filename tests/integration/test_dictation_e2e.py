@@ -13,8 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from openai import AsyncOpenAI
 
 from tests.conftest import BASE, KOKORO
+from tests.helpers.openai_realtime import TRANSCRIPTION, EventLog, chunks, drain, send_paced
 from tests.helpers.realtime import SessionLog, run_session, ws_url
 from tests.helpers.server import RunningServer
 
@@ -64,14 +66,17 @@ def dictation(tts_server: RunningServer) -> Iterator[dict[str, bytes]]:
     }
 
 
-def _finals(server: RunningServer, audio: bytes) -> tuple[list[str], SessionLog]:
+def _finals(
+    server: RunningServer, audio: bytes, **settings: object
+) -> tuple[list[str], SessionLog]:
+    configure = {"type": "session.configure", "input_sample_rate": RATE, **settings}
     log = asyncio.run(
         run_session(
             ws_url(server.base_url, BASE, "pt"),
             audio,
             RATE,
             tail_silence_s=2.5,
-            commands_before=[{"type": "session.configure", "input_sample_rate": RATE}],
+            commands_before=[configure],
         )
     )
     assert not log.of("error"), log.of("error")
@@ -98,3 +103,54 @@ def test_ordinary_sentences_with_the_same_pause_stay_apart(
     finals, _ = _finals(server, dictation["ordinary"])
     assert len(finals) == 2, finals
     assert "bom dia" in finals[0].lower() and "gerente" in finals[1].lower(), finals
+
+
+def test_a_cpf_split_by_longer_pauses_gets_a_correction_event(
+    server: RunningServer, dictation: dict[str, bytes]
+) -> None:
+    # A dictation window shorter than the pauses: the groups end apart.
+    finals, log = _finals(server, dictation["cpf"], dictation_silence_ms=400)
+    assert len(finals) >= 2 and "123.456.789-00" not in " ".join(finals), finals
+    [correction] = [c for c in log.of("transcript.correction") if "123.456.789-00" in c["text"]][
+        -1:
+    ]
+    final_ids = [e["segment_id"] for e in log.of("transcript.final") if e["text"].strip()]
+    assert correction["segment_ids"] == final_ids[: len(correction["segment_ids"])]
+    assert len(correction["segment_ids"]) >= 2
+    # Sent after the final of its last segment.
+    last = correction["segment_ids"][-1]
+    final_at = next(
+        i
+        for i, e in enumerate(log.events)
+        if e["type"] == "transcript.final" and e["segment_id"] == last
+    )
+    assert log.events.index(correction) > final_at
+
+
+def test_the_openai_protocol_completes_the_turn_with_the_formatted_cpf(
+    server: RunningServer, dictation: dict[str, bytes]
+) -> None:
+    log = EventLog()
+
+    async def run() -> None:
+        ws_base = server.base_url.replace("http://", "ws://") + "/v1"
+        client = AsyncOpenAI(
+            base_url=f"{server.base_url}/v1", websocket_base_url=ws_base, api_key="unused"
+        )
+        async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
+            await conn.session.update(
+                session={
+                    "type": "transcription",
+                    "audio": {
+                        "input": {"transcription": {"model": BASE, "language": "pt"}},
+                    },
+                }
+            )
+            # Kokoro's pcm is 24 kHz PCM16: OpenAI's own input format.
+            await send_paced(conn, chunks(dictation["cpf"] + bytes(RATE * 2 * 3), RATE * 2))
+            async with asyncio.timeout(60):
+                await drain(conn, log)
+
+    asyncio.run(run())
+    transcripts = [e["transcript"] for e in log.of(f"{TRANSCRIPTION}.completed")]
+    assert len(transcripts) == 1 and "123.456.789-00" in transcripts[0], transcripts

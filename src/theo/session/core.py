@@ -411,9 +411,10 @@ class RealtimeSession:
     # ------------------------------------------------------------------ worker events
 
     async def _on_transcript(self, transcript: StreamTranscript) -> None:
-        if transcript.kind == TranscriptKind.PARTIAL:
+        if transcript.kind != TranscriptKind.FINAL:
             self._speech.heard(transcript.segment_id, transcript.text)
-        await self._transcripts.transcript(transcript)
+        if transcript.kind != TranscriptKind.TENTATIVE:  # never shown: it may change
+            await self._transcripts.transcript(transcript)
 
     async def _on_interrupted(self, resume_segment_id: int) -> None:
         self._events.emit(errors.worker_crashed(resume_segment_id))

@@ -61,3 +61,17 @@ def ends_inside_entity(text: str) -> bool:
     if last in _LINKS:
         return len(words) > 1 and words[-2] in _ANNOUNCING
     return last in _ANNOUNCING
+
+
+def starts_inside_entity(text: str) -> bool:
+    """Whether ``text`` (a final's raw words) opens with what continues a dictated entity:
+    a digit or a number word, possibly after "e"/"and" ("e cinquenta centavos")."""
+    words = [_plain(w) for w in _WORD.findall(text)][:2]
+    if words and words[0] in {"e", "and"}:
+        words = words[1:]
+    return bool(words) and (bool(_DIGITS.search(words[0])) or words[0] in _NUMBER_WORDS)
+
+
+def same_words(first: str, second: str) -> bool:
+    """Whether two texts hold the same words, ignoring case and punctuation."""
+    return [_plain(w) for w in _WORD.findall(first)] == [_plain(w) for w in _WORD.findall(second)]

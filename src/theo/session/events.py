@@ -137,6 +137,21 @@ class TranscriptFinal:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptCorrection:
+    """An entity dictated across pauses longer than the dictation window was split over
+    several finals: ``text`` is those segments' words post-processed together, to show in
+    place of their finals (which stay as sent: the append-only promise holds).
+
+    Sent right after the final of the last segment in ``segment_ids``; a later correction
+    spanning more segments supersedes it.
+    """
+
+    segment_ids: tuple[int, ...]
+    text: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionHold:
     """No speech for ``silence_timeout_ms``: on hold until speech, or ``hold_timeout_ms``."""
 
@@ -229,6 +244,7 @@ SessionEvent = (
     | InputCleared
     | TranscriptPartial
     | TranscriptFinal
+    | TranscriptCorrection
     | SessionHold
     | RateLimit
     | FramesDropped

@@ -8,12 +8,14 @@ clocks behind the latency metrics) lives here and is dropped with the segment's 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 
 from theo.postprocessing.chain import PostProcessingOptions, postprocess_text
 from theo.session.config import SessionConfig
 from theo.session.context import SessionContext
+from theo.session.dictation import ends_inside_entity, same_words, starts_inside_entity
 from theo.session.events import (
     FinalWord,
     InputCleared,
@@ -21,6 +23,7 @@ from theo.session.events import (
     SessionEvent,
     SpeechEnd,
     SpeechStart,
+    TranscriptCorrection,
     TranscriptFinal,
     TranscriptPartial,
 )
@@ -29,6 +32,8 @@ from theo.session.segmenter import SAMPLE_RATE
 from theo.types import StreamTranscript, TranscriptKind
 
 _CONTEXT_CHARS = 1000
+# Finals further apart than this are not one dictated entity.
+_RUN_GAP_MS = 5_000
 
 
 def ms(samples: int) -> int:
@@ -62,6 +67,10 @@ class TranscriptEvents:
         self._last_partial: dict[int, str] = {}
         self._recent_text = ""
         self._discarded: set[int] = set()
+        # Consecutive finals (segment, raw text, post-processed text) that may hold one
+        # entity dictated across pauses.
+        self._run: list[tuple[int, str, str]] = []
+        self._run_end_ms = 0
 
     @property
     def recent_text(self) -> str:
@@ -144,11 +153,48 @@ class TranscriptEvents:
         if transcript.text.strip():
             metrics.final_confidence(self._context.model_name, transcript.confidence)
         offset_ms = ms(self._offsets.pop(segment, 0))
-        await self._outbox.add(segment, _final_event(transcript, text, offset_ms))
+        final = _final_event(transcript, text, offset_ms)
+        await self._outbox.add(segment, final)
+        correction = await self._across_finals(transcript, final)
+        if correction is not None:
+            await self._outbox.add(segment, correction)
         speech_end = self._vad_ended.pop(segment, None)
         if speech_end is not None:
             await self._outbox.add(segment, speech_end)
         await self._outbox.complete(segment)
+
+    async def _across_finals(
+        self, transcript: StreamTranscript, final: TranscriptFinal
+    ) -> TranscriptCorrection | None:
+        """The correction of an entity this final completes across earlier finals.
+
+        The finals whose raw words ended inside a dictated entity are kept in a run; a
+        final that continues it (opens with a number) is post-processed together with
+        them, and when that formats differently (``1, 2, 3. 4, 5, 6.`` becomes
+        ``123.456``), the joined text is the correction.
+        """
+        raw, text = transcript.text.strip(), final.text
+        if not raw or not self._config().dictation:
+            return None
+        correction = None
+        gap_ms = final.start_ms - self._run_end_ms
+        if self._run and gap_ms <= _RUN_GAP_MS and starts_inside_entity(raw):
+            self._run.append((transcript.segment_id, raw, text))
+            joined = TranscriptEvents._joined(transcript, " ".join(r for _, r, _ in self._run))
+            formatted = await asyncio.to_thread(self._postprocess, joined)
+            if not same_words(formatted, " ".join(t for _, _, t in self._run)):
+                ids = tuple(s for s, _, _ in self._run)
+                correction = TranscriptCorrection(ids, formatted, transcript.language)
+        else:
+            self._run = [(transcript.segment_id, raw, text)]
+        self._run_end_ms = final.end_ms
+        if not ends_inside_entity(raw):
+            self._run = []
+        return correction
+
+    @staticmethod
+    def _joined(transcript: StreamTranscript, raw: str) -> StreamTranscript:
+        return dataclasses.replace(transcript, text=raw, words=())
 
     def _postprocess(self, transcript: StreamTranscript) -> str:
         # The batch route post-processes through the same function, so a final and a

@@ -16,6 +16,7 @@ SESSION_METADATA = "theo-session-id"
 _KIND_TO_PROTO = {
     TranscriptKind.PARTIAL: pb.TRANSCRIPT_EVENT_TYPE_PARTIAL,
     TranscriptKind.FINAL: pb.TRANSCRIPT_EVENT_TYPE_FINAL,
+    TranscriptKind.TENTATIVE: pb.TRANSCRIPT_EVENT_TYPE_TENTATIVE,
 }
 _KIND_FROM_PROTO = {v: k for k, v in _KIND_TO_PROTO.items()}
 

@@ -32,6 +32,9 @@ MONEY = [
     ("um real", "R$ 1,00"),
     ("um real e cinquenta centavos", "R$ 1,50"),
     ("dois reais e cinquenta.", "R$ 2,50."),
+    # A pause before the cents, written as a full stop: one amount when centavos is said.
+    ("O valor é mil e duzentos reais. E cinquenta centavos.", "O valor é R$ 1.200,50."),
+    ("Dez reais. E cinco.", "R$ 10,00. E cinco."),
     ("cem reais", "R$ 100,00"),
     ("Mil reais.", "R$ 1.000,00."),
     ("2 mil reais", "R$ 2.000,00"),

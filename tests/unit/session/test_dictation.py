@@ -12,7 +12,15 @@ from tests.unit.session.fakes import FakeScheduler, RecordingMetrics, fake_conte
 from theo.session.config import SessionConfig
 from theo.session.core import RealtimeSession
 from theo.session.dictation import ends_inside_entity
-from theo.session.events import SessionEvent, SpeechEnd, TranscriptFinal
+from theo.session.events import (
+    SessionEvent,
+    SpeechEnd,
+    TranscriptCorrection,
+    TranscriptFinal,
+)
+from theo.session.outbox import OrderedOutbox
+from theo.session.transcripts import TranscriptEvents
+from theo.types import StreamTranscript, TranscriptKind
 
 SILENCE_20MS = bytes(640)
 
@@ -99,3 +107,66 @@ async def test_without_dictation_the_same_pause_ends_the_segment(
     seen, metrics = await _speech_end_after(SessionConfig(dictation=False), monkeypatch, 0.0)
     assert [e for e in seen if isinstance(e, SpeechEnd)]
     assert metrics.dictation_extensions == 0
+
+
+async def _finals_of(texts: list[str], gap_ms: int = 650) -> list[SessionEvent]:
+    """Run raw finals, one segment each, ``gap_ms`` apart, through the transcript events."""
+    sent: list[SessionEvent] = []
+
+    async def send(event: SessionEvent) -> None:
+        sent.append(event)
+
+    config = SessionConfig(language="pt")
+    events = TranscriptEvents(fake_context(FakeScheduler()), OrderedOutbox(send), lambda: config)
+    start = 0
+    for segment, text in enumerate(texts, start=1):
+        await events.opened(segment, start * 16, start * 16)
+        end = start + 1500
+        await events.ended(segment, end * 16, None)
+        await events.transcript(
+            StreamTranscript(TranscriptKind.FINAL, segment, text, 0, 1500, "pt", 0.9)
+        )
+        start = end + gap_ms
+    return sent
+
+
+async def test_an_entity_split_over_finals_is_corrected_after_its_last_part() -> None:
+    sent = await _finals_of(["Meu CPF é 1, 2, 3.", "4, 5, 6.", "7, 8, 9.", "0, 0.", "Obrigado."])
+    finals = [e.text for e in sent if isinstance(e, TranscriptFinal)]
+    assert len(finals) == 5  # the finals themselves stay as they were sent
+    corrections = [e for e in sent if isinstance(e, TranscriptCorrection)]
+    assert corrections[-1].segment_ids == (1, 2, 3, 4)
+    assert "123.456.789-00" in corrections[-1].text
+    # Each correction right after the final of its last segment.
+    for correction in corrections:
+        before = sent[sent.index(correction) - 1]
+        assert isinstance(before, TranscriptFinal)
+        assert before.segment_id == correction.segment_ids[-1]
+
+
+async def test_unrelated_finals_get_no_correction() -> None:
+    assert not [
+        e
+        for e in await _finals_of(["Bom dia.", "Dois filhos.", "Meu CPF é 1, 2, 3."])
+        if isinstance(e, TranscriptCorrection)
+    ]
+    # Too far apart to be one entity.
+    far = await _finals_of(["Meu CPF é 1, 2, 3.", "4, 5, 6."], gap_ms=8_000)
+    assert not [e for e in far if isinstance(e, TranscriptCorrection)]
+
+
+async def test_a_tentative_transcript_times_the_end_and_is_never_emitted() -> None:
+    session = RealtimeSession("sess_1", fake_context(FakeScheduler()), SessionConfig())
+    seen: list[SessionEvent] = []
+    await session.start()
+    for frame in speech_frames()[:60]:  # 1.2 s of speech: a segment is open
+        await session.push(frame)
+    vad = session._speech._segmenter.vad
+    tentative = StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu CPF é um dois três")
+    await session._on_transcript(tentative)
+    assert vad._silence_windows == 47  # 1500 ms
+    await session._on_transcript(StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu nome é Ana."))
+    assert vad._silence_windows == 10  # back to 300 ms
+    await session.abort()
+    seen.extend([event async for event in session])
+    assert not [e for e in seen if getattr(e, "text", None) == "meu nome é Ana."]

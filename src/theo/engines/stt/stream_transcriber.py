@@ -239,6 +239,8 @@ class StreamTranscriber:
                 self._early = self._decode(self._settings.final_beam_size, urgent=True)
                 self._early_key = self._segment_key()
                 self._early_audio_s = segment.held / SAMPLE_RATE
+                # Its words also go out as a tentative transcript (see _on_pass).
+                self._early.add_done_callback(inbox.put_nowait)
             return
         settings = self._settings
         seconds = (
@@ -259,6 +261,8 @@ class StreamTranscriber:
         self._pass.add_done_callback(inbox.put_nowait)
 
     def _on_pass(self, done: asyncio.Future[SegmentDecode]) -> StreamTranscript | None:
+        if done is self._early and not done.cancelled() and done.exception() is None:
+            return self._tentative(done.result())
         if done is not self._pass or done.cancelled():
             return None  # superseded by the segment's final
         self._pass = None
@@ -272,6 +276,16 @@ class StreamTranscriber:
             return None
         committed = segment.agreement.committed
         return self._event(TranscriptKind.PARTIAL, committed, _text(committed), None)
+
+    def _tentative(self, decode: SegmentDecode) -> StreamTranscript:
+        """The early final's words: what the paused speaker said so far, as it reads now."""
+        segment = self._segment
+        agreement = segment.agreement
+        words = [
+            *agreement.committed,
+            *agreement.beyond_committed(_shift(decode.words, segment.offset_s)),
+        ]
+        return self._event(TranscriptKind.TENTATIVE, words, _text(words) or decode.text, None)
 
     def _segment_key(self) -> tuple[int, int]:
         """What an early final depends on besides the audio: committed words, trimming."""

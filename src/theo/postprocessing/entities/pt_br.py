@@ -45,9 +45,13 @@ _CURRENCY_WORDS = {
 }
 _SYMBOLS = {"r$": "R$", "us$": "US$", "u$": "US$", "$": "US$", "€": "€"}
 _SCALES = "mil|milhão|milhao|milhões|milhoes|bilhão|bilhao|bilhões|bilhoes|trilhão|trilhões"
+# The cents, also after a pause the engine wrote as punctuation ("mil reais. E cinquenta
+# centavos": the caller paused before the cents), but then only with the word centavos.
 _CENTS = (
     rf"(?:{_SP}(?:e|com){_SP}(?P<cents>\d{{1,2}}(?!\d)|{_WORD})"
-    rf"(?:{_SP}centavos?\b|(?=[^\S\n]*(?:[.,;:!?]|$))))"
+    rf"(?:{_SP}centavos?\b|(?=[^\S\n]*(?:[.,;:!?]|$)))"
+    rf"|[^\S\n]*[.,;][^\S\n]*(?:e|com){_SP}(?P<paused_cents>\d{{1,2}}(?!\d)|{_WORD})"
+    rf"{_SP}centavos?\b)"
 )
 _MONEY_SYMBOL = re.compile(
     rf"(?<![\w$])(?P<sym>R\$|US\$|U\$|\$|€)[^\S\n]?(?P<amount>{_AMOUNT})(?:{_SP}(?P<scale>{_SCALES})\b)?"
@@ -61,6 +65,13 @@ _MONEY_WORD = re.compile(
 )
 _CENTS_ONLY = re.compile(
     rf"(?<![\w$€.,])(?P<cents>\d{{1,2}}(?!\d)|{_WORD}){_SP}centavos?\b", re.IGNORECASE
+)
+# An amount, a pause written as punctuation, then its cents on their own ("R$ 1.200,00. E
+# R$ 0,50", as an ITN engine that formats "cinquenta centavos" itself leaves them): one.
+_PAUSED_CENTS = re.compile(
+    rf"R\$[^\S\n](?P<whole>\d{{1,3}}(?:\.\d{{3}})*),00[^\S\n]*[.,;][^\S\n]*(?:e|com){_SP}"
+    rf"R\$[^\S\n]0,(?P<cents>\d\d)(?![\d,])",
+    re.IGNORECASE,
 )
 _PERCENT = re.compile(
     rf"(?<![\w.,])(?P<num>\d{{1,3}}(?:\.\d{{3}})+(?:,\d+)?(?!\d)|\d+(?:[.,]\d+)?(?!\d)|{_WORD})"
@@ -128,7 +139,7 @@ def _value(text: str) -> Decimal | None:
 def _money(match: re.Match[str], symbol: str) -> str:
     amount = _value(match.group("amount"))
     scale = (match.group("scale") or "").lower()
-    cents_text = match.group("cents")
+    cents_text = match.group("cents") or match.group("paused_cents")
     if amount is None or (match.groupdict().get("de") and scale in ("", "mil")):
         return match.group()
     if scale and scale != "mil":
@@ -147,6 +158,10 @@ def _money_symbol(match: re.Match[str]) -> str:
 
 def _money_word(match: re.Match[str]) -> str:
     return _money(match, _CURRENCY_WORDS[match.group("word").lower()])
+
+
+def _paused_cents(match: re.Match[str]) -> str:
+    return f"R$ {match.group('whole')},{match.group('cents')}"
 
 
 def _cents_only(match: re.Match[str]) -> str:
@@ -206,6 +221,7 @@ def format_entities_pt(text: str, *, money: bool = True) -> str:
         text = _MONEY_SYMBOL.sub(_money_symbol, text)
         text = _MONEY_WORD.sub(_money_word, text)
         text = _CENTS_ONLY.sub(_cents_only, text)
+        text = _PAUSED_CENTS.sub(_paused_cents, text)
     text = _PERCENT.sub(_percent, text)
     text = _DATE.sub(_date, text)
     return _TIME.sub(_time, text)

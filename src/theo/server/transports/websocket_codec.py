@@ -27,6 +27,7 @@ from theo.session.events import (
     SpeakingStarted,
     SpeechEnd,
     SpeechStart,
+    TranscriptCorrection,
     TranscriptFinal,
     TranscriptPartial,
 )
@@ -77,6 +78,13 @@ def payload(event: SessionEvent) -> Message | None:  # noqa: PLR0911, PLR0912
             }
         case TranscriptFinal():
             return _final(event)
+        case TranscriptCorrection():
+            return {
+                "type": "transcript.correction",
+                "segment_ids": list(event.segment_ids),
+                "text": event.text,
+                "language": event.language,
+            }
         case SessionHold():
             return {
                 "type": "session.hold",

@@ -16,6 +16,7 @@ class TranscriptEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRANSCRIPT_EVENT_TYPE_PARTIAL: _ClassVar[TranscriptEventType]
     TRANSCRIPT_EVENT_TYPE_FINAL: _ClassVar[TranscriptEventType]
+    TRANSCRIPT_EVENT_TYPE_TENTATIVE: _ClassVar[TranscriptEventType]
 
 class WorkerStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +28,7 @@ TASK_TRANSCRIBE: Task
 TASK_TRANSLATE: Task
 TRANSCRIPT_EVENT_TYPE_PARTIAL: TranscriptEventType
 TRANSCRIPT_EVENT_TYPE_FINAL: TranscriptEventType
+TRANSCRIPT_EVENT_TYPE_TENTATIVE: TranscriptEventType
 WORKER_STATUS_LOADING: WorkerStatus
 WORKER_STATUS_READY: WorkerStatus
 WORKER_STATUS_BUSY: WorkerStatus

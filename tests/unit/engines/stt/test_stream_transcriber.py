@@ -368,6 +368,24 @@ async def test_a_pause_decodes_the_final_early_and_is_last_reuses_it() -> None:
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
 
 
+async def test_the_early_final_is_sent_as_a_tentative_transcript() -> None:
+    backend = FakeBackend(scripted("meu cpf", "meu cpf é um dois três"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(segment_id=1)
+    await until(lambda: len(backend.calls) == 1, "the first partial pass")
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.TENTATIVE), "the tentative transcript")
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    # What the pause decoded, before the final (which reuses the same decode).
+    assert run.texts(TranscriptKind.TENTATIVE) == ["meu cpf é um dois três"]
+    assert run.texts(TranscriptKind.FINAL) == ["meu cpf é um dois três"]
+    assert not run.texts(TranscriptKind.PARTIAL)  # one pass agrees on nothing yet
+    kinds = [e.kind for e in run.events]
+    assert kinds.index(TranscriptKind.TENTATIVE) < kinds.index(TranscriptKind.FINAL)
+
+
 async def test_speech_after_a_pause_discards_the_early_final() -> None:
     backend = FakeBackend(scripted("he", "he was", "he was not", "he was not an ill man"))
     run = Run(backend, StreamSettings(final_beam_size=5))

@@ -30,6 +30,7 @@ from theo.session.events import (
     SpeakingStarted,
     SpeechEnd,
     SpeechStart,
+    TranscriptCorrection,
     TranscriptFinal,
     TranscriptPartial,
 )
@@ -77,6 +78,11 @@ CASES: list[tuple[SessionEvent, str]] = [
         TranscriptFinal(4, "", 0, 0, "", 0.0),
         '{"type": "transcript.final", "segment_id": 4, '
         '"text": "", "start_ms": 0, "end_ms": 0, "language": "", "confidence": 0.0, "words": []}',
+    ),
+    (
+        TranscriptCorrection((4, 5), "Meu CPF é 123.456.789-00.", "pt"),
+        '{"type": "transcript.correction", "segment_ids": [4, 5], '
+        '"text": "Meu CPF é 123.456.789-00.", "language": "pt"}',
     ),
     (
         SessionHold("sess_1", 9000, 300000),
