@@ -79,7 +79,7 @@ async def drain(connection: Any, log: EventLog, quiet_s: float = 3.0) -> None:
 
 
 async def send_paced(connection: Any, appends: list[str], seconds: float = APPEND_S) -> None:
-    """Append at real-time pace, as a microphone would."""
+    """Append one every ``seconds`` (real-time pace for 50 ms appends, as a microphone)."""
     started = time.monotonic()
     for i, audio in enumerate(appends):
         await connection.input_audio_buffer.append(audio=audio)

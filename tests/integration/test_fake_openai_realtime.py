@@ -95,7 +95,17 @@ async def test_the_sdk_gets_current_form_events_turn_by_turn(server: RunningServ
                 turn_detection={"type": "server_vad", "silence_duration_ms": 400},
             )
         )
-        for audio in chunks(SPEECH + SILENCE + SPEECH + SILENCE, 48_000):
+        for audio in chunks(SPEECH + SILENCE, 48_000):
+            await conn.input_audio_buffer.append(audio=audio)
+        async with asyncio.timeout(DEADLINE_S):
+            await collect(conn, log, "conversation.item.done")
+        # A framework reusing the connection sends its update again: nothing changes.
+        await conn.session.update(
+            session=current_update(
+                turn_detection={"type": "server_vad", "silence_duration_ms": 400}
+            )
+        )
+        for audio in chunks(SPEECH + SILENCE, 48_000):
             await conn.input_audio_buffer.append(audio=audio)
         async with asyncio.timeout(DEADLINE_S):
             await collect(conn, log, "conversation.item.done", count=2)
@@ -113,6 +123,8 @@ async def test_the_sdk_gets_current_form_events_turn_by_turn(server: RunningServ
         assert len(words) >= 6 and " ".join(words) == " ".join(SCRIPT.split()[: len(words)])
     committed = log.of("input_audio_buffer.committed")
     assert [c["previous_item_id"] for c in committed] == [None, first]
+    updates = log.of("session.updated")
+    assert len(updates) == 2 and updates[1]["session"] == updated  # the same session
 
 
 async def test_the_beta_sdk_speaks_the_beta_form_with_mulaw(server: RunningServer) -> None:

@@ -155,3 +155,33 @@ def test_beta_form_with_mulaw_and_manual_commits(server: RunningServer) -> None:
     assert "dashwood" in one.lower(), one
     assert "young man" in two.lower(), two
     assert wer(" ".join(REFERENCE[:30]), f"{one} {two}") <= 0.15, (one, two)
+
+
+def test_current_form_with_mulaw_and_a_theo_model_in_the_query(server: RunningServer) -> None:
+    samples, rate = read_wav(FIXTURES / "en_librivox_8k.wav")
+    ulaw = pcm16_to_ulaw(samples[: int(CLIP_ENDS_S[1] * rate)]) + b"\xff" * (rate * 2)
+    log = EventLog()
+
+    async def run() -> None:
+        query = {"intent": "transcription", "model": TINY_EN}
+        async with _client(server).realtime.connect(extra_query=query) as conn:
+            await conn.session.update(
+                session={
+                    "type": "transcription",
+                    "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+                }
+            )
+            # Twice real time: ahead of the clock, within what the session buffers.
+            await send_paced(conn, chunks(ulaw, rate), seconds=0.025)
+            async with asyncio.timeout(DEADLINE_S):
+                await drain(conn, log)
+
+    asyncio.run(run())
+
+    updated = log.events[1]["session"]["audio"]["input"]
+    assert updated["format"] == {"type": "audio/pcmu"}
+    assert updated["transcription"]["model"] == TINY_EN
+    assert not log.of("error"), log.of("error")
+    assert len(log.of("input_audio_buffer.speech_started")) >= 2
+    transcript = " ".join(_transcripts(log))
+    assert wer(" ".join(REFERENCE[:30]), transcript) <= 0.15, transcript
