@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
-from tests.conftest import BASE, KOKORO
+from tests.conftest import BASE, KOKORO, PIPER, TINY_EN
 from tests.helpers.openai_realtime import TRANSCRIPTION, EventLog, chunks, drain, send_paced
 from tests.helpers.realtime import SessionLog, run_session, ws_url
 from tests.helpers.server import RunningServer
@@ -24,7 +24,13 @@ RATE = 24_000  # response_format=pcm
 PAUSE_S = 0.65
 
 
-def _spoken(tts_server: RunningServer, groups: list[str]) -> bytes:
+PT_VOICE = {"model": KOKORO, "voice": "jm_kumo", "language": "pt-br"}
+EN_VOICE = {"model": PIPER, "voice": "joe"}
+
+
+def _spoken(
+    tts_server: RunningServer, groups: list[str], voice: dict[str, str] = PT_VOICE
+) -> bytes:
     """The groups spoken one by one, ``PAUSE_S`` of silence between them."""
     pause = bytes(int(RATE * PAUSE_S) * 2)
     parts: list[bytes] = []
@@ -32,13 +38,7 @@ def _spoken(tts_server: RunningServer, groups: list[str]) -> bytes:
         for text in groups:
             response = client.post(
                 "/v1/audio/speech",
-                json={
-                    "model": KOKORO,
-                    "voice": "jm_kumo",
-                    "language": "pt-br",
-                    "input": text,
-                    "response_format": "pcm",
-                },
+                json={**voice, "input": text, "response_format": "pcm"},
             )
             assert response.status_code == 200, response.text
             parts.append(_trimmed(response.content))
@@ -63,16 +63,37 @@ def dictation(tts_server: RunningServer) -> Iterator[dict[str, bytes]]:
         "ordinary": _spoken(
             tts_server, ["Bom dia, tudo bem?", "Eu gostaria de falar com o gerente."]
         ),
+        "phone": _spoken(
+            tts_server, ["Meu telefone é onze", "nove oito sete seis cinco", "quatro três dois um"]
+        ),
+        "card": _spoken(
+            tts_server,
+            [
+                "O número do cartão é quatro, cinco, três, dois",
+                "um, dois, três, quatro",
+                "cinco, seis, sete, oito",
+                "nove, zero, um, dois",
+            ],
+        ),
+        "en_phone": _spoken(
+            tts_server,
+            ["My phone number is five five five", "one two three", "four five six seven"],
+            EN_VOICE,
+        ),
+        "en_amount": _spoken(
+            tts_server, ["It costs twelve hundred dollars", "and fifty cents"], EN_VOICE
+        ),
     }
 
 
 def _finals(
-    server: RunningServer, audio: bytes, **settings: object
+    server: RunningServer, audio: bytes, *, english: bool = False, **settings: object
 ) -> tuple[list[str], SessionLog]:
     configure = {"type": "session.configure", "input_sample_rate": RATE, **settings}
+    url = ws_url(server.base_url, TINY_EN, "en") if english else ws_url(server.base_url, BASE, "pt")
     log = asyncio.run(
         run_session(
-            ws_url(server.base_url, BASE, "pt"),
+            url,
             audio,
             RATE,
             tail_silence_s=2.5,
@@ -95,6 +116,22 @@ def test_an_amount_with_its_cents_after_a_pause_is_one_final(
 ) -> None:
     finals, _ = _finals(server, dictation["amount"])
     assert len(finals) == 1 and "R$ 1.200,50" in finals[0], finals
+
+
+@pytest.mark.parametrize(
+    ("clip", "entity", "english"),
+    [
+        ("phone", "(11) 98765-4321", False),
+        ("card", "4532 1234 5678 9012", False),
+        ("en_phone", "555-123-4567", True),
+        ("en_amount", "$1,200.50", True),
+    ],
+)
+def test_phones_cards_and_amounts_dictated_in_groups_are_one_final(
+    server: RunningServer, dictation: dict[str, bytes], clip: str, entity: str, english: bool
+) -> None:
+    finals, _ = _finals(server, dictation[clip], english=english)
+    assert len(finals) == 1 and entity in finals[0], finals
 
 
 def test_ordinary_sentences_with_the_same_pause_stay_apart(

@@ -92,6 +92,20 @@ PHONES = [
     ("meu whatsapp é 21 3456 7890", "meu whatsapp é (21) 3456-7890"),
 ]
 
+CARDS = [
+    (
+        "o número do cartão é quatro um um um, um um um um, um um um um, um um um um",
+        "o número do cartão é 4111 1111 1111 1111",
+    ),
+    (
+        "Cartão de crédito: três sete oito dois, oito dois dois quatro seis três, "
+        "um zero zero zero cinco.",
+        "Cartão de crédito: 3782 822463 10005.",
+    ),
+    ("cartão de débito 4111111111111111", "cartão de débito 4111 1111 1111 1111"),
+    ("meu cartão é 4111 1111 1111 1111", "meu cartão é 4111 1111 1111 1111"),
+]
+
 PERCENTAGES = [
     ("vinte por cento", "20%"),
     ("20 por cento", "20%"),
@@ -151,9 +165,14 @@ NEGATIVES = [
     ("trinta e um de fevereiro de dois mil e vinte e quatro", "31 de fevereiro de 2024"),
     ("trabalhei catorze horas e trinta minutos", "trabalhei 14 horas e 30 minutos"),
     ("as duas horas de espera", "as duas horas de espera"),
+    ("o cartão final 1234", "o cartão final 1234"),
+    (
+        "Paguei com o cartão de crédito dois mil reais.",
+        "Paguei com o cartão de crédito R$ 2.000,00.",
+    ),
 ]
 
-CASES = MONEY + DOCUMENTS + PHONES + PERCENTAGES + DATES_AND_TIMES + NUMBERS + NEGATIVES
+CASES = MONEY + DOCUMENTS + PHONES + CARDS + PERCENTAGES + DATES_AND_TIMES + NUMBERS + NEGATIVES
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
-"""Brazilian document and phone numbers: CPF, CNPJ and telephone formatting.
+"""Brazilian document, phone and card numbers: CPF, CNPJ, telephone and card formatting.
 
 A bare run of 11 or 14 digits is ambiguous (account, protocol and order numbers look
 the same), so a run is formatted only when a keyword ("CPF", "CNPJ", "telefone",
-"celular", ...) introduces it, or when it is already grouped exactly like the entity
-(``123.456.789-00``, ``12.345.678/0001-90``, ``(11) 98765-4321``, ``0800 ...``).
+"celular", "cartão", ...) introduces it, or when it is already grouped exactly like the
+entity (``123.456.789-00``, ``12.345.678/0001-90``, ``(11) 98765-4321``, ``0800 ...``).
+Card numbers are formatted only after a keyword.
 After a keyword the digits may be written, spoken one by one, grouped with dots,
 dashes or spaces, or mis-grouped by an ITN engine as a phone number.
 """
@@ -38,6 +39,11 @@ _CPF_CONTEXT = re.compile(rf"\bcpf\b{_FILLERS}{_SPAN}", re.IGNORECASE)
 _PHONE_CONTEXT = re.compile(
     rf"\b(?:telefone|celular|fone|whatsapp|whats|zap|contato|"
     rf"(?:ligue|ligar|liga|ligou)[^\S\n]+(?:para|pra|no))\b{_FILLERS}{_SPAN}",
+    re.IGNORECASE,
+)
+# "cartão de crédito", "número do cartão é": the card kind is said before the fillers.
+_CARD_CONTEXT = re.compile(
+    rf"\bcart[ãa]o(?:[^\S\n]+de[^\S\n]+(?:cr[ée]dito|d[ée]bito))?\b{_FILLERS}{_SPAN}",
     re.IGNORECASE,
 )
 _CNPJ_GROUPED = re.compile(r"(?<![\d.,/])(\d{2})\.?(\d{3})\.?(\d{3})/(\d{4})-?(\d{2})(?!\d)")
@@ -75,6 +81,20 @@ def format_phone(digits: str) -> str | None:
         return f"({digits[:2]}) {digits[2:-4]}-{digits[-4:]}"
     if (len(digits) == 9 and digits[0] == "9") or len(digits) == 8:
         return f"{digits[:-4]}-{digits[-4:]}"
+    return None
+
+
+def format_card(digits: str) -> str | None:
+    """Write a card number in its printed groups.
+
+    Returns:
+        16 digits as ``4111 1111 1111 1111``, 15 (American Express) as
+        ``3782 822463 10005``; ``None`` for other lengths.
+    """
+    if len(digits) == 16:
+        return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
+    if len(digits) == 15:
+        return f"{digits[:4]} {digits[4:10]} {digits[10:]}"
     return None
 
 
@@ -124,11 +144,14 @@ def format_documents(text: str) -> str:
         text: text after ITN (digits, or digit words where ITN kept them).
 
     Returns:
-        The text with recognised numbers in their standard written form.
+        The text with recognised numbers in their standard written form; card numbers
+        after "cartão" as ``4111 1111 1111 1111`` (16 digits) or ``3782 822463 10005``
+        (15).
     """
     text = _CNPJ_CONTEXT.sub(_contextual((14,), format_cnpj), text)
     text = _CPF_CONTEXT.sub(_contextual((11,), format_cpf), text)
     text = _PHONE_CONTEXT.sub(_contextual((8, 9, 10, 11, 13), format_phone), text)
+    text = _CARD_CONTEXT.sub(_contextual((15, 16), format_card), text)
     text = _CNPJ_GROUPED.sub(lambda m: format_cnpj("".join(m.groups())), text)
     text = _CPF_GROUPED.sub(lambda m: format_cpf("".join(m.groups())), text)
     text = _TOLL_FREE.sub(lambda m: f"0{m.group(1)} {m.group(2)} {m.group(3)}", text)
