@@ -26,6 +26,13 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/streaming.py --models faster-whisper-tiny.en:1,2,4,8,12 \
         faster-whisper-base:1,2,4 --repeat 3
     .venv/bin/python benchmarks/streaming.py --theo-home ~/.theo --clip my.wav --language en
+    .venv/bin/python benchmarks/streaming.py --models faster-whisper-tiny.en:1 \
+        --session-config '{"dictation": false}'
+
+``--session-config`` is a JSON object of ``session.configure`` fields sent at the start of
+every session, the warm-up included (with ``input_sample_rate`` added for clips not at
+16 kHz); each session waits for the server's ``session.updated`` before its first frame,
+and the report prints the requested object and the effective values.
 
 ``--models`` entries are ``NAME`` or ``NAME:C1,C2,...``; a model without its own list uses
 ``--concurrency``. Set ``THEO_DOWNLOAD_CACHE_DIR`` (and ``HF_HUB_OFFLINE=1`` without network)
@@ -57,6 +64,11 @@ knows exactly when it sent the audio they point at):
 * **srv ttfb / srv final**: means of the server's own ``theo_stt_ttfb_seconds`` (segment
   opened by the VAD -> first partial) and ``theo_stt_final_delay_seconds`` (VAD end ->
   final), from ``GET /metrics`` before and after each configuration.
+* **dictation-extended endpoints**: segments whose end waited ``dictation_silence_ms``
+  because their words ended inside a dictated entity (the server's
+  ``theo_stt_dictation_extended_endpoints_total``, same before/after difference). For those
+  segments **after VAD** still subtracts only the ``vad_silence_ms`` hang-over, so it
+  includes the longer wait.
 * **w/ partial**: utterances that got at least one partial before their final; the
   first-partial percentiles cover only those.
 * **theo cpu / other cpu**: cores used during the configuration by ``theo serve`` and its
@@ -103,8 +115,8 @@ TARGET_FIRST_PARTIAL_MS = 800.0
 TARGET_FINAL_DELAY_MS = 500.0
 FRAME_MS = 20
 VAD_WINDOW_MS = 32
-VAD_END_WINDOWS = 10  # 300 ms minimum silence, rounded up to whole 32 ms windows
-VAD_END_HANGOVER_MS = VAD_END_WINDOWS * VAD_WINDOW_MS
+# The server's default vad_silence_ms: 300 ms, rounded up to 10 whole 32 ms windows (320 ms).
+DEFAULT_VAD_SILENCE_MS = 300
 REPEAT_GAP_S = 0.6
 
 
@@ -200,6 +212,25 @@ def parse_int_list(text: str) -> list[int]:
     return values
 
 
+def parse_session_config(text: str) -> dict[str, Any]:
+    """The ``--session-config`` JSON object: extra ``session.configure`` fields."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--session-config is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"--session-config must be a JSON object, got {text!r}")
+    if "type" in value:
+        raise ValueError("--session-config holds session.configure fields, without 'type'")
+    return value
+
+
+def hangover_ms(config: dict[str, Any]) -> int:
+    """The VAD's end hang-over for ``vad_silence_ms`` of ``config``: whole 32 ms windows."""
+    silence = int(config.get("vad_silence_ms", DEFAULT_VAD_SILENCE_MS))
+    return max(1, -(-silence // VAD_WINDOW_MS)) * VAD_WINDOW_MS
+
+
 def parse_models(entries: list[str], default_concurrency: list[int]) -> list[tuple[str, list[int]]]:
     """``NAME`` or ``NAME:C1,C2`` entries (comma-separated names allowed without lists)."""
     plan: list[tuple[str, list[int]]] = []
@@ -283,11 +314,15 @@ def batch_transcribe(
     return str(response.json()["text"]).strip(), elapsed
 
 
-_METRIC_LINE = re.compile(r"^(theo_stt_(?:ttfb|final_delay)_seconds_(?:sum|count)) (\S+)$")
+_METRIC_LINE = re.compile(
+    r"^(theo_stt_(?:(?:ttfb|final_delay)_seconds_(?:sum|count)"
+    r"|dictation_extended_endpoints_total)) (\S+)$"
+)
 
 
 def stream_metrics(client: httpx.Client, base_url: str) -> dict[str, float]:
-    """Sums and counts of the server's realtime latency histograms (empty if unavailable)."""
+    """Sums and counts of the server's realtime latency histograms, and its count of
+    dictation-extended endpoints (empty if unavailable)."""
     try:
         response = client.get(f"{base_url}/metrics")
     except httpx.HTTPError:
@@ -306,6 +341,13 @@ def metric_mean_ms(before: dict[str, float], after: dict[str, float], name: str)
     return total / count * 1000.0 if count > 0 else None
 
 
+def metric_delta(before: dict[str, float], after: dict[str, float], name: str) -> int | None:
+    """How much a counter grew during a configuration (None if the server lacks it)."""
+    if name not in after:
+        return None
+    return round(after[name] - before.get(name, 0.0))
+
+
 # --------------------------------------------------------------------------- one session
 
 
@@ -317,6 +359,7 @@ class SessionTrace:
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     audio_frames: int = 0  # frames of the clip, before the tail silence
     failure: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the session's effective config
 
     def sent_at_ms(self, audio_ms: float) -> float:
         """When the frame holding the audio at ``audio_ms`` (session clock) left the client."""
@@ -331,8 +374,14 @@ async def stream_session(
     start_delay_s: float,
     tail_silence_s: float,
     timeout_s: float,
+    session_config: dict[str, Any] | None = None,
 ) -> SessionTrace:
-    """Stream ``clip`` at real-time pace, then silence and ``session.close``; record it all."""
+    """Stream ``clip`` at real-time pace, then silence and ``session.close``; record it all.
+
+    ``session_config`` (and ``input_sample_rate`` for a clip not at 16 kHz) is sent in one
+    ``session.configure`` first; the audio starts once the server's ``session.updated``
+    came back (an ``error`` instead ends the session as a failure).
+    """
     trace = SessionTrace()
     frame_bytes = clip.sample_rate * FRAME_MS // 1000 * 2
     tail = b"\x00\x00" * round(tail_silence_s * clip.sample_rate)
@@ -343,10 +392,18 @@ async def stream_session(
         async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
             created = json.loads(await asyncio.wait_for(ws.recv(), 60))
             trace.events.append((time.monotonic(), created))
+            trace.config = dict(created.get("config") or {})
+            configure = dict(session_config or {})
             if clip.sample_rate != 16_000:
-                await ws.send(
-                    json.dumps({"type": "session.configure", "input_sample_rate": clip.sample_rate})
-                )
+                configure["input_sample_rate"] = clip.sample_rate
+            if configure:
+                await ws.send(json.dumps({"type": "session.configure", **configure}))
+                answer = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                trace.events.append((time.monotonic(), answer))
+                if answer.get("type") != "session.updated":
+                    trace.failure = f"session.configure {configure} answered {answer}"
+                    return trace
+                trace.config = dict(answer.get("config") or {})
 
             async def receive() -> None:
                 async for message in ws:
@@ -396,6 +453,7 @@ class SessionResult:
     growth_ms: float | None
     wer_batch: float
     wer_reference: float | None
+    config: dict[str, Any] = field(default_factory=dict)  # effective session config
 
 
 def is_prefix(partial: str, final: str) -> bool:
@@ -438,7 +496,7 @@ def analyse_session(trace: SessionTrace, batch_text: str, reference: str | None)
         if final_arrival is not None and segment in ends and trace.send_times:
             end_ms = ends[segment]
             final_delay = (final_arrival - trace.sent_at_ms(end_ms - 1)) * 1000
-            decided = trace.sent_at_ms(end_ms + VAD_END_HANGOVER_MS - 1)
+            decided = trace.sent_at_ms(end_ms + hangover_ms(trace.config) - 1)
             after_vad = (final_arrival - decided) * 1000
         not_prefix = sum(1 for _, text in seg_partials if not is_prefix(text, final_text))
         segments.append(
@@ -463,6 +521,7 @@ def analyse_session(trace: SessionTrace, batch_text: str, reference: str | None)
         growth_ms=growth,
         wer_batch=wer(batch_text, text, allow_empty=True),
         wer_reference=wer(reference, text, allow_empty=True) if reference else None,
+        config=trace.config,
     )
 
 
@@ -478,6 +537,7 @@ class ConfigResult:
     other_cores: float | None
     drain_limit_ms: float
     growth_limit_ms: float
+    dictation_extended: int | None = None  # segments whose end waited dictation_silence_ms
 
     @property
     def segments(self) -> list[SegmentResult]:
@@ -522,6 +582,7 @@ async def run_config(
             start_delay_s=index * args.stagger_ms / 1000,
             tail_silence_s=args.tail_silence,
             timeout_s=timeout_s,
+            session_config=args.session_config,
         )
         for index in range(concurrency)
     ]
@@ -606,6 +667,23 @@ def quality_rows(results: list[ConfigResult]) -> list[list[str]]:
     return rows
 
 
+def describe_session_config(requested: dict[str, Any], results: list[ConfigResult]) -> str:
+    """The ``--session-config`` sent, and the effective endpointing fields of the sessions."""
+    sent = (
+        f"--session-config {json.dumps(requested)}"
+        if requested
+        else "no --session-config (server defaults)"
+    )
+    configs = [s.config for r in results for s in r.sessions if s.config]
+    if not configs:
+        return sent
+    keys = dict.fromkeys([*requested, "vad_silence_ms", "dictation", "dictation_silence_ms"])
+    effective = {key: configs[0][key] for key in keys if key in configs[0]}
+    same = all({k: c.get(k) for k in effective} == effective for c in configs)
+    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in effective.items())
+    return f"{sent}; effective: {shown}" + ("" if same else " (first session; others differ)")
+
+
 def report(
     results: list[ConfigResult],
     batch: dict[str, tuple[str, float]],
@@ -619,6 +697,7 @@ def report(
         f"+{args.tail_silence:.1f} s silence, sessions "
         + (f"staggered by {args.stagger_ms:.0f} ms" if args.stagger_ms else "started together")
     )
+    print(f"session config: {describe_session_config(args.session_config, results)}")
     for model, (text, seconds) in batch.items():
         ref = fmt_pct(wer(clip.reference, text, allow_empty=True)) if clip.reference else "-"
         print(f"batch {model}: {seconds * 1000:.0f} ms, WER vs reference {ref}")
@@ -673,6 +752,12 @@ def report(
         f"during the run ({os.cpu_count()} CPUs; other > 0.2 means a noisy run)."
     )
     for result in results:
+        if result.dictation_extended is not None:
+            print(
+                f"dictation-extended endpoints, {result.model} x{result.concurrency}: "
+                f"{result.dictation_extended} of {len(result.segments)} utterances"
+            )
+    for result in results:
         problems = result.keep_up_problems()
         if problems:
             shown = "; ".join(problems[:4]) + (" ..." if len(problems) > 4 else "")
@@ -707,9 +792,10 @@ def report(
     if after:
         p50 = percentile(after, 0.5)
         verdict = "would be met" if p50 <= TARGET_FINAL_DELAY_MS else "would also be missed"
+        hangover = hangover_ms(target.sessions[0].config if target.sessions else {})
         print(
             f"  (final delay p50 counted from the VAD's end decision, without the "
-            f"{VAD_END_HANGOVER_MS} ms minimum silence: {p50:.0f} ms, {verdict})"
+            f"{hangover} ms minimum silence: {p50:.0f} ms, {verdict})"
         )
 
 
@@ -717,8 +803,10 @@ def dump_json(
     path: Path,
     results: list[ConfigResult],
     batch: dict[str, tuple[str, float]],
+    session_config: dict[str, Any],
 ) -> None:
     data = {
+        "session_config": session_config,
         "batch": {m: {"text": t, "seconds": s} for m, (t, s) in batch.items()},
         "configs": [
             {
@@ -726,6 +814,7 @@ def dump_json(
                 "concurrency": r.concurrency,
                 "srv_ttfb_ms": r.srv_ttfb_ms,
                 "srv_final_ms": r.srv_final_ms,
+                "dictation_extended": r.dictation_extended,
                 "keep_up_problems": r.keep_up_problems(),
                 "sessions": [
                     {
@@ -805,6 +894,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=6.0,
         help="audio streamed in one untimed session per model first (0: none)",
     )
+    parser.add_argument(
+        "--session-config",
+        default=None,
+        metavar="JSON",
+        help="JSON object of session.configure fields sent at the start of every session, "
+        "the warm-up included, e.g. '{\"dictation\": false}' (default: none)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument(
@@ -813,6 +909,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.plan = parse_models(args.models, parse_int_list(args.concurrency))
+        args.session_config = (
+            parse_session_config(args.session_config) if args.session_config else {}
+        )
     except ValueError as exc:
         parser.error(str(exc))
     if args.repeat < 1 or args.tail_silence < 0.5:
@@ -826,6 +925,8 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[str, list[int]]] = args.plan
     clip = load_clip(args.clip.resolve(), args.repeat, args.max_seconds)
     log(f"clip {clip.name}: {clip.duration_s:.2f} s, plan {plan}")
+    if args.session_config:
+        log(f"session.configure at every session start: {json.dumps(args.session_config)}")
     workdir = Path(tempfile.mkdtemp(prefix="theo-stream-bench-"))
     log_path = workdir / "theo.log"
     server: RunningServer | None = None
@@ -890,6 +991,9 @@ def main(argv: list[str] | None = None) -> int:
                         sessions=sessions,
                         srv_ttfb_ms=metric_mean_ms(before, after, "theo_stt_ttfb_seconds"),
                         srv_final_ms=metric_mean_ms(before, after, "theo_stt_final_delay_seconds"),
+                        dictation_extended=metric_delta(
+                            before, after, "theo_stt_dictation_extended_endpoints_total"
+                        ),
                         wall_s=wall,
                         theo_cores=theo_cores,
                         other_cores=other_cores,
@@ -907,7 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"  session {index} finals: {session.text!r}")
         report(results, batch, clip, args)
         if args.json:
-            dump_json(args.json, results, batch)
+            dump_json(args.json, results, batch, args.session_config)
         failed = False
     finally:
         if server is not None:
