@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 
 from theo.postprocessing.entities.amounts import word_alternation
+from theo.postprocessing.entities.cards import format_card
 from theo.postprocessing.itn.builtin_en import UNITS
 
 DOCUMENT_DIGITS = {**UNITS, "oh": 0}
@@ -74,20 +75,6 @@ def format_us_phone(digits: str, *, parenthesised: bool = False) -> str | None:
         return f"{area}{digits[3:6]}-{digits[6:]}"
     if len(digits) == 7:
         return f"{digits[:3]}-{digits[3:]}"
-    return None
-
-
-def format_card(digits: str) -> str | None:
-    """Write a card number in its printed groups.
-
-    Returns:
-        16 digits as ``4111 1111 1111 1111``, 15 (American Express) as
-        ``3782 822463 10005``; ``None`` for other lengths.
-    """
-    if len(digits) == 16:
-        return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
-    if len(digits) == 15:
-        return f"{digits[:4]} {digits[4:10]} {digits[10:]}"
     return None
 
 

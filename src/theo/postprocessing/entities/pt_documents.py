@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 
 from theo.postprocessing.entities.amounts import word_alternation
+from theo.postprocessing.entities.cards import format_card
 from theo.postprocessing.itn.builtin_pt import UNITS
 
 DOCUMENT_DIGITS = {**UNITS, "meia": 6}
@@ -81,20 +82,6 @@ def format_phone(digits: str) -> str | None:
         return f"({digits[:2]}) {digits[2:-4]}-{digits[-4:]}"
     if (len(digits) == 9 and digits[0] == "9") or len(digits) == 8:
         return f"{digits[:-4]}-{digits[-4:]}"
-    return None
-
-
-def format_card(digits: str) -> str | None:
-    """Write a card number in its printed groups.
-
-    Returns:
-        16 digits as ``4111 1111 1111 1111``, 15 (American Express) as
-        ``3782 822463 10005``; ``None`` for other lengths.
-    """
-    if len(digits) == 16:
-        return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
-    if len(digits) == 15:
-        return f"{digits[:4]} {digits[4:10]} {digits[10:]}"
     return None
 
 
