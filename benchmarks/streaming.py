@@ -400,8 +400,10 @@ async def stream_session(
                 await ws.send(json.dumps({"type": "session.configure", **configure}))
                 answer = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 trace.events.append((time.monotonic(), answer))
+                if answer.get("type") == "error":
+                    return trace  # reported from the recorded error event
                 if answer.get("type") != "session.updated":
-                    trace.failure = f"session.configure {configure} answered {answer}"
+                    trace.failure = f"session.configure answered {answer.get('type')!r}"
                     return trace
                 trace.config = dict(answer.get("config") or {})
 

@@ -74,6 +74,9 @@ DOCUMENTS = [
 ]
 
 PHONES = [
+    # A pause after the keyword, written as a full stop, and the digits in groups.
+    ("Meu telefone. É 11. 9.8.7.6.5. 4.3.2.1.", "Meu telefone. É (11) 98765-4321."),
+    ("Meu CPF. É 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0.", "Meu CPF. É 123.456.789-00."),
     (
         "o telefone é onze nove oito sete meia cinco quatro três dois um",
         "o telefone é (11) 98765-4321",

@@ -35,6 +35,8 @@ _NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
 # decoded again: the early final over the whole segment, then without the prefix.
 _EARLY_TAIL_GAP_S = 0.5
 _FINAL_TAIL_GAP_S = 0.8
+# Pause after the early final beyond which one that stops short is decoded again at once.
+_REDO_AFTER_S = 0.4
 _SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
 
 
@@ -179,6 +181,12 @@ class StreamTranscriber:
         self._early: asyncio.Future[SegmentDecode] | None = None
         self._early_key: tuple[int, int] = (0, 0)
         self._early_audio_s = 0.0
+        # The early final decoded again, started as soon as the early one turned out to
+        # stop short, so a long pause (dictation) does not leave it for is_last.
+        self._redo: asyncio.Future[SegmentDecode] | None = None
+        # Held audio when the speaker's current pause began: about where speech ended.
+        self._pause_s: float | None = None
+        self._early_short = False  # the early final's words end well before its audio
 
     @property
     def session_id(self) -> str:
@@ -224,9 +232,12 @@ class StreamTranscriber:
             # A bare closing frame must not reset the options its segment was spoken with.
             self._options = frame
         if frame.audio.size:
-            self._segment.append(frame.audio)
             if not frame.speaker_paused:
                 self._drop_early()
+                self._pause_s = None
+            elif self._pause_s is None:
+                self._pause_s = self._segment.held / SAMPLE_RATE
+            self._segment.append(frame.audio)
         return await self._finalize() if frame.is_last else None
 
     def _start_pass(self, inbox: asyncio.Queue[_Item]) -> None:
@@ -235,7 +246,17 @@ class StreamTranscriber:
             # The speaker paused: the segment is probably over. Decode the final now, so
             # it is ready (or nearly) when is_last arrives after the VAD's silence wait,
             # and start no partial pass that the final would have to wait for.
+            if (
+                self._early is not None
+                and self._early_short
+                and self._redo is None
+                and segment.held / SAMPLE_RATE - self._early_audio_s >= _REDO_AFTER_S
+            ):
+                # The early final stops short and the pause goes on (a dictation wait):
+                # decode again over the pause so far, ready before is_last comes.
+                self._redo = self._decode(self._settings.final_beam_size, urgent=True)
             if self._early is None and self._pass is None and segment.held:
+                self._early_short = False
                 self._early = self._decode(self._settings.final_beam_size, urgent=True)
                 self._early_key = self._segment_key()
                 self._early_audio_s = segment.held / SAMPLE_RATE
@@ -262,7 +283,9 @@ class StreamTranscriber:
 
     def _on_pass(self, done: asyncio.Future[SegmentDecode]) -> StreamTranscript | None:
         if done is self._early and not done.cancelled() and done.exception() is None:
-            return self._tentative(done.result())
+            decode = done.result()
+            self._early_short = _stops_short(decode, self._early_audio_s, _EARLY_TAIL_GAP_S)
+            return self._tentative(decode)
         if done is not self._pass or done.cancelled():
             return None  # superseded by the segment's final
         self._pass = None
@@ -294,12 +317,11 @@ class StreamTranscriber:
 
     def _take_early(self) -> asyncio.Future[SegmentDecode] | None:
         """The early final, if only paused (silent) audio arrived since it started."""
-        early, self._early = self._early, None
-        if early is None:
-            return None
-        if self._early_key == self._segment_key():
+        early = self._early
+        if early is not None and self._early_key == self._segment_key():
+            self._early = None  # the redo, if any, stays for _final_decode
             return early
-        early.cancel()
+        self._drop_early()
         return None
 
     async def _final_decode(self, early: asyncio.Future[SegmentDecode] | None) -> SegmentDecode:
@@ -308,17 +330,21 @@ class StreamTranscriber:
         decode = await early if early is not None else None
         if decode is not None and not _stops_short(decode, self._early_audio_s, _EARLY_TAIL_GAP_S):
             return decode
-        decode = await self._decode(beam_size, urgent=True)
-        audio_s = self._segment.held / SAMPLE_RATE
+        redo, self._redo = self._redo, None
+        decode = await (redo if redo is not None else self._decode(beam_size, urgent=True))
+        # Measured from where the pause began: the VAD's silence wait (longer while
+        # dictating) is no sign of words missing.
+        audio_s = self._pause_s or self._segment.held / SAMPLE_RATE
         if not self._segment.agreement.live or not _stops_short(decode, audio_s, _FINAL_TAIL_GAP_S):
             return decode
         unprefixed = await self._decode(beam_size, urgent=True, prefixed=False)
         return unprefixed if _last_end(unprefixed) > _last_end(decode) else decode
 
     def _drop_early(self) -> None:
-        if self._early is not None:
-            self._early.cancel()
-            self._early = None
+        for future in (self._early, self._redo):
+            if future is not None:
+                future.cancel()
+        self._early = self._redo = None
 
     async def _finalize(self) -> StreamTranscript:
         early = self._take_early()
@@ -344,6 +370,7 @@ class StreamTranscriber:
                 f"{self._context} {sentence}", self._settings.context_tokens
             )
         self._segment = _Segment()
+        self._pause_s = None
         return event
 
     def _trim(self) -> None:

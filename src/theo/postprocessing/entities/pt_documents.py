@@ -28,7 +28,9 @@ _SEPARATOR = (
 _SPAN = rf"(?P<span>\(?{_TOKEN}(?:{_SEPARATOR}\(?{_TOKEN}\)?)*)"
 # Each filler is preceded by exactly one kind of gap, so a failed match cannot backtrack
 # through exponentially many ways of splitting the spaces.
-_GAP = r"(?:[^\S\n]*[:,][^\S\n]*|[^\S\n]+)"
+# A full stop counts as a gap too: a caller who pauses after "meu telefone" gets one
+# written ("Meu telefone. É 11 ...").
+_GAP = r"(?:[^\S\n]*[:,.][^\S\n]*|[^\S\n]+)"
 _FILLERS = (
     rf"(?:{_GAP}(?:é|e|o|a|do|da|de|meu|minha|seu|sua|número|numero|nº|"
     rf"dele|dela|titular|cliente|para|pra|no|com|ddd|fixo)\b)*{_GAP}?"

@@ -461,6 +461,26 @@ async def test_an_early_final_that_stops_short_is_decoded_again_over_the_segment
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
 
 
+async def test_a_long_pause_redecodes_a_short_early_final_before_is_last() -> None:
+    """A dictation wait (1.5 s): the decode again runs during the pause, not after it."""
+    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    for _ in range(4):
+        run.feed.push(segment_id=1, enable_partials=False)  # 2 s of speech
+    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1, enable_partials=False)
+    await until(lambda: len(backend.calls) == 1, "the early final")
+    await until(lambda: run.texts(TranscriptKind.TENTATIVE), "the early final's words")
+    push_pause(run.feed, SAMPLE_RATE // 2, segment_id=1, enable_partials=False)
+    await until(lambda: len(backend.calls) == 2, "the decode again, during the pause")
+    push_pause(run.feed, SAMPLE_RATE, segment_id=1, enable_partials=False)
+    run.feed.push(0, is_last=True, segment_id=1, enable_partials=False)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    assert len(backend.calls) == 2  # nothing left to decode at is_last
+    assert backend.calls[1][0].size == 4 * HALF_SECOND + SAMPLE_RATE * 6 // 10
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+
+
 async def test_a_final_that_stops_after_its_prefix_is_decoded_again_without_it() -> None:
     """Forcing the committed words as the prefix can make Whisper end right after them."""
     backend = FakeBackend(scripted("he was", "he was", "he was", "he was not an ill"))
