@@ -88,8 +88,12 @@ class PreprocessingConfig(BaseModel):
     """Window over which the gain stage measures the peak."""
     max_gain_db: float = Field(default=30.0, ge=0, le=60)
     """Largest amplification the gain stage applies (keeps silence from being blown up)."""
-    denoise: Literal["auto", "on", "off"] = "auto"
-    """RNNoise denoising; ``auto`` turns it on for telephone-band (8 kHz) input only."""
+    denoise: Literal["auto", "on", "off"] = "off"
+    """RNNoise denoising; ``auto`` turns it on for telephone-band (8 kHz) input only.
+
+    Off by default: on real 8 kHz telephone speech it cost Whisper (tiny.en and base) 4 of
+    92 words, and forced on at 16 kHz 4-7 words (``benchmarks/accuracy.py``). Whisper is
+    trained on noisy audio; RNNoise's artefacts hurt it more than the noise does."""
 
 
 class PostProcessingConfig(BaseModel):
