@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
-from tests.conftest import BASE, KOKORO, PIPER, TINY_EN
+from tests.conftest import BASE, KOKORO, PIPER
 from tests.helpers.openai_realtime import TRANSCRIPTION, EventLog, chunks, drain, send_paced
 from tests.helpers.realtime import SessionLog, run_session, ws_url
 from tests.helpers.server import RunningServer
@@ -90,7 +90,8 @@ def _finals(
     server: RunningServer, audio: bytes, *, english: bool = False, **settings: object
 ) -> tuple[list[str], SessionLog]:
     configure = {"type": "session.configure", "input_sample_rate": RATE, **settings}
-    url = ws_url(server.base_url, TINY_EN, "en") if english else ws_url(server.base_url, BASE, "pt")
+    # base for both languages: tiny.en's finals on these short groups vary more.
+    url = ws_url(server.base_url, BASE, "en" if english else "pt")
     log = asyncio.run(
         run_session(
             url,

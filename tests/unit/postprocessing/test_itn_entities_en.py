@@ -39,6 +39,8 @@ MONEY = [
 
 # Dictated in groups, with the pauses written as commas or full stops; only after a keyword.
 PHONES = [
+    # A pause after the keyword, written as a full stop (tiny.en on a dictated number).
+    ("My phone number. It's 555. 123. 4567.", "My phone number. It's 555-123-4567."),
     (
         "My phone number is five five five, one two three, four five six seven.",
         "My phone number is 555-123-4567.",

@@ -33,7 +33,9 @@ _TOKEN = rf"(?:{_DIGIT}|{_OH})"
 _SPAN = rf"(?P<span>\+?\(?{_DIGIT}(?:{_SEPARATOR}\(?{_TOKEN}\)?)*)"
 # Each filler is preceded by exactly one kind of gap, so a failed match cannot backtrack
 # through exponentially many ways of splitting the spaces.
-_GAP = r"(?:[^\S\n]*[:,][^\S\n]*|[^\S\n]+)"
+# A full stop is a gap too: a caller who pauses after "my phone number" gets one written
+# ("My phone number. It's 555. 123. 4567.").
+_GAP = r"(?:[^\S\n]*[:,.][^\S\n]*|[^\S\n]+)"
 _PHONE_FILLERS = (
     rf"(?:{_GAP}(?:it['\u2019]s|its|it|is|was|my|our|me|us|him|her|them|at|on|back|"
     rf"number|phone|cell|mobile|home|work|office|direct|directly)\b)*{_GAP}?"
