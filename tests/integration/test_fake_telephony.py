@@ -270,8 +270,9 @@ def test_a_flood_of_ssrcs_is_capped_counted_and_forgotten(
         asyncio.run(scenario())
         _wait_no_calls(server)
     # Refused streams are forgotten after the idle timeout, and an ended call's buffers
-    # are freed at once: more floods cost next to nothing (2 MB a call before that).
-    assert status_kb(pid, "VmRSS") - rss_warm < 10_000
+    # are freed at once: more floods cost next to nothing. Before that it was 2 MB a call,
+    # 24 MB over these three floods; the allocator alone has been seen to add 10 MB.
+    assert status_kb(pid, "VmRSS") - rss_warm < 16_000
     assert server.health()["status"] == "ok"
 
 
