@@ -47,9 +47,20 @@ def theo_env(home: Path, extra_env: dict[str, str] | None = None) -> dict[str, s
     return {**env, "THEO_HOME": str(home), **(extra_env or {})}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the picker the server uses)."""
-    return find_free_port()
+    """A TCP port on 127.0.0.1 that was free a moment ago and not handed out before.
+
+    A port handed out is not bound until its server starts, so the OS may offer it
+    again meanwhile: a test that picks a telephony port and then starts a server on
+    another picked port must never get the same one twice.
+    """
+    while (port := find_free_port()) in _handed_out:
+        pass
+    _handed_out.add(port)
+    return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
