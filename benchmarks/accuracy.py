@@ -472,6 +472,36 @@ def batch_transcribe(
     return str(response.json()["text"]).strip()
 
 
+def batch_rows(
+    client: httpx.Client,
+    base_url: str,
+    model: str,
+    model_dir: Path,
+    sets: dict[str, list[Recording]],
+) -> tuple[str, list[Row]]:
+    """The raw engine (described) and its and Theo batch's rows (one per preprocessing
+    variant) per audio set."""
+    rows: list[Row] = []
+    engine = RawEngine(model_dir)
+    described = engine.describe()
+    log(f"{model}: raw engine {described}")
+    for audio, recordings in sets.items():
+        texts = {r.name: engine.transcribe(r) for r in recordings}
+        score = score_each(recordings, texts)
+        rows.append(Row(model, audio, "raw engine", texts, score, [r.name for r in recordings]))
+        log(f"{model} {audio} raw engine: {score.errors}/{score.words}")
+    del engine
+    for audio, recordings in sets.items():
+        for label, fields in batch_configs(model_dir, recordings[0].rate):
+            texts = {
+                r.name: batch_transcribe(client, base_url, model, r, fields) for r in recordings
+            }
+            score = score_each(recordings, texts)
+            rows.append(Row(model, audio, label, texts, score, [r.name for r in recordings]))
+            log(f"{model} {audio} {label}: {score.errors}/{score.words}")
+    return described, rows
+
+
 def realtime_selection(recordings: list[Recording], max_seconds: float) -> list[Recording]:
     """The first whole recordings whose audio, gaps included, fits in ``max_seconds``."""
     chosen: list[Recording] = []
@@ -497,7 +527,16 @@ def joined_clip(name: str, recordings: list[Recording]) -> StreamClip:
     return StreamClip(name, np.concatenate(pieces).astype("<i2").tobytes(), rate, reference)
 
 
-def realtime_transcribe(base_url: str, model: str, clip: StreamClip) -> tuple[str, list[str]]:
+REALTIME_VARIANTS: tuple[tuple[str, dict[str, object]], ...] = (
+    ("theo realtime finals", {}),
+    ("theo realtime finals, gain_normalize off", {"preprocessing": {"gain_normalize": False}}),
+)
+"""Realtime rows: label and the ``session.configure`` fields beyond ``enable_itn: false``."""
+
+
+def realtime_transcribe(
+    base_url: str, model: str, clip: StreamClip, config: dict[str, object] | None = None
+) -> tuple[str, list[str]]:
     """Stream ``clip`` in one session; (the finals joined, problems seen)."""
     url = base_url.replace("http://", "ws://") + f"/v1/realtime?model={model}&language={LANGUAGE}"
     trace = asyncio.run(
@@ -507,7 +546,7 @@ def realtime_transcribe(base_url: str, model: str, clip: StreamClip) -> tuple[st
             start_delay_s=0.0,
             tail_silence_s=TAIL_SILENCE_S,
             timeout_s=clip.duration_s + 300.0,
-            session_config={"enable_itn": False},
+            session_config={"enable_itn": False, **(config or {})},
         )
     )
     problems = [trace.failure] if trace.failure else []
@@ -566,17 +605,21 @@ def summary(rows: list[Row], sets: dict[str, list[Recording]]) -> None:
         print(f"{model}:")
         for audio in dict.fromkeys(r.audio for r in rows if r.model == model):
             mine = {r.config: r for r in rows if r.model == model and r.audio == audio}
+            if "theo batch default" not in mine:
+                continue  # realtime only: nothing to compare with
             default = mine["theo batch default"]
             raw = mine["raw engine"].score
             print(f"  {audio}: batch default - raw engine = {delta(default.score, raw)}")
             print(f"    recordings that differ: {changed(default.score, raw)}")
-            realtime = mine.get("theo realtime finals")
-            if realtime is not None:
+            for label, realtime in mine.items():
+                if not label.startswith("theo realtime finals"):
+                    continue
                 recordings = [r for r in sets[audio] if r.name in realtime.recordings]
                 same = score_each(recordings, default.texts)
                 covered = "" if same.words == default.score.words else ", recordings streamed"
                 print(
-                    f"  {audio}: realtime - batch default = {delta(realtime.score, same)}"
+                    f"  {audio}: {label.removeprefix('theo ')} - batch default = "
+                    f"{delta(realtime.score, same)}"
                     f"{covered}; deletions {realtime.score.deletions} vs {same.deletions}, "
                     f"insertions {realtime.score.insertions} vs {same.insertions}"
                 )
@@ -630,6 +673,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-realtime", action="store_true", help="no WS /v1/realtime rows")
     parser.add_argument(
+        "--skip-batch",
+        action="store_true",
+        help="no raw-engine and batch rows (a quick realtime-only run)",
+    )
+    parser.add_argument(
+        "--audio",
+        choices=("both", "native", "8k"),
+        default="both",
+        help="audio sets: the recordings at their own rate, as 8 kHz telephone audio, or both",
+    )
+    parser.add_argument(
         "--realtime-max-seconds",
         type=float,
         default=DEFAULT_REALTIME_MAX_S,
@@ -644,6 +698,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.models = [name.strip() for entry in args.models for name in entry.split(",") if name]
     if args.realtime_max_seconds <= 0:
         parser.error("--realtime-max-seconds must be positive")
+    if args.skip_realtime and args.skip_batch:
+        parser.error("--skip-realtime and --skip-batch leave nothing to measure")
     return args
 
 
@@ -653,10 +709,11 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(args.data_dir.expanduser().resolve())
     if not data.recordings:
         raise SystemExit("no recordings with a transcript found")
-    sets: dict[str, list[Recording]] = {
-        native_label(data.recordings): data.recordings,
-        "8 kHz": [r.telephone() for r in data.recordings],
-    }
+    sets: dict[str, list[Recording]] = {}
+    if args.audio in ("both", "native"):
+        sets[native_label(data.recordings)] = data.recordings
+    if args.audio in ("both", "8k"):
+        sets["8 kHz"] = [r.telephone() for r in data.recordings]
     for note in data.notes:
         log(note)
     workdir = Path(tempfile.mkdtemp(prefix="theo-accuracy-"))
@@ -685,26 +742,12 @@ def main(argv: list[str] | None = None) -> int:
 
         with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
             for model in args.models:
-                engine = RawEngine(model_dirs[model])
-                engines[model] = engine.describe()
-                log(f"{model}: raw engine {engines[model]}")
-                for audio, recordings in sets.items():
-                    texts = {r.name: engine.transcribe(r) for r in recordings}
-                    score = score_each(recordings, texts)
-                    names = [r.name for r in recordings]
-                    rows.append(Row(model, audio, "raw engine", texts, score, names))
-                    log(f"{model} {audio} raw engine: {score.errors}/{score.words}")
-                del engine
-                for audio, recordings in sets.items():
-                    for label, fields in batch_configs(model_dirs[model], recordings[0].rate):
-                        texts = {
-                            r.name: batch_transcribe(client, server.base_url, model, r, fields)
-                            for r in recordings
-                        }
-                        score = score_each(recordings, texts)
-                        names = [r.name for r in recordings]
-                        rows.append(Row(model, audio, label, texts, score, names))
-                        log(f"{model} {audio} {label}: {score.errors}/{score.words}")
+                if not args.skip_batch:
+                    described, measured = batch_rows(
+                        client, server.base_url, model, model_dirs[model], sets
+                    )
+                    engines[model] = described
+                    rows.extend(measured)
                 if args.skip_realtime:
                     continue
                 first = sets[next(iter(sets))][0]
@@ -723,26 +766,19 @@ def main(argv: list[str] | None = None) -> int:
                         f"{model} {audio} realtime: {len(chosen)} recordings, "
                         f"{clip.duration_s:.1f} s at real-time pace"
                     )
-                    wait_idle(server.process.pid, 60.0)
-                    text, problems = realtime_transcribe(server.base_url, model, clip)
-                    score = Score()
-                    score.add("*", clip.reference or "", text)
-                    score.per_recording = attribute(chosen, text)
-                    if sum(score.per_recording.values()) != score.errors:
-                        raise AssertionError("realtime errors split by recording do not add up")
-                    names = [r.name for r in chosen]
-                    rows.append(
-                        Row(
-                            model,
-                            audio,
-                            "theo realtime finals",
-                            {"*": text},
-                            score,
-                            names,
-                            problems,
-                        )
-                    )
-                    log(f"{model} {audio} realtime: {score.errors}/{score.words} {problems or ''}")
+                    for label, config in REALTIME_VARIANTS:
+                        wait_idle(server.process.pid, 60.0)
+                        text, problems = realtime_transcribe(server.base_url, model, clip, config)
+                        score = Score()
+                        score.add("*", clip.reference or "", text)
+                        score.per_recording = attribute(chosen, text)
+                        if sum(score.per_recording.values()) != score.errors:
+                            raise AssertionError("realtime errors split by recording do not add up")
+                        names = [r.name for r in chosen]
+                        row = Row(model, audio, label, {"*": text}, score, names, problems)
+                        rows.append(row)
+                        found = f"{score.errors}/{score.words} {problems or ''}"
+                        log(f"{model} {audio} {label}: {found}")
         failed = False
     finally:
         if server is not None:

@@ -153,9 +153,9 @@ def test_a_cpf_split_by_longer_pauses_gets_a_correction_event(
     # A dictation window shorter than the pauses: the groups end apart.
     finals, log = _finals(server, dictation["cpf"], dictation_silence_ms=400)
     assert len(finals) >= 2 and "123.456.789-00" not in " ".join(finals), finals
-    [correction] = [c for c in log.of("transcript.correction") if "123.456.789-00" in c["text"]][
-        -1:
-    ]
+    corrections = [c for c in log.of("transcript.correction") if "123.456.789-00" in c["text"]]
+    assert corrections, (finals, log.of("transcript.correction"))
+    correction = corrections[-1]
     final_ids = [e["segment_id"] for e in log.of("transcript.final") if e["text"].strip()]
     assert correction["segment_ids"] == final_ids[: len(correction["segment_ids"])]
     assert len(correction["segment_ids"]) >= 2

@@ -110,7 +110,10 @@ def test_current_form_at_real_time_pace_streams_deltas_while_the_user_speaks(
             for i, e in enumerate(log.events)
             if e["type"] == f"{TRANSCRIPTION}.delta" and e["item_id"] == item_id
         ]
-        assert completed["transcript"].startswith("".join(d for _, d in deltas))
+        # The deltas preview the transcript: only the final may correct one of their words.
+        preview = "".join(d for _, d in deltas).split()
+        start = " ".join(completed["transcript"].split()[: len(preview)])
+        assert not preview or wer(start, " ".join(preview)) <= 0.25, (preview, completed)
         if completed["usage"]["seconds"] > 2.0:
             # A real partial: text while the user was still speaking.
             assert deltas and deltas[0][0] < at["input_audio_buffer.speech_stopped"], item_id

@@ -231,11 +231,12 @@ class RealtimeSession:
             # client's, and ends a segment the caller was speaking as silence would.
             samples = np.zeros_like(samples)
             self.context.metrics.muted_audio(duration_s)
-        events = await self._speech.analyse(samples)
-        if not self.accepting:
-            return  # closed (e.g. by a timeout) while the frame was being processed
-        self._heard = (self._speech.position, arrived)
-        await self._speech.apply(events)
+        async with self._speech.lock:
+            events = await self._speech.analyse(samples)
+            if not self.accepting:
+                return  # closed (e.g. by a timeout) while the frame was being processed
+            self._heard = (self._speech.position, arrived)
+            await self._speech.apply(events)
 
     def _sent_audio(self, audio: OutputAudio) -> None:
         if self._echo is not None:
@@ -411,10 +412,15 @@ class RealtimeSession:
     # ------------------------------------------------------------------ worker events
 
     async def _on_transcript(self, transcript: StreamTranscript) -> None:
-        if transcript.kind != TranscriptKind.FINAL:
-            self._speech.heard(transcript.segment_id, transcript.text)
-        if transcript.kind != TranscriptKind.TENTATIVE:  # never shown: it may change
-            await self._transcripts.transcript(transcript)
+        if transcript.kind == TranscriptKind.TENTATIVE:
+            # Never shown (it may change): it only times the end of the segment.
+            await self._speech.heard(transcript.segment_id, transcript.text)
+            return
+        if transcript.kind == TranscriptKind.PARTIAL:
+            self._speech.partial(transcript.segment_id, transcript.text)
+        elif transcript.kind == TranscriptKind.FINAL:
+            self._speech.final(transcript.segment_id, transcript.text)
+        await self._transcripts.transcript(transcript)
 
     async def _on_interrupted(self, resume_segment_id: int) -> None:
         self._events.emit(errors.worker_crashed(resume_segment_id))

@@ -48,16 +48,23 @@ class LiveConfig:
         self._set(updated)
 
     def segment_audio(
-        self, segment_id: int, pcm16: bytes, *, is_last: bool, paused: bool
+        self,
+        segment_id: int,
+        pcm16: bytes,
+        *,
+        is_last: bool,
+        paused: bool,
+        context: str | None = None,
     ) -> StreamAudio:
-        """Audio of ``segment_id`` for the worker, with the settings in force."""
+        """Audio of ``segment_id`` for the worker, with the settings in force; ``context``
+        (the words of a dictation the segment goes on with) follows the session's prompt."""
         config = self._config
         return StreamAudio(
             segment_id=segment_id,
             audio_pcm16=pcm16,
             is_last=is_last,
             language=config.language,
-            prompt=config.prompt,
+            prompt=" ".join(p for p in (config.prompt, context) if p) or None,
             hot_words=self._engine_hot_words,
             enable_partials=config.enable_partial_transcripts,
             speaker_paused=paused,

@@ -137,6 +137,17 @@ class Segmenter:
         """End the open segment now (commit); later speech audio opens a new segment."""
         self._in_segment = False
 
+    def end_pause(self) -> SpeechEnded | None:
+        """End the open segment at the current pause, where the VAD's silence wait would
+        have ended it (``None`` when no segment is open or the VAD hears no pause)."""
+        if self._manual or not self._in_segment:
+            return None
+        event = self.vad.end_pause()
+        if event is None:
+            return None
+        self._in_segment = False
+        return SpeechEnded(offset=self._base + event.sample_offset)
+
     def resume_if_speaking(self) -> SpeechStarted | None:
         """After a commit, continue in a new segment while the VAD still hears speech."""
         if not self._manual and self.vad.is_speech and not self._in_segment:

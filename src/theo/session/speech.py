@@ -63,7 +63,21 @@ class SpeechPath:
         self._segmenter = self._build(live.current)
         self._segment_id = 0
         self._segment_start = 0
-        self._extended = False  # the open segment's end waits the dictation silence
+        # The words of the segment up to the current pause (the worker's tentative
+        # transcript), once they have come: they decide whether the pause ends it.
+        self._pause_words: str | None = None
+        # A segment sent again after a worker crash has no tentative transcript for a
+        # pause already over: its latest partial decides instead.
+        self._replayed = False
+        self._partial_words = ""
+        # A final that ends inside a dictated entity (a pause longer than the dictation
+        # window) prompts the next segment with the dictation so far, so Whisper hears
+        # "sete oito nove" after "meu CPF é 1, 2, 3. 4, 5, 6." as digits.
+        self._contexts: dict[int, str] = {}  # segment id -> the dictation it goes on with
+        self._segment_context: str | None = None
+        # Held while a frame is analysed and applied, and while a pause's words end the
+        # segment: the two never interleave (the worker reads one segment at a time).
+        self.lock = asyncio.Lock()
 
     @property
     def position(self) -> int:
@@ -86,13 +100,8 @@ class SpeechPath:
             current.vad_threshold,
         ):
             vad.set_sensitivity(updated.vad_sensitivity, updated.vad_threshold)
-        if (updated.vad_silence_ms, updated.dictation, updated.dictation_silence_ms) != (
-            current.vad_silence_ms,
-            current.dictation,
-            current.dictation_silence_ms,
-        ):
-            self._extended = False
-            vad.set_min_silence_ms(updated.vad_silence_ms)
+        if _endpoint_silence_ms(updated) != _endpoint_silence_ms(current):
+            vad.set_min_silence_ms(_endpoint_silence_ms(updated))
         self._segmenter.preroll_ms = updated.vad_prefix_padding_ms
 
     @staticmethod
@@ -116,29 +125,73 @@ class SpeechPath:
             return 0
         return self._segmenter.position - self._segment_start
 
-    def heard(self, segment: int, text: str) -> None:
-        """The words of ``segment`` so far (a partial): wait longer for its end while
-        they stop inside a dictated entity (``dictation``)."""
-        config = self._live.current
-        if segment != self.open_segment or not config.dictation:
+    def final(self, segment: int, text: str) -> None:
+        """The engine's final words of ``segment``: a dictation still going on prompts the
+        next segment (from its next frame on, if it is already open)."""
+        context = self._contexts.pop(segment, None)
+        if not self._live.current.dictation or not ends_inside_entity(text):
             return
-        extend = ends_inside_entity(text)
-        if extend != self._extended:
-            self._extended = extend
-            silence = config.dictation_silence_ms if extend else config.vad_silence_ms
-            self._segmenter.vad.set_min_silence_ms(silence)
+        # The dictation so far, every group of it: one group alone says too little.
+        self._contexts[segment + 1] = " ".join(p for p in (context, text.strip()) if p)
+        if self.open_segment == segment + 1:
+            self._segment_context = self._contexts[segment + 1]
 
-    def _normal_endpointing(self) -> None:
-        if self._extended:
-            self._extended = False
-            self._segmenter.vad.set_min_silence_ms(self._live.current.vad_silence_ms)
+    def partial(self, segment: int, text: str) -> None:
+        """The latest partial of ``segment``: the fallback words of a replayed segment."""
+        if segment == self.open_segment:
+            self._partial_words = text
+
+    async def heard(self, segment: int, text: str) -> None:
+        """The words of ``segment`` up to the speaker's current pause (the worker's
+        tentative transcript): they decide whether the pause ends it."""
+        if segment != self.open_segment or not self._segmenter.vad.pausing:
+            return
+        self._pause_words = text
+        async with self.lock:  # no frame in between: the client may have stopped sending
+            await self._end_at_pause()
+
+    async def _end_at_pause(self) -> None:
+        if not self._segmenter.in_segment or not self._pause_ends_segment():
+            return
+        ended = self._segmenter.end_pause()
+        if ended is not None:
+            await self._end(vad_offset=ended.offset)
+            self._enter(SessionState.SILENCE)
+
+    def _pause_ends_segment(self) -> bool:
+        """Whether the open segment ends at the current pause before the VAD's own wait.
+
+        With ``dictation`` the VAD waits ``dictation_silence_ms``; once the pause has
+        lasted ``vad_silence_ms`` and its words have come, a pause that does not stop
+        inside a dictated entity ends the segment there. The decision rests on the words
+        up to the pause, decoded from audio the pause fixes, so it is the same on a busy
+        machine (where they come later, and the end waits for them) as on an idle one,
+        unless they come more than ``_PAUSE_WORDS_WAIT_MS`` late: the latest partial
+        decides then.
+        """
+        config = self._live.current
+        vad = self._segmenter.vad
+        self._replayed = self._replayed or self._link.recovering
+        if not vad.pausing:
+            self._pause_words = None  # speech resumed: words of an earlier pause
+            return False
+        words = self._pause_words
+        late = vad.quiet_ms >= config.vad_silence_ms + _PAUSE_WORDS_WAIT_MS
+        if words is None and (self._replayed or late):
+            words = self._partial_words
+        return (
+            words is not None
+            and vad.quiet_ms >= config.vad_silence_ms
+            and not ends_inside_entity(words)
+        )
 
     async def analyse(self, samples: Samples) -> list[SegmentEvent]:
         """Run one frame through preprocessing and VAD, off the event loop."""
         return await asyncio.to_thread(self._segmenter.process, samples)
 
     async def apply(self, events: list[SegmentEvent]) -> None:
-        """Act on a frame's segment events, then cut a segment that fills the buffer."""
+        """Act on a frame's segment events, then end the segment at a pause its words
+        allow, or cut one that fills the buffer. Called with :attr:`lock` held."""
         for event in events:
             if isinstance(event, SpeechStarted):
                 self._enter(SessionState.ACTIVE)
@@ -147,10 +200,13 @@ class SpeechPath:
                 pcm16 = float_to_pcm16(event.samples)
                 await self._send(pcm16, is_last=False, paused=event.paused)
             else:
-                if self._extended:
+                if _endpoint_silence_ms(self._live.current) > self._live.current.vad_silence_ms:
+                    # The VAD's own (dictation) wait ended it: the pause stopped inside
+                    # an entity, or its words never came.
                     self._context.metrics.dictation_extended()
                 await self._end(vad_offset=event.offset)
                 self._enter(SessionState.SILENCE)
+        await self._end_at_pause()
         if (
             self._segmenter.in_segment
             and self._ring.usage >= _FORCE_COMMIT_AT
@@ -196,13 +252,22 @@ class SpeechPath:
         return segment
 
     async def _open(self, start: SpeechStarted) -> None:
-        self._normal_endpointing()
+        self._pause_words = None
+        self._replayed = self._link.recovering
+        self._partial_words = ""
         self._segment_id += 1
+        self._segment_context = self._contexts.get(self._segment_id)
         self._segment_start = start.offset
         await self._transcripts.opened(self._segment_id, start.offset, start.onset)
 
     async def _send(self, pcm16: bytes, *, is_last: bool, paused: bool = False) -> None:
-        audio = self._live.segment_audio(self._segment_id, pcm16, is_last=is_last, paused=paused)
+        audio = self._live.segment_audio(
+            self._segment_id,
+            pcm16,
+            is_last=is_last,
+            paused=paused,
+            context=self._segment_context,
+        )
         await self._link.send(audio)
 
     async def _end(self, vad_offset: int | None = None) -> None:
@@ -212,7 +277,9 @@ class SpeechPath:
     def _build(self, config: SessionConfig, base: int = 0) -> Segmenter:
         preprocessing = config.preprocessing.apply_to(self._context.manifest.preprocessing)
         chain = PreprocessingChain.build(preprocessing, config.input_sample_rate)
-        vad = VADDetector(sensitivity=config.vad_sensitivity, min_silence_ms=config.vad_silence_ms)
+        vad = VADDetector(
+            sensitivity=config.vad_sensitivity, min_silence_ms=_endpoint_silence_ms(config)
+        )
         if config.vad_threshold is not None:
             vad.set_sensitivity(config.vad_sensitivity, config.vad_threshold)
         return Segmenter(
@@ -222,3 +289,17 @@ class SpeechPath:
             preroll_ms=config.vad_prefix_padding_ms,
             manual=config.turn_detection == "manual",
         )
+
+
+# How long past vad_silence_ms a pause waits for its words before the latest partial
+# decides: on a machine so loaded that they come later, utterances a second apart would
+# otherwise run into one segment.
+_PAUSE_WORDS_WAIT_MS = 400
+
+
+def _endpoint_silence_ms(config: SessionConfig) -> int:
+    """The VAD's own silence wait: the dictation window while dictation is on (the
+    session ends an ordinary pause sooner, at ``vad_silence_ms``, once its words came)."""
+    if config.dictation and config.turn_detection == "vad":
+        return max(config.vad_silence_ms, config.dictation_silence_ms)
+    return config.vad_silence_ms

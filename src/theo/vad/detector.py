@@ -145,6 +145,20 @@ class VADDetector:
         """Speech is on but the latest windows were not: the speaker may be finishing."""
         return self._state is VADState.SPEECH and self._quiet_length > 0
 
+    @property
+    def quiet_ms(self) -> float:
+        """How long the current pause has lasted (0 outside a pause)."""
+        return self._quiet_length * WINDOW_SAMPLES * 1000 / SAMPLE_RATE if self.pausing else 0.0
+
+    def end_pause(self) -> VADEvent | None:
+        """End speech now, during a pause the caller judged to be the end: the
+        ``speech_end`` the silence wait would give later, at the same offset. ``None``
+        outside a pause."""
+        if not self.pausing:
+            return None
+        self._run_length = 0
+        return self._move_to(VADState.SILENCE, self._speech_end)
+
     def set_sensitivity(self, sensitivity: Sensitivity, threshold: float | None = None) -> None:
         """Switch sensitivity (and optionally the speech probability) from the next window on.
 

@@ -61,18 +61,24 @@ def heard(byte_count: int) -> list[str]:
 
 
 class ScriptedStream:
-    """One worker stream. Partials when a word more is heard, a final on ``is_last``.
+    """One worker stream. Partials when a word more is heard, a tentative transcript when
+    the speaker pauses (as the worker's early final), a final on ``is_last``.
 
     Args:
         crash_after_bytes: the worker dies once it has received this much audio.
         refuse_language: the worker ends the stream on a frame in this language, as the
             STT servicer does for a code its engine does not know.
+        tentatives: send the tentative transcript at pauses (off: the test sends them).
     """
 
     worker_id = "stt-fake"
 
     def __init__(
-        self, *, crash_after_bytes: int | None = None, refuse_language: str | None = None
+        self,
+        *,
+        crash_after_bytes: int | None = None,
+        refuse_language: str | None = None,
+        tentatives: bool = True,
     ) -> None:
         self.received: dict[int, int] = {}
         self.sent: list[StreamAudio] = []
@@ -81,6 +87,8 @@ class ScriptedStream:
         self._refuse = refuse_language
         self._broken = False
         self._heard: dict[int, int] = {}
+        self._pausing: set[int] = set()
+        self._tentatives = tentatives
         self._items: asyncio.Queue[StreamTranscript | Exception | None] = asyncio.Queue()
 
     def served_by(self, worker: Any) -> bool:
@@ -99,6 +107,13 @@ class ScriptedStream:
             self._end(WorkerCrashError("The worker died."))
             return
         words = heard(self.received[segment])
+        if not audio.speaker_paused:
+            self._pausing.discard(segment)
+        elif segment not in self._pausing and not audio.is_last and self._tentatives:
+            self._pausing.add(segment)
+            self._items.put_nowait(
+                StreamTranscript(TranscriptKind.TENTATIVE, segment, " ".join(words))
+            )
         if audio.is_last:
             self._items.put_nowait(self._final(segment, words, audio.language))
         elif audio.enable_partials and len(words) > self._heard.get(segment, 0):

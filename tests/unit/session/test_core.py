@@ -355,7 +355,10 @@ async def test_clear_discards_the_open_segment_and_the_session_goes_on() -> None
 
 async def test_the_session_prompt_and_vad_settings_reach_the_worker_and_the_vad() -> None:
     scheduler = FakeScheduler()
-    config = SessionConfig(prompt="PIX e TED", vad_silence_ms=600, vad_threshold=0.7)
+    # Without dictation the VAD's own wait is vad_silence_ms (with it, the dictation window).
+    config = SessionConfig(
+        prompt="PIX e TED", vad_silence_ms=600, vad_threshold=0.7, dictation=False
+    )
     session, events = await _started(scheduler, config)
     await _speak(session)
     await events.until(SpeechEnd)

@@ -8,7 +8,13 @@ import asyncio
 import pytest
 
 from tests.unit.session import fakes
-from tests.unit.session.fakes import FakeScheduler, RecordingMetrics, fake_context, speech_frames
+from tests.unit.session.fakes import (
+    FakeScheduler,
+    RecordingMetrics,
+    ScriptedStream,
+    fake_context,
+    speech_frames,
+)
 from theo.session.config import SessionConfig
 from theo.session.core import RealtimeSession
 from theo.session.dictation import ends_inside_entity
@@ -63,7 +69,8 @@ async def _speech_end_after(
     config: SessionConfig, monkeypatch: pytest.MonkeyPatch, extra_silence_s: float
 ) -> tuple[list[SessionEvent], RecordingMetrics]:
     """Push speech whose partials dictate digits, 1 s of silence, then ``extra_silence_s``."""
-    monkeypatch.setattr(fakes, "SCRIPT", ["meu", "cpf", "é", "um", "dois", "três", "quatro"] * 2)
+    digits = ["um", "dois", "três", "quatro", "cinco", "seis", "sete", "oito", "nove", "zero"]
+    monkeypatch.setattr(fakes, "SCRIPT", ["meu", "cpf", "é", *digits * 2])
     context = fake_context(FakeScheduler())
     session = RealtimeSession("sess_1", context, config)
     seen: list[SessionEvent] = []
@@ -155,18 +162,48 @@ async def test_unrelated_finals_get_no_correction() -> None:
     assert not [e for e in far if isinstance(e, TranscriptCorrection)]
 
 
-async def test_a_tentative_transcript_times_the_end_and_is_never_emitted() -> None:
-    session = RealtimeSession("sess_1", fake_context(FakeScheduler()), SessionConfig())
+async def test_the_pause_words_decide_the_end_and_are_never_emitted() -> None:
+    """The tentative transcript (the worker's words up to the pause) decides: a pause
+    inside a dictated entity waits the dictation window, an ordinary one ends at once."""
+    scheduler = FakeScheduler(ScriptedStream(tentatives=False))
+    session = RealtimeSession("sess_1", fake_context(scheduler), SessionConfig())
     seen: list[SessionEvent] = []
     await session.start()
     for frame in speech_frames()[:60]:  # 1.2 s of speech: a segment is open
         await session.push(frame)
-    vad = session._speech._segmenter.vad
-    tentative = StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu CPF é um dois três")
-    await session._on_transcript(tentative)
-    assert vad._silence_windows == 47  # 1500 ms
+    speech = session._speech
+    assert speech._segmenter.vad._silence_windows == 47  # the VAD's own wait: 1500 ms
+    for _ in range(20):  # 400 ms of silence: a pause longer than vad_silence_ms
+        await session.push(SILENCE_20MS)
+    assert speech.in_segment  # its words have not come: the end waits for them
+    await session._on_transcript(
+        StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu CPF é um dois três")
+    )
+    await session.push(SILENCE_20MS)
+    assert speech.in_segment  # inside a CPF: the dictation window goes on
     await session._on_transcript(StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu nome é Ana."))
-    assert vad._silence_windows == 10  # back to 300 ms
+    await session.push(SILENCE_20MS)
+    assert not speech.in_segment  # an ordinary pause: ended at once
     await session.abort()
     seen.extend([event async for event in session])
     assert not [e for e in seen if getattr(e, "text", None) == "meu nome é Ana."]
+
+
+async def test_pause_words_that_never_come_leave_the_decision_to_the_latest_partial() -> None:
+    """On a machine too loaded for the words to come within 400 ms past vad_silence_ms,
+    utterances a second apart must still not run into one segment."""
+    scheduler = FakeScheduler(ScriptedStream(tentatives=False))
+    session = RealtimeSession("sess_1", fake_context(scheduler), SessionConfig())
+    await session.start()
+    for frame in speech_frames()[:60]:
+        await session.push(frame)
+        await asyncio.sleep(0)  # let partials arrive
+    speech = session._speech
+    for _ in range(25):  # 500 ms: past vad_silence_ms, the words may still come
+        await session.push(SILENCE_20MS)
+    assert speech.in_segment
+    for _ in range(15):  # 800 ms: the latest partial (ordinary words) decides
+        await session.push(SILENCE_20MS)
+    assert not speech.in_segment
+    await session.abort()
+

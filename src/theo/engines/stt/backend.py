@@ -127,6 +127,8 @@ class SegmentOptions:
     """Text the transcript must start with (words a stream has already committed)."""
     beam_size: int | None = None
     """Beam width; ``None`` means the model's configured beam size."""
+    final: bool = False
+    """The segment's final (or early final) decode: an engine may spend more on it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,11 @@ One :class:`StreamTranscriber` serves one TranscribeStream call (one realtime se
 Frames carry only speech; ``is_last`` closes the segment. A growing segment is decoded
 again every ``partial_interval_s`` of new audio, one pass in flight at most, and
 LocalAgreement-2 turns the passes into append-only partials. The final decodes the
-segment with the full beam, the committed words forced as its prefix, so it never
-contradicts a partial. Finals become the prompt context of the next segments.
+whole segment afresh with the full beam, as batch transcription would: its text depends
+on the segment's audio only, not on which partial passes a busy machine managed to run,
+and a word the partials committed from too little audio ("Addy married" for "Had he
+married") is decoded again with all of it. Earlier finals may prompt the next segments
+(``context_tokens``).
 """
 
 from __future__ import annotations
@@ -27,16 +30,15 @@ from theo.types import StreamTranscript, TranscriptKind, Word
 
 SAMPLE_RATE = ENGINE_SAMPLE_RATE
 _NO_AUDIO: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
-# A final's words end close to its audio's end: an early final starts at the VAD's first
-# quiet window, a final at is_last after the VAD's 300 ms silence wait. Much more audio
-# after the last word means Whisper left out the segment's last phrase: an early final can
-# cut a soft word's tail (the first quiet window falls in it), and forcing the committed
-# words as the decode's prefix can make Whisper end right after them. Each case is
-# decoded again: the early final over the whole segment, then without the prefix.
+# An early final starts at the VAD's first quiet window, which can fall inside a soft
+# word's tail: when its words end well before its audio, Whisper left out the last
+# phrase, and the final is decoded again over the whole segment.
 _EARLY_TAIL_GAP_S = 0.5
-_FINAL_TAIL_GAP_S = 0.8
 # Pause after the early final beyond which one that stops short is decoded again at once.
+# The redo covers exactly this much of the pause, however late it starts, so that a busy
+# machine decodes the same audio as an idle one.
 _REDO_AFTER_S = 0.4
+_REDO_AFTER = round(_REDO_AFTER_S * ENGINE_SAMPLE_RATE)
 _SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
 
 
@@ -75,8 +77,13 @@ class StreamSettings:
     """Beam width of partial passes (greedy: they run every interval)."""
     final_beam_size: int | None = None
     """Beam width of the final pass; ``None`` is the model's configured beam size."""
-    context_tokens: int = 224
-    """Tokens of this stream's earlier finals kept as the next segments' prompt."""
+    context_tokens: int = 0
+    """Tokens of this stream's earlier finals kept as the next segments' prompt.
+
+    Off: measured on the accuracy benchmark's real speech, earlier finals as the prompt
+    cost words (tiny.en 8 -> 16 errors in 92 words, base 11 -> 14): Whisper copies a short
+    prompt ("10 of clubs.") into the next segment and continues its style.
+    """
     trim_after_s: float = 20.0
     """Held audio above which the committed start of a segment is dropped."""
     trim_keep_s: float = 10.0
@@ -130,6 +137,10 @@ class _Segment:
             self.chunks = [np.concatenate(self.chunks)]
         return self.chunks[0] if self.chunks else _NO_AUDIO
 
+    def samples_upto(self, total: int | None) -> int:
+        """Held samples before segment sample ``total`` (all of them for ``None``)."""
+        return self.held if total is None else min(max(total - self.dropped, 0), self.held)
+
     def drop_until(self, time_s: float) -> None:
         cut = min(max(round(time_s * SAMPLE_RATE) - self.dropped, 0), self.held)
         self.chunks = [self.audio()[cut:]]
@@ -179,13 +190,14 @@ class StreamTranscriber:
         # A final decoded ahead of is_last while the speaker pauses (see _start_pass);
         # it is stale once speech resumes or the segment's state changes.
         self._early: asyncio.Future[SegmentDecode] | None = None
-        self._early_key: tuple[int, int] = (0, 0)
+        self._early_key = 0
         self._early_audio_s = 0.0
+        # Segment samples (trimmed ones included) when the speaker's current pause began:
+        # the early final covers the audio up to there, wherever the decode starts.
+        self._pause_total: int | None = None
         # The early final decoded again, started as soon as the early one turned out to
         # stop short, so a long pause (dictation) does not leave it for is_last.
         self._redo: asyncio.Future[SegmentDecode] | None = None
-        # Held audio when the speaker's current pause began: about where speech ended.
-        self._pause_s: float | None = None
         self._early_short = False  # the early final's words end well before its audio
 
     @property
@@ -234,10 +246,10 @@ class StreamTranscriber:
         if frame.audio.size:
             if not frame.speaker_paused:
                 self._drop_early()
-                self._pause_s = None
-            elif self._pause_s is None:
-                self._pause_s = self._segment.held / SAMPLE_RATE
+                self._pause_total = None
             self._segment.append(frame.audio)
+            if frame.speaker_paused and self._pause_total is None:
+                self._pause_total = self._segment.total
         return await self._finalize() if frame.is_last else None
 
     def _start_pass(self, inbox: asyncio.Queue[_Item]) -> None:
@@ -246,20 +258,24 @@ class StreamTranscriber:
             # The speaker paused: the segment is probably over. Decode the final now, so
             # it is ready (or nearly) when is_last arrives after the VAD's silence wait,
             # and start no partial pass that the final would have to wait for.
+            pause = self._pause_total
             if (
                 self._early is not None
                 and self._early_short
                 and self._redo is None
-                and segment.held / SAMPLE_RATE - self._early_audio_s >= _REDO_AFTER_S
+                and pause is not None
+                and segment.total >= pause + _REDO_AFTER
             ):
                 # The early final stops short and the pause goes on (a dictation wait):
-                # decode again over the pause so far, ready before is_last comes.
-                self._redo = self._decode(self._settings.final_beam_size, urgent=True)
+                # decode again over the start of the pause, ready before is_last comes.
+                self._redo = self._decode(
+                    self._settings.final_beam_size, final=True, upto=pause + _REDO_AFTER
+                )
             if self._early is None and self._pass is None and segment.held:
                 self._early_short = False
-                self._early = self._decode(self._settings.final_beam_size, urgent=True)
+                self._early = self._decode(self._settings.final_beam_size, final=True, upto=pause)
                 self._early_key = self._segment_key()
-                self._early_audio_s = segment.held / SAMPLE_RATE
+                self._early_audio_s = segment.samples_upto(pause) / SAMPLE_RATE
                 # Its words also go out as a tentative transcript (see _on_pass).
                 self._early.add_done_callback(inbox.put_nowait)
             return
@@ -278,7 +294,7 @@ class StreamTranscriber:
             return
         segment.decoded_upto = segment.total
         self._pass_offset_s = segment.offset_s
-        self._pass = self._decode(self._settings.partial_beam_size, urgent=False)
+        self._pass = self._decode(self._settings.partial_beam_size, final=False)
         self._pass.add_done_callback(inbox.put_nowait)
 
     def _on_pass(self, done: asyncio.Future[SegmentDecode]) -> StreamTranscript | None:
@@ -302,18 +318,17 @@ class StreamTranscriber:
 
     def _tentative(self, decode: SegmentDecode) -> StreamTranscript:
         """The early final's words: what the paused speaker said so far, as it reads now."""
-        segment = self._segment
-        agreement = segment.agreement
-        words = [
-            *agreement.committed,
-            *agreement.beyond_committed(_shift(decode.words, segment.offset_s)),
-        ]
+        words = self._final_words(decode)
         return self._event(TranscriptKind.TENTATIVE, words, _text(words) or decode.text, None)
 
-    def _segment_key(self) -> tuple[int, int]:
-        """What an early final depends on besides the audio: committed words, trimming."""
+    def _final_words(self, decode: SegmentDecode) -> list[Word]:
+        """A final decode's words on the segment's clock, after the words trimmed away."""
         segment = self._segment
-        return len(segment.agreement.committed), segment.dropped
+        return [*segment.agreement.trimmed, *_shift(decode.words, segment.offset_s)]
+
+    def _segment_key(self) -> int:
+        """What an early final depends on besides the audio: the audio trimmed away."""
+        return self._segment.dropped
 
     def _take_early(self) -> asyncio.Future[SegmentDecode] | None:
         """The early final, if only paused (silent) audio arrived since it started."""
@@ -325,20 +340,16 @@ class StreamTranscriber:
         return None
 
     async def _final_decode(self, early: asyncio.Future[SegmentDecode] | None) -> SegmentDecode:
-        """The final's decode: the early one, else a fresh one, redone when it stops short."""
-        beam_size = self._settings.final_beam_size
+        """The final's decode: the early one, unless it stops short, else a fresh one."""
         decode = await early if early is not None else None
         if decode is not None and not _stops_short(decode, self._early_audio_s, _EARLY_TAIL_GAP_S):
             return decode
         redo, self._redo = self._redo, None
-        decode = await (redo if redo is not None else self._decode(beam_size, urgent=True))
-        # Measured from where the pause began: the VAD's silence wait (longer while
-        # dictating) is no sign of words missing.
-        audio_s = self._pause_s or self._segment.held / SAMPLE_RATE
-        if not self._segment.agreement.live or not _stops_short(decode, audio_s, _FINAL_TAIL_GAP_S):
-            return decode
-        unprefixed = await self._decode(beam_size, urgent=True, prefixed=False)
-        return unprefixed if _last_end(unprefixed) > _last_end(decode) else decode
+        if redo is None:
+            pause = self._pause_total
+            upto = None if pause is None else pause + _REDO_AFTER
+            redo = self._decode(self._settings.final_beam_size, final=True, upto=upto)
+        return await redo
 
     def _drop_early(self) -> None:
         for future in (self._early, self._redo):
@@ -357,11 +368,13 @@ class StreamTranscriber:
         if segment.held:
             decode = await self._final_decode(early)
             segment.language = decode.language
-            words = [*words, *agreement.beyond_committed(_shift(decode.words, segment.offset_s))]
-            text = _text(words) if words else decode.text
-            confidence = decode.confidence
+            if decode.words or decode.text:
+                # Heard as nothing (Whisper's no-speech check), the committed words stay.
+                words = self._final_words(decode)
+                text = _text(words) if words else decode.text
+                confidence = decode.confidence
         event = self._event(TranscriptKind.FINAL, words, text, confidence)
-        if event.text:
+        if event.text and self._settings.context_tokens > 0:
             # Whisper continues its prompt's style: a context ending mid-sentence would make
             # the next segment start in lowercase, so every final closes a sentence here.
             sentence = event.text if event.text[-1] in _SENTENCE_END else f"{event.text}."
@@ -370,7 +383,7 @@ class StreamTranscriber:
                 f"{self._context} {sentence}", self._settings.context_tokens
             )
         self._segment = _Segment()
-        self._pause_s = None
+        self._pause_total = None
         return event
 
     def _trim(self) -> None:
@@ -383,12 +396,12 @@ class StreamTranscriber:
             segment.agreement.trim(until)
 
     def _decode(
-        self, beam_size: int | None, *, urgent: bool, prefixed: bool = True
+        self, beam_size: int | None, *, final: bool, upto: int | None = None
     ) -> asyncio.Future[SegmentDecode]:
-        """Decode the held audio in the executor, the live committed words as its prefix
-        (unless not ``prefixed``).
+        """Decode the held audio (up to segment sample ``upto``) in the executor: a partial
+        pass with the live committed words as its prefix, or a ``final`` decode without one.
 
-        Finals are ``urgent``: a :class:`PriorityExecutor` runs them before queued passes.
+        Finals are urgent: a :class:`PriorityExecutor` runs them before queued passes.
         """
         frame, agreement = self._options, self._segment.agreement
         prompt_parts = (frame.prompt, self._context, _text(agreement.trimmed))
@@ -396,11 +409,12 @@ class StreamTranscriber:
             language=frame.language,
             prompt=" ".join(p for p in prompt_parts if p) or None,
             hot_words=frame.hot_words,
-            prefix=(_text(agreement.live) or None) if prefixed else None,
+            prefix=None if final else (_text(agreement.live) or None),
             beam_size=beam_size,
+            final=final,
         )
-        audio = self._segment.audio()
-        if urgent and isinstance(self._executor, PriorityExecutor):
+        audio = self._segment.audio()[: self._segment.samples_upto(upto)]
+        if final and isinstance(self._executor, PriorityExecutor):
             return asyncio.wrap_future(
                 self._executor.submit_urgent(self._backend.decode_segment, audio, options)
             )

@@ -1,0 +1,67 @@
+"""Realtime finals as complete as batch, and the same on a busy machine as on an idle one.
+
+The final of a segment is the whole segment decoded afresh (not the words the partial
+passes happened to commit), the early final and its redo cover audio fixed by the VAD's
+pause, not by when a decode could start: so the finals depend on the audio only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import TINY_EN
+from tests.helpers.realtime import pcm16_of, run_session, ws_url
+from tests.helpers.server import RunningServer
+from tests.helpers.wer import normalize
+
+pytestmark = pytest.mark.e2e
+
+# Busy loops, one per core: a machine whose cores are all taken by another job.
+_BURN = "while True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def cores_loaded() -> Iterator[None]:
+    """Run one CPU-bound process per core for the duration of the block."""
+    burners = [subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def _finals(server: RunningServer) -> list[str]:
+    audio, rate = pcm16_of("en_librivox.wav")
+    log = asyncio.run(run_session(ws_url(server.base_url, TINY_EN, "en"), audio, rate))
+    assert log.close_code == 1000, log.types()
+    return log.finals()
+
+
+@pytest.fixture(scope="module")
+def idle_finals(server: RunningServer) -> list[str]:
+    return _finals(server)
+
+
+def test_finals_keep_the_first_words_the_partials_missed(idle_finals: list[str]) -> None:
+    """The first partial passes see half a second of audio and used to commit "Mr John",
+    the "And" before it lost: the final now decodes the whole utterance, so the words a
+    batch decode has are there."""
+    openings = [normalize(text).split()[:3] for text in idle_finals]
+    assert ["and", "mister", "john"] in openings, idle_finals
+
+
+def test_finals_do_not_depend_on_how_busy_the_machine_is(
+    server: RunningServer, idle_finals: list[str]
+) -> None:
+    with cores_loaded():
+        busy_finals = _finals(server)
+    assert busy_finals == idle_finals
