@@ -206,4 +206,3 @@ async def test_pause_words_that_never_come_leave_the_decision_to_the_latest_part
         await session.push(SILENCE_20MS)
     assert not speech.in_segment
     await session.abort()
-
