@@ -113,7 +113,6 @@ class RealtimeSession:
                 interrupted=self._on_interrupted,
                 recovered=self._on_recovered,
                 failed=self._on_failed,
-                context=lambda: self._transcripts.recent_text,
                 rejected=self._on_rejected,
             ),
             recovery_timeout_s=limits.recovery_timeout_s,

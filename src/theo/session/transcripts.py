@@ -31,7 +31,6 @@ from theo.session.outbox import OrderedOutbox
 from theo.session.segmenter import SAMPLE_RATE
 from theo.types import StreamTranscript, TranscriptKind
 
-_CONTEXT_CHARS = 1000
 # Finals further apart than this are not one dictated entity.
 _RUN_GAP_MS = 5_000
 
@@ -65,17 +64,11 @@ class TranscriptEvents:
         self._ended_at: dict[int, float] = {}
         self._replayed: set[int] = set()
         self._last_partial: dict[int, str] = {}
-        self._recent_text = ""
         self._discarded: set[int] = set()
         # Consecutive finals (segment, raw text, post-processed text) that may hold one
         # entity dictated across pauses.
         self._run: list[tuple[int, str, str]] = []
         self._run_end_ms = 0
-
-    @property
-    def recent_text(self) -> str:
-        """The end of this session's raw finals (a prompt for a fresh worker)."""
-        return self._recent_text
 
     async def opened(self, segment: int, offset: int, onset: int) -> None:
         """The VAD (or a commit) opened ``segment`` at engine sample ``offset``."""
@@ -143,7 +136,6 @@ class TranscriptEvents:
             self._vad_ended.pop(segment, None)
             await self._outbox.complete(segment)
             return
-        self._recent_text = f"{self._recent_text} {transcript.text}"[-_CONTEXT_CHARS:]
         text = await asyncio.to_thread(self._postprocess, transcript)
         metrics = self._context.metrics
         if segment in self._ended_at:

@@ -68,7 +68,6 @@ class UncommittedAudio:
         self._session_id = session_id
         self.wal = SessionWAL()
         self._pending: dict[int, _Pending] = {}
-        self._replay_prompts: dict[int, str] = {}
 
     @property
     def held(self) -> bool:
@@ -107,7 +106,6 @@ class UncommittedAudio:
     def commit(self, segment_id: int) -> None:
         """The segment's final was accepted: release its audio, record it in the WAL."""
         del self._pending[segment_id]
-        self._replay_prompts.pop(segment_id, None)
         fence = min((p.start for p in self._pending.values()), default=self._ring.written)
         self.wal.commit(segment_id, fence)
         self._ring.commit(fence)
@@ -125,7 +123,6 @@ class UncommittedAudio:
         given_up = sorted(self._pending)
         self._pending.clear()
         for segment in given_up:
-            self._replay_prompts.pop(segment, None)
             if not self.wal.is_committed(segment):
                 self.wal.commit(segment, self._ring.written)
         self._ring.commit(self._ring.written)
@@ -147,7 +144,7 @@ class UncommittedAudio:
                     sent = route.sent.get(segment, pending.start)
                     end = min(pending.end, sent + _CHUNK_BYTES)
                     chunk = self._ring.read(sent, end)
-                    options = self._options(segment, pending, replay=replay)
+                    options = self._options(pending, replay=replay)
                     await route.stream.send(
                         dataclasses.replace(options, audio_pcm16=chunk, is_last=False)
                     )
@@ -155,18 +152,17 @@ class UncommittedAudio:
                     pending = self._pending.get(segment)  # the audio may have grown
                 if pending is not None and pending.ended and segment not in route.closed:
                     # A segment's end is never a pause of the speaker.
-                    options = self._options(segment, pending, replay=True)
+                    options = self._options(pending, replay=True)
                     await route.stream.send(
                         dataclasses.replace(options, audio_pcm16=b"", is_last=True)
                     )
                     route.closed.add(segment)
 
-    async def catch_up(self, route: Route, context: str) -> list[int]:
+    async def catch_up(self, route: Route) -> list[int]:
         """Send every uncommitted segment to a new stream, with what arrives meanwhile.
 
         Args:
             route: the new stream.
-            context: the session's recent finals, the prompt of the segments sent again.
 
         Returns the segments sent. Once it returns, nothing is owed to the stream, and
         (with no await in between) the caller can let live audio through.
@@ -181,19 +177,11 @@ class UncommittedAudio:
                 if segment in replayed:
                     continue
                 replayed.append(segment)
-                if context:
-                    # A fresh worker has no context of this session: give it the recent finals.
-                    self._replay_prompts.setdefault(segment, context)
             await self.flush(route, replay=True)
         return replayed
 
-    def _options(self, segment: int, pending: _Pending, *, replay: bool) -> StreamAudio:
+    def _options(self, pending: _Pending, *, replay: bool) -> StreamAudio:
         options = pending.options
-        prompt = self._replay_prompts.get(segment)
-        if prompt:
-            # The session's own prompt first, then its recent finals.
-            joined = " ".join(p for p in (options.prompt, prompt) if p)
-            options = dataclasses.replace(options, prompt=joined)
         if replay:
             # Audio sent again is not live: the speaker's pause is long over.
             options = dataclasses.replace(options, speaker_paused=False)

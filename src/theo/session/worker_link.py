@@ -72,8 +72,6 @@ class LinkCallbacks:
     """A new stream carries the session again; these segments were sent again."""
     failed: Callable[[TheoError], Awaitable[None]]
     """The session cannot continue (no worker came back, or the worker rejected it)."""
-    context: Callable[[], str]
-    """Recent final text, the prompt for segments sent again to a fresh worker."""
     rejected: Callable[[InvalidRequestError], Awaitable[Correction | None]] | None = None
     """The worker refused a setting (the error names it in ``param``); returns how to
     correct the uncommitted segments before they are sent again, or None to give them up
@@ -233,7 +231,7 @@ class WorkerLink:
                     return
             route = Route(stream)
             try:
-                replayed = await self._audio.catch_up(route, self._callbacks.context())
+                replayed = await self._audio.catch_up(route)
             except (WorkerCrashError, InvalidRequestError) as exc:
                 # The new stream ended too: wait for the process after this one.
                 broken, error = stream, exc

@@ -45,7 +45,7 @@ class Recorder:
         async def failed(error: TheoError) -> None:
             self.failed.append(error)
 
-        return LinkCallbacks(transcript, interrupted, recovered, failed, lambda: "earlier")
+        return LinkCallbacks(transcript, interrupted, recovered, failed)
 
     def finals(self) -> list[str]:
         return [t.text for t in self.transcripts if t.kind == TranscriptKind.FINAL]

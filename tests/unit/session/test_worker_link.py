@@ -150,7 +150,7 @@ class Recorder:
             self.failed.append(error)
             self.changed.set()
 
-        return LinkCallbacks(transcript, interrupted, recovered, failed, lambda: "earlier words")
+        return LinkCallbacks(transcript, interrupted, recovered, failed)
 
     def finals(self) -> list[str]:
         return [t.text for t in self.transcripts if t.kind == TranscriptKind.FINAL]
@@ -203,9 +203,9 @@ async def test_crash_mid_segment_replays_uncommitted_audio_once() -> None:
     assert recorder.finals() == ["1:3000", "2:2200", "3:300"]
     assert [t.segment_id for t in recorder.transcripts] == [1, 2, 2, 3]
     assert second.received == {2: 2200, 3: 300}
-    # the replayed segment carries the session's recent text as its prompt
-    assert {f.initial_prompt for f in second.frames if f.segment_id == 2} == {"earlier words"}
-    assert {f.initial_prompt for f in second.frames if f.segment_id == 3} == {""}
+    # the replayed segment is decoded as it would have been without the crash: no
+    # earlier finals as its prompt (the worker uses none; measured, they cost words)
+    assert {f.initial_prompt for f in second.frames if f.segment_id in (2, 3)} == {""}
     assert link.wal.last.segment_id == 3 and ring.uncommitted == 0
     await link.close()
 
