@@ -324,7 +324,12 @@ class StreamTranscriber:
     def _final_words(self, decode: SegmentDecode) -> list[Word]:
         """A final decode's words on the segment's clock, after the words trimmed away."""
         segment = self._segment
-        return [*segment.agreement.trimmed, *_shift(decode.words, segment.offset_s)]
+        words = _shift(decode.words, segment.offset_s)
+        if segment.dropped:
+            # A trimmed segment's final continues its committed words (see _decode).
+            agreement = segment.agreement
+            return [*agreement.committed, *agreement.beyond_committed(words)]
+        return words
 
     def _segment_key(self) -> int:
         """What an early final depends on besides the audio: the audio trimmed away."""
@@ -409,7 +414,9 @@ class StreamTranscriber:
             language=frame.language,
             prompt=" ".join(p for p in prompt_parts if p) or None,
             hot_words=frame.hot_words,
-            prefix=None if final else (_text(agreement.live) or None),
+            # A segment held so long it was trimmed (over trim_after_s) keeps the committed
+            # words as the final's prefix: the audio left starts mid-speech.
+            prefix=(_text(agreement.live) or None) if not final or self._segment.dropped else None,
             beam_size=beam_size,
             final=final,
         )
