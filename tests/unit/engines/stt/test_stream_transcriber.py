@@ -509,10 +509,8 @@ async def test_an_early_final_held_back_by_a_pass_still_covers_the_audio_to_the_
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
 
 
-async def test_the_final_decodes_the_segment_afresh_and_may_correct_committed_words() -> None:
-    """Words committed from the first half second ("addy married") are decoded again with
-    the whole segment; the final says what the segment's audio says, as batch would."""
-    backend = FakeBackend(scripted("addy married", "addy married a", "had he married a more"))
+async def _two_passes_then_the_final(backend: FakeBackend) -> Run:
+    """Two partial passes that commit words, then is_last: the finished run."""
     run = Run(backend, StreamSettings(final_beam_size=5, first_interval_s=0.5))
     for n in range(1, 3):
         run.feed.push(segment_id=1)
@@ -521,6 +519,14 @@ async def test_the_final_decodes_the_segment_afresh_and_may_correct_committed_wo
     run.feed.push(0, is_last=True, segment_id=1)
     await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
     await run.finish()
+    return run
+
+
+async def test_the_final_decodes_the_segment_afresh_and_may_correct_committed_words() -> None:
+    """Words committed from the first half second ("addy married") are decoded again with
+    the whole segment; the final says what the segment's audio says, as batch would."""
+    backend = FakeBackend(scripted("addy married", "addy married a", "had he married a more"))
+    run = await _two_passes_then_the_final(backend)
 
     assert run.texts(TranscriptKind.PARTIAL) == ["addy married"]
     assert run.texts(TranscriptKind.FINAL) == ["had he married a more"]
@@ -529,14 +535,7 @@ async def test_the_final_decodes_the_segment_afresh_and_may_correct_committed_wo
 
 async def test_a_final_heard_as_nothing_keeps_the_committed_words() -> None:
     backend = FakeBackend(scripted("he was", "he was", ""))
-    run = Run(backend, StreamSettings(final_beam_size=5, first_interval_s=0.5))
-    for n in range(1, 3):
-        run.feed.push(segment_id=1)
-        await until(lambda n=n: len(backend.calls) == n, f"pass {n}")
-    await until(lambda: run.texts(TranscriptKind.PARTIAL), "the committed words")
-    run.feed.push(0, is_last=True, segment_id=1)
-    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
-    await run.finish()
+    run = await _two_passes_then_the_final(backend)
 
     assert run.texts(TranscriptKind.FINAL) == ["he was"]
 
