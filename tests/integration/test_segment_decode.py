@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.conftest import TINY_EN
+from tests.helpers.audio import continuous_speech
 from tests.helpers.server import FIXTURES
 from tests.helpers.wer import normalize
 from theo.engines.stt import faster_whisper_backend as fwb
@@ -77,3 +78,40 @@ def test_words_are_spread_evenly_when_alignment_is_unavailable(
 
     assert [w.word for w in words] == [" Hello", " there,", " world."]
     assert [(w.start, w.end) for w in words] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+
+
+def test_a_repetition_loop_is_a_short_pattern_said_six_times_or_a_decode_at_its_cap() -> None:
+    assert fwb._repeats([7, 1, 2] + [5] * 6)
+    assert not fwb._repeats([7] + [5] * 5 + [8])
+    assert fwb._repeats([9, *([3, 4] * 6), 9])
+    assert not fwb._repeats([3, 4] * 5)
+    assert fwb._repeats([1, 2, 3, 4] * 6)
+    assert not fwb._repeats([1, 2, 3, 4, 5] * 6)  # a longer phrase may be repeated
+    assert fwb._looped([1, 2, 3], 3, "a b c")
+    assert fwb._looped([1, 2], 100, "the dog " * 20)  # compresses like a loop
+    assert not fwb._looped([1, 2, 3], 100, "He was not an ill-disposed young man.")
+
+
+def test_a_greedy_pass_stuck_in_a_loop_is_decoded_again_with_the_beam(
+    backend: fwb.FasterWhisperBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The audio left after a long segment was trimmed, starting mid-sentence; a partial
+    # pass over it (greedy) used to read "He was not an old-s-y-y-y-y-y-..." and lose the
+    # rest, and the loop, once committed, became the final's prefix.
+    pcm = np.frombuffer(continuous_speech(FIXTURES / "en_librivox.wav"), dtype="<i2")
+    start = round((21.6 + 4.1) * SAMPLE_RATE)
+    audio = pcm[start : start + 11 * SAMPLE_RATE].astype(np.float32) / 32768.0
+    options = SegmentOptions(
+        language="en",
+        prompt="And Mr. John Dashwood had then leisure to consider how",
+        beam_size=1,
+    )
+
+    with monkeypatch.context() as unguarded:
+        unguarded.setattr(fwb, "_looped", lambda *_: False)
+        looped = backend.decode_segment(audio, options)
+    decode = backend.decode_segment(audio, options)
+
+    assert "-y-y-y-y-y-y" in looped.text  # the case still loops without the guard
+    assert "young man unless to be rather cold" in normalize(decode.text), decode.text
+    assert "-y-y" not in decode.text

@@ -13,12 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import TINY_EN
-from tests.helpers.audio import read_wav
+from tests.helpers.audio import continuous_speech
 from tests.helpers.realtime import SessionLog, pcm16_of, run_session, ws_url
 from tests.helpers.server import FIXTURES, RunningServer, start_server
 from tests.helpers.wer import normalize, wer
@@ -103,30 +102,10 @@ def test_worker_killed_mid_utterance_loses_and_repeats_nothing(
     assert 'theo_stt_worker_recoveries_total{outcome="recovered"} 1.0' in metrics
 
 
-def _trimmed(clip: np.ndarray, frame: int) -> np.ndarray:
-    """``clip`` from its first to its last 20 ms frame louder than -38 dBFS."""
-    usable = clip[: clip.size // frame * frame] / 32768.0
-    loud = np.flatnonzero(np.sqrt(np.mean(usable.reshape(-1, frame) ** 2, axis=1)) >= 0.012)
-    return clip[loud[0] * frame : (loud[-1] + 1) * frame]
-
-
-def _continuous_speech() -> bytes:
-    """The five utterances without their pauses, twice: ~44 s that the VAD hears as one."""
-    samples, rate = read_wav(FIXTURES / "en_librivox.wav")
-    # The utterances are separated by 0.6 s of digital silence (runs of exact zeros).
-    silent = np.concatenate([[False], samples == 0, [False]])
-    edges = np.flatnonzero(np.diff(silent.astype(np.int8)))
-    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= rate // 2]
-    bounds = [0, *[i for run in runs for i in run], samples.size]
-    clips = [samples[a:b] for a, b in zip(bounds[::2], bounds[1::2], strict=True)]
-    speech = np.concatenate([_trimmed(clip, rate // 50) for clip in clips])
-    return np.concatenate([speech, speech]).astype("<i2").tobytes()
-
-
 def test_a_segment_longer_than_the_ring_buffer_is_force_committed(
     session_server: RunningServer,
 ) -> None:
-    audio = _continuous_speech()
+    audio = continuous_speech(FIXTURES / "en_librivox.wav")
     seconds = len(audio) / 32_000
     assert seconds > RING_BUFFER_S * 1.5
     before = _metrics(session_server)

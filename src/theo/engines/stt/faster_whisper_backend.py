@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,18 @@ _ENCODER_PAD_FRAMES = 100
 # Fast speech is ~4 tokens/s; the cap stops a repetition loop from running to 448 tokens.
 _MAX_TOKENS_PER_S = 10
 _HALLUCINATION_SILENCE_S = 1.0
+# A greedy pass can get stuck repeating a token or two ("an ill-s-y-y-y-y-y..."), and
+# every word after the loop is lost; once committed, the loop also becomes the final's
+# prefix. Whisper retries such a decode by sampling at a higher temperature, which would
+# make transcripts depend on chance. A loop here is a pattern of up to 4 tokens said 6
+# times in a row, a decode that hits the token cap, or text that compresses like a loop
+# (Whisper's threshold); it is decoded again with the model's beam, which, measured on
+# trimmed LibriVox segments where tiny.en's greedy passes looped, read every one
+# correctly. A decode already at that beam retries forbidding any repeated 6-token run.
+_LOOP_MAX_PERIOD = 4
+_LOOP_MIN_REPEATS = 6
+_LOOP_COMPRESSION_RATIO = 2.4
+_LOOP_NO_REPEAT_NGRAM = 6
 # faster-whisper's defaults: punctuation merged into the neighbouring word's timestamps.
 _PREPEND = "\"'\u201c\u00bf([{-"
 _APPEND = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001"
@@ -72,6 +86,27 @@ def _encoder_frames(frames: int, final: bool = False) -> int:
     padded = -(-(frames + _ENCODER_PAD_FRAMES) // 100) * 100
     floor = _MIN_FINAL_ENCODER_FRAMES if final else _MIN_ENCODER_FRAMES
     return min(max(padded, floor), 3_000)
+
+
+def _repeats(tokens: Sequence[int]) -> bool:
+    """Whether a pattern of up to ``_LOOP_MAX_PERIOD`` tokens repeats back to back
+    ``_LOOP_MIN_REPEATS`` times in ``tokens``."""
+    for period in range(1, _LOOP_MAX_PERIOD + 1):
+        needed = period * (_LOOP_MIN_REPEATS - 1)
+        run = 0
+        for i in range(period, len(tokens)):
+            run = run + 1 if tokens[i] == tokens[i - period] else 0
+            if run >= needed:
+                return True
+    return False
+
+
+def _looped(new_tokens: Sequence[int], cap: int, text: str) -> bool:
+    """Whether a decode that generated ``new_tokens`` (at most ``cap``) got stuck in a loop."""
+    if len(new_tokens) >= cap or _repeats(new_tokens):
+        return True
+    data = text.encode()
+    return bool(data) and len(data) / len(zlib.compress(data)) > _LOOP_COMPRESSION_RATIO
 
 
 def _evenly_timed(
@@ -247,17 +282,25 @@ class FasterWhisperBackend:
             tokenizer, previous, without_timestamps=True, prefix=options.prefix
         )
         new_tokens = math.ceil(duration * _MAX_TOKENS_PER_S) + 8
-        result = model.model.generate(
+        generate = functools.partial(
+            model.model.generate,
             encoder_output,
             [request],
-            beam_size=beam_size,
             max_length=min(model.max_length, len(request) + new_tokens),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
-        )[0]
+        )
+        result = generate(beam_size=beam_size)[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        # The result starts with the prefix's tokens: the request's tail after no_timestamps.
+        prefix_size = len(request) - request.index(tokenizer.no_timestamps) - 1
+        if _looped(tokens[prefix_size:], new_tokens, tokenizer.decode(tokens)):
+            retry_beam = max(beam_size, self._beam_size)
+            no_repeat = _LOOP_NO_REPEAT_NGRAM if retry_beam == beam_size else 0
+            result = generate(beam_size=retry_beam, no_repeat_ngram_size=no_repeat)[0]
+            tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if not tokens or (result.no_speech_prob > 0.6 and avg_logprob < -1.0):
             return SegmentDecode(text="", words=(), language=language, confidence=0.0)
