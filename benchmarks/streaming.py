@@ -87,12 +87,14 @@ import asyncio
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import wave
 from dataclasses import dataclass, field
@@ -312,6 +314,51 @@ def batch_transcribe(
     if response.status_code != 200:
         raise RuntimeError(f"POST failed: HTTP {response.status_code}: {response.text[:500]}")
     return str(response.json()["text"]).strip(), elapsed
+
+
+class BatchLoad:
+    """``count`` threads each posting a long recording for batch transcription, one after
+    another, until stopped: the load a busy server's live sessions must not suffer from."""
+
+    def __init__(
+        self, base_url: str, model: str, language: str | None, clip: StreamClip, count: int
+    ) -> None:
+        self._args = (base_url, model, language, clip)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(count)]
+        self.done: list[tuple[str, float]] = []
+        self.errors: list[str] = []
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
+            while not self._stop.is_set():
+                try:
+                    self.done.append(batch_transcribe(client, *self._args))
+                except (httpx.HTTPError, RuntimeError) as exc:
+                    self.errors.append(str(exc)[:200])
+                    return
+
+    def __enter__(self) -> BatchLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Let the requests in flight finish (their results count), then stop."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def load_clip_of(clip: StreamClip, min_seconds: float) -> StreamClip:
+    """``clip`` repeated, 0.6 s apart, until it lasts at least ``min_seconds``."""
+    one = clip.pcm16
+    gap = b"\x00\x00" * round(REPEAT_GAP_S * clip.sample_rate)
+    repeat = max(1, math.ceil(min_seconds / clip.duration_s))
+    reference = " ".join([clip.reference] * repeat) if clip.reference else None
+    return StreamClip(
+        f"{clip.name} x{repeat}", gap.join([one] * repeat), clip.sample_rate, reference
+    )
 
 
 _METRIC_LINE = re.compile(
@@ -540,6 +587,15 @@ class ConfigResult:
     drain_limit_ms: float
     growth_limit_ms: float
     dictation_extended: int | None = None  # segments whose end waited dictation_silence_ms
+    batch_load: int = 0  # concurrent batch requests running during the sessions
+    batch_done: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds)
+
+    @property
+    def label(self) -> str:
+        """Sessions, and the batch requests running beside them: ``4`` or ``4+4b``."""
+        return (
+            f"{self.concurrency}+{self.batch_load}b" if self.batch_load else str(self.concurrency)
+        )
 
     @property
     def segments(self) -> list[SegmentResult]:
@@ -624,7 +680,7 @@ def latency_rows(results: list[ConfigResult]) -> list[list[str]]:
         rows.append(
             [
                 result.model,
-                str(result.concurrency),
+                result.label,
                 str(len(segments)),
                 f"{with_partial}/{len(segments)}",
                 *quantiles(result.values("first_partial_ms")),
@@ -651,7 +707,7 @@ def quality_rows(results: list[ConfigResult]) -> list[list[str]]:
         rows.append(
             [
                 result.model,
-                str(result.concurrency),
+                result.label,
                 fmt_ms(max(delays) if delays else None),
                 fmt_ms(max(growths) if growths else None),
                 fmt_ms(max(drains) if drains else None),
@@ -684,6 +740,43 @@ def describe_session_config(requested: dict[str, Any], results: list[ConfigResul
     same = all({k: c.get(k) for k in effective} == effective for c in configs)
     shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in effective.items())
     return f"{sent}; effective: {shown}" + ("" if same else " (first session; others differ)")
+
+
+def report_contention(
+    results: list[ConfigResult], clip: StreamClip, args: argparse.Namespace
+) -> None:
+    """Each level with batch load against the same level without: the ratios of p50s."""
+    loaded = [r for r in results if r.batch_load]
+    if not loaded:
+        return
+    long_clip = load_clip_of(clip, args.batch_seconds)
+    print()
+    print(
+        f"contention: {args.batch_load} batch requests of {long_clip.duration_s:.0f} s "
+        f"({long_clip.name}) running beside the sessions, p50 with load / without:"
+    )
+    for result in loaded:
+        alone = next(
+            r
+            for r in results
+            if r.model == result.model and r.concurrency == result.concurrency and not r.batch_load
+        )
+        ratios = []
+        for name in ("first_partial_ms", "final_delay_ms"):
+            with_load, without = result.values(name), alone.values(name)
+            if with_load and without:
+                a, b = percentile(with_load, 0.5), percentile(without, 0.5)
+                ratios.append(f"{name[:-3].replace('_', ' ')} {a:.0f}/{b:.0f} ms = {a / b:.2f}x")
+        errors = [
+            wer(long_clip.reference, text) for text, _ in result.batch_done if long_clip.reference
+        ]
+        worst = f", worst batch WER {max(errors) * 100:.1f}%" if errors else ""
+        seconds = [f"{s:.0f}" for _, s in result.batch_done]
+        print(
+            f"  {result.model} x{result.label}: {'; '.join(ratios)}; keeps up: "
+            f"{'yes' if not result.keep_up_problems() else 'NO'}; "
+            f"{len(result.batch_done)} batch requests done (s: {', '.join(seconds)}){worst}"
+        )
 
 
 def report(
@@ -756,25 +849,32 @@ def report(
     for result in results:
         if result.dictation_extended is not None:
             print(
-                f"dictation-extended endpoints, {result.model} x{result.concurrency}: "
+                f"dictation-extended endpoints, {result.model} x{result.label}: "
                 f"{result.dictation_extended} of {len(result.segments)} utterances"
             )
     for result in results:
         problems = result.keep_up_problems()
         if problems:
             shown = "; ".join(problems[:4]) + (" ..." if len(problems) > 4 else "")
-            print(f"  {result.model} x{result.concurrency}: {shown}")
+            print(f"  {result.model} x{result.label}: {shown}")
+    report_contention(results, clip, args)
     models = list(dict.fromkeys(r.model for r in results))
     for model in models:
         highest = 0
-        for result in sorted((r for r in results if r.model == model), key=lambda r: r.concurrency):
+        alone = (r for r in results if r.model == model and not r.batch_load)
+        for result in sorted(alone, key=lambda r: r.concurrency):
             if result.keep_up_problems():
                 break
             highest = result.concurrency
-        tested = ",".join(str(r.concurrency) for r in results if r.model == model)
+        tested = ",".join(
+            str(r.concurrency) for r in results if r.model == model and not r.batch_load
+        )
         print(f"highest concurrency that keeps up, {model}: {highest or 'none'} (tested {tested})")
     print()
-    target = next((r for r in results if r.model == TARGET_MODEL and r.concurrency == 1), None)
+    target = next(
+        (r for r in results if r.model == TARGET_MODEL and r.concurrency == 1 and not r.batch_load),
+        None,
+    )
     if target is None:
         print(f"targets: not checked ({TARGET_MODEL} at 1 session was not run)")
         return
@@ -835,6 +935,76 @@ def dump_json(
         ],
     }
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+@dataclass
+class Run:
+    """What every measured configuration of one model shares."""
+
+    server: RunningServer
+    client: httpx.Client
+    model: str
+    language: str | None
+    clip: StreamClip
+    args: argparse.Namespace
+    theo_pids: list[int]
+    batch: dict[str, tuple[str, float]]
+
+
+def measure(run: Run, concurrency: int, batch_load: int) -> ConfigResult:
+    """Stream ``concurrency`` sessions, with ``batch_load`` batch requests running beside."""
+    server, client, model, args = run.server, run.client, run.model, run.args
+    wait_idle(server.process.pid, 60.0)
+    before = stream_metrics(client, server.base_url)
+    meter = CpuMeter(run.theo_pids)
+    load = BatchLoad(
+        server.base_url,
+        model,
+        run.language,
+        load_clip_of(run.clip, args.batch_seconds),
+        batch_load,
+    )
+    meter.start()
+    began = time.perf_counter()
+    with load:
+        time.sleep(1.0 if batch_load else 0.0)  # the batch work is under way first
+        traces = asyncio.run(
+            run_config(server.base_url, model, run.language, run.clip, concurrency, args)
+        )
+    wall = time.perf_counter() - began
+    theo_cores, other_cores = meter.stop()
+    after = stream_metrics(client, server.base_url)
+    sessions = [analyse_session(trace, run.batch[model][0], run.clip.reference) for trace in traces]
+    result = ConfigResult(
+        model=model,
+        concurrency=concurrency,
+        sessions=sessions,
+        srv_ttfb_ms=metric_mean_ms(before, after, "theo_stt_ttfb_seconds"),
+        srv_final_ms=metric_mean_ms(before, after, "theo_stt_final_delay_seconds"),
+        dictation_extended=metric_delta(
+            before, after, "theo_stt_dictation_extended_endpoints_total"
+        ),
+        wall_s=wall,
+        theo_cores=theo_cores,
+        other_cores=other_cores,
+        drain_limit_ms=args.drain_limit * 1000,
+        growth_limit_ms=args.growth_limit * 1000,
+        batch_load=batch_load,
+        batch_done=load.done,
+    )
+    if load.errors:
+        raise RuntimeError(f"batch requests failed under load: {load.errors}")
+    first = quantiles(result.values("first_partial_ms"))[0]
+    final = quantiles(result.values("final_delay_ms"))[0]
+    log(
+        f"{model} x{result.label}: {wall:.0f} s, first partial p50 {first} ms, "
+        f"final p50 {final} ms, problems: {result.keep_up_problems() or 'none'}"
+    )
+    for index, session in enumerate(sessions):
+        log(f"  session {index} finals: {session.text!r}")
+    for text, seconds in load.done:
+        log(f"  batch request: {seconds:.1f} s: {text[:80]!r}...")
+    return result
 
 
 # --------------------------------------------------------------------------- main
@@ -902,6 +1072,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="JSON",
         help="JSON object of session.configure fields sent at the start of every session, "
         "the warm-up included, e.g. '{\"dictation\": false}' (default: none)",
+    )
+    parser.add_argument(
+        "--batch-load",
+        type=int,
+        default=0,
+        help="also run every level with this many batch requests of a long recording "
+        "running beside the sessions, and compare (default: none)",
+    )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=60.0,
+        help="length of the batch-load recording: the clip repeated (default: %(default)s)",
     )
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
@@ -973,44 +1156,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     asyncio.run(run_config(server.base_url, model, language, warm, 1, args))
                 for concurrency in levels:
-                    wait_idle(server_pid, 60.0)
-                    before = stream_metrics(client, server.base_url)
-                    meter = CpuMeter(theo_pids)
-                    meter.start()
-                    began = time.perf_counter()
-                    traces = asyncio.run(
-                        run_config(server.base_url, model, language, clip, concurrency, args)
-                    )
-                    wall = time.perf_counter() - began
-                    theo_cores, other_cores = meter.stop()
-                    after = stream_metrics(client, server.base_url)
-                    sessions = [
-                        analyse_session(trace, batch[model][0], clip.reference) for trace in traces
-                    ]
-                    result = ConfigResult(
-                        model=model,
-                        concurrency=concurrency,
-                        sessions=sessions,
-                        srv_ttfb_ms=metric_mean_ms(before, after, "theo_stt_ttfb_seconds"),
-                        srv_final_ms=metric_mean_ms(before, after, "theo_stt_final_delay_seconds"),
-                        dictation_extended=metric_delta(
-                            before, after, "theo_stt_dictation_extended_endpoints_total"
-                        ),
-                        wall_s=wall,
-                        theo_cores=theo_cores,
-                        other_cores=other_cores,
-                        drain_limit_ms=args.drain_limit * 1000,
-                        growth_limit_ms=args.growth_limit * 1000,
-                    )
-                    results.append(result)
-                    first = quantiles(result.values("first_partial_ms"))[0]
-                    final = quantiles(result.values("final_delay_ms"))[0]
-                    log(
-                        f"{model} x{concurrency}: {wall:.0f} s, first partial p50 {first} ms, "
-                        f"final p50 {final} ms, problems: {result.keep_up_problems() or 'none'}"
-                    )
-                    for index, session in enumerate(sessions):
-                        log(f"  session {index} finals: {session.text!r}")
+                    for load in (0, args.batch_load) if args.batch_load else (0,):
+                        result = measure(
+                            Run(server, client, model, language, clip, args, theo_pids, batch),
+                            concurrency,
+                            load,
+                        )
+                        results.append(result)
         report(results, batch, clip, args)
         if args.json:
             dump_json(args.json, results, batch, args.session_config)

@@ -42,18 +42,31 @@ class WorkerSettings(BaseModel):
     """Time between SIGTERM and SIGKILL when stopping a worker."""
 
 
+class SchedulerSettings(BaseModel):
+    """How a worker shares its engine between realtime and batch work."""
+
+    batch_max_wait_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    """Longest one engine call of a batch request waits while realtime work (partial
+    passes, finals) is pending (``THEO_SCHEDULER__BATCH_MAX_WAIT_S``): realtime work goes
+    first, and this aging keeps a busy server making progress on batch requests."""
+
+
 class SessionSettings(BaseModel):
     """Server-side limits of realtime sessions (clients cannot change these)."""
 
     ring_buffer_s: float = Field(default=60.0, ge=2.0, le=600.0)
     """Speech audio each session keeps until its final is in (for crash recovery); a
-    segment is force-committed when uncommitted audio reaches 90% of it."""
+    segment is force-committed when uncommitted audio reaches 90% of it (at most the ring
+    minus 6 s, so the speech heard while its final decodes still fits)."""
     max_backlog_s: float = Field(default=10.0, gt=0.0)
     """Audio a client may send ahead of real time before frames are dropped."""
     rate_limit_after_s: float = Field(default=2.0, gt=0.0)
     """Audio ahead of real time after which the client gets ``session.rate_limit``."""
     recovery_timeout_s: float = Field(default=60.0, gt=0.0)
     """Longest a session waits for its crashed worker to come back before it fails."""
+    lag_warning_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    """A segment whose final is this overdue (since the VAD or a commit ended it) tells the
+    client ``session.lagging``: the server is falling behind real time."""
     max_sessions: int = Field(default=64, ge=1)
     """Realtime sessions served at once; one more is refused with close code 1013."""
     send_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
@@ -162,6 +175,8 @@ class Settings(BaseSettings):
     always allowed; other names are refused to defeat DNS rebinding."""
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     """Worker supervision settings."""
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    """Realtime-before-batch scheduling inside the workers."""
     session: SessionSettings = Field(default_factory=SessionSettings)
     """Realtime session limits: ring buffer, backpressure, crash recovery."""
     telephony: TelephonySettings = Field(default_factory=TelephonySettings)

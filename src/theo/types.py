@@ -179,6 +179,28 @@ class WorkerHealth:
     model_name: str = ""
     engine: str = ""
     active_requests: int = 0
+    scheduler: SchedulerStats | None = None
+    """How an STT worker shared its engine between realtime and batch work."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    """An STT worker's scheduling since it started (totals) and now (queues)."""
+
+    realtime_queued: int = 0
+    """Realtime decodes (partial passes, finals) queued or running."""
+    batch_queued: int = 0
+    """Batch requests waiting for the batch thread."""
+    batch_calls_waited: int = 0
+    """Batch engine calls that waited for realtime work."""
+    batch_calls_aged: int = 0
+    """Batch engine calls that ran beside pending realtime work after the longest wait."""
+    batch_wait_seconds: float = 0.0
+    """Total time batch engine calls waited for realtime work."""
+    cancels: int = 0
+    """Cancelled batch decodes that have stopped."""
+    cancel_latency_seconds: float = 0.0
+    """Total time from those cancellations to the engine stopping."""
 
 
 @dataclass(frozen=True, slots=True)

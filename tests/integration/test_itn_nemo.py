@@ -7,6 +7,7 @@ is overridden below with the reason.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,15 @@ def test_selected_engine_switches_to_nemo_after_warm_up(nemo_engine: NemoITNEngi
     engine.warm_up()
     assert engine.name == "nemo"
     assert engine.normalize("dois mil reais", "pt") == "R$ 2000"
+
+
+def test_grammars_are_compiled_in_a_child_process(tmp_path: Path) -> None:
+    # Compiling holds the GIL for seconds at a time: in the server's process it would
+    # stall the event loop and every realtime session on it.
+    engine = NemoITNEngine(tmp_path, languages=("en",))
+    pynini_loaded = "pynini" in sys.modules
+    engine._build("en")
+    assert (tmp_path / "en_itn_lower_cased.far").stat().st_size > 1_000_000
+    assert ("pynini" in sys.modules) == pynini_loaded
+    engine.warm_up()  # then loaded from the cache it built
+    assert engine.normalize("twenty-five people", "en") == "25 people"

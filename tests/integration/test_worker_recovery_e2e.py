@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -130,6 +131,20 @@ def test_client_disconnect_cancels_the_worker_call(crash_server: RunningServer) 
         "the worker to log the cancellation",
     )
     assert "client_disconnected" in crash_server.log_text()
+    # The engine stopped at its next engine call (an encoder pass or a generation), long
+    # before the 150 s clip was done, and said how long after the cancellation.
+    stopped = wait_for(lambda: _log_entries(crash_server, "transcription_stopped"), 30, "stop")
+    assert len(stopped) == 1 and stopped[0]["finished"] is False, stopped
+    print(f"cancelled decode stopped {stopped[0]['stopped_after_ms']} ms after the disconnect")
     wait_for(lambda: crash_server.worker(TINY_EN)["active_requests"] == 0, 30, "worker idle")
     response = _post(crash_server, (FIXTURES / "en_short.wav").read_bytes())
     assert response.status_code == 200
+    assert "young man" in response.json()["text"]
+
+
+def _log_entries(server: RunningServer, event: str) -> list[dict[str, object]]:
+    entries = []
+    for line in server.log_text().splitlines():
+        if f'"{event}"' in line:
+            entries.append(json.loads(line[line.index("{") :]))
+    return entries

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from theo.logging import configure_logging, get_logger
+from theo.manifest import EngineConfig, ModelManifest
 from theo.onnx_telemetry import disable_onnx_telemetry
 
 InfoT = TypeVar("InfoT")
@@ -130,12 +131,23 @@ class ParentWatch:
                 return
 
 
+def engine_config(manifest: ModelManifest, cpu_threads: int) -> EngineConfig:
+    """The manifest's engine settings; ``cpu_threads`` (from the manager, which splits the
+    cores between a model's replicas) applies where the manifest leaves threads at 0."""
+    config = manifest.engine_config
+    if config.cpu_threads or not cpu_threads:
+        return config
+    return config.model_copy(update={"cpu_threads": cpu_threads})
+
+
 def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the worker's arguments, bind its life to its parent's and set up logging.
 
-    Arguments: ``--model-dir --port --worker-id --log-format --log-level`` and
+    Arguments: ``--model-dir --port --worker-id --log-format --log-level``,
     ``--parent-pid`` (the API process; when given, the worker ends as soon as that
-    process is gone, before it spends time importing an engine or loading a model).
+    process is gone, before it spends time importing an engine or loading a model),
+    ``--batch-max-wait-s`` (see ``SchedulerSettings``) and ``--cpu-threads`` (the engine's
+    threads when its manifest leaves them to the engine: 0 keeps the engine's choice).
     """
     parser = argparse.ArgumentParser(prog=f"python -m theo.engines.{kind}")
     parser.add_argument("--model-dir", type=Path, required=True)
@@ -144,6 +156,8 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--log-format", choices=["console", "json"], default="json")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--batch-max-wait-s", type=float, default=2.0)
+    parser.add_argument("--cpu-threads", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.parent_pid is not None:
         ParentWatch(args.parent_pid).start()

@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ModelStore(settings.resolved_models_dir)
         manager = WorkerManager(settings, on_change=metrics.worker_changed)
+        metrics.watch_schedulers(lambda: manager.handles)
         installed = store.list_installed()
         for variable, meant in unknown_setting_variables(os.environ).items():
             log.warning("unknown_setting_ignored", variable=variable, did_you_mean=meant)

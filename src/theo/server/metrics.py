@@ -6,6 +6,7 @@ Each app owns its own registry, so tests and multiple apps in one process never 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,7 +16,9 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from theo.types import WorkerState
 from theo.workers.handle import WorkerHandle
@@ -26,6 +29,65 @@ disable_created_metrics()
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _CONFIDENCE_WINDOW = 100
+
+
+class _SchedulerCollector(Collector):
+    """The STT workers' scheduling figures, as of each worker's last health probe.
+
+    Totals count since the worker process started (a restart resets them, which
+    Prometheus reads as a counter reset), labelled by worker.
+    """
+
+    def __init__(self, handles: Callable[[], Iterable[WorkerHandle]]) -> None:
+        self._handles = handles
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "worker"]
+        depth = GaugeMetricFamily(
+            "theo_scheduler_queue_depth",
+            "Work waiting for or holding a worker's engine, by priority.",
+            labels=[*labels, "priority"],
+        )
+        waited = CounterMetricFamily(
+            "theo_scheduler_batch_waits",
+            "Batch engine calls that waited for realtime work.",
+            labels=labels,
+        )
+        wait_s = CounterMetricFamily(
+            "theo_scheduler_batch_wait_seconds",
+            "Time batch engine calls waited for realtime work.",
+            labels=labels,
+        )
+        inversions = CounterMetricFamily(
+            "theo_scheduler_priority_inversions",
+            "Batch engine calls that ran while realtime work was pending, after waiting "
+            "THEO_SCHEDULER__BATCH_MAX_WAIT_S (aging).",
+            labels=labels,
+        )
+        cancels = CounterMetricFamily(
+            "theo_cancel_stops",
+            "Cancelled batch decodes that have stopped.",
+            labels=labels,
+        )
+        cancel_s = CounterMetricFamily(
+            "theo_cancel_latency_seconds",
+            "Time from cancelling batch decodes to their engine stopping (divide by "
+            "theo_cancel_stops_total for the mean).",
+            labels=labels,
+        )
+        for handle in self._handles():
+            stats = handle.scheduler
+            if stats is None:
+                continue
+            ids = [handle.model_name, handle.worker_id]
+            depth.add_metric([*ids, "realtime"], stats.realtime_queued)
+            depth.add_metric([*ids, "batch"], stats.batch_queued)
+            waited.add_metric(ids, stats.batch_calls_waited)
+            wait_s.add_metric(ids, stats.batch_wait_seconds)
+            inversions.add_metric(ids, stats.batch_calls_aged)
+            cancels.add_metric(ids, stats.cancels)
+            cancel_s.add_metric(ids, stats.cancel_latency_seconds)
+        yield from (depth, waited, wait_s, inversions, cancels, cancel_s)
 
 
 class Metrics:
@@ -119,6 +181,12 @@ class Metrics:
             "theo_stt_dictation_extended_endpoints_total",
             "Realtime segments whose end waited dictation_silence_ms because their words "
             "ended inside a dictated entity (digits, a number word, CPF, an amount).",
+            registry=self.registry,
+        )
+        self._stt_lagging = Counter(
+            "theo_stt_sessions_lagging_total",
+            "Realtime segments whose final was THEO_SESSION__LAG_WARNING_S overdue: their "
+            "session fell behind real time (each told with session.lagging).",
             registry=self.registry,
         )
         self._stt_recoveries = Counter(
@@ -247,6 +315,10 @@ class Metrics:
         """A realtime segment's end waited the dictation silence."""
         self._stt_dictation_extended.inc()
 
+    def session_lagging(self) -> None:
+        """A realtime segment's final became overdue (``session.lagging``)."""
+        self._stt_lagging.inc()
+
     def worker_recovery(self, outcome: str) -> None:
         """A realtime session's broken worker stream was ``recovered`` or ``failed``."""
         self._stt_recoveries.labels(outcome).inc()
@@ -265,6 +337,10 @@ class Metrics:
     def error(self, endpoint: str, code: str) -> None:
         """Record an error answer."""
         self._errors.labels(endpoint, code).inc()
+
+    def watch_schedulers(self, handles: Callable[[], Iterable[WorkerHandle]]) -> None:
+        """Export the scheduling figures of the workers ``handles()`` lists at each scrape."""
+        self.registry.register(_SchedulerCollector(handles))
 
     def worker_changed(self, handle: WorkerHandle) -> None:
         """Mirror a worker's state (used as the manager's change listener)."""

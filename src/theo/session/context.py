@@ -41,6 +41,9 @@ class SessionMetrics(Protocol):
     def muted_audio(self, seconds: float) -> None:
         """Incoming audio replaced by silence while the session's speech played."""
 
+    def session_lagging(self) -> None:
+        """A segment's final became ``lag_warning_s`` overdue (``session.lagging``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionContext:

@@ -37,6 +37,7 @@ from theo.session.events import (
     SessionCreated,
     SessionEvent,
     SessionHold,
+    SessionLagging,
     SessionUpdated,
     TranscriptFinal,
 )
@@ -59,6 +60,13 @@ _CLOSE_DRAIN_TIMEOUT_S = 30.0
 _FRAME_MARGIN_S = 0.3
 _RATE_LIMIT_MESSAGE = "Audio is arriving faster than real time; pause for delay_ms."
 _DROPPED_MESSAGE = "Audio was dropped: it arrived too far ahead of real time."
+_RING_FULL_MESSAGE = (
+    "Audio was dropped: the session's buffer is full of speech still waiting for its "
+    "final (the server is behind)."
+)
+_LAGGING_MESSAGE = (
+    "The server is falling behind real time: this segment's final is {} ms overdue; it will come."
+)
 
 
 class RealtimeSession:
@@ -217,7 +225,10 @@ class RealtimeSession:
                 return
         if self._ring.free < (duration_s + _FRAME_MARGIN_S) * BYTES_PER_SECOND:
             # Finals are late and the buffer holds only audio still waiting for them.
-            self._report(Admission(False, dropped_ms=self._backpressure.drop(duration_s)))
+            self._report(
+                Admission(False, dropped_ms=self._backpressure.drop(duration_s)),
+                _RING_FULL_MESSAGE,
+            )
             return
         samples = audio_format.decode(audio)
         if self._echo is not None:
@@ -236,6 +247,16 @@ class RealtimeSession:
                 return  # closed (e.g. by a timeout) while the frame was being processed
             self._heard = (self._speech.position, arrived)
             await self._speech.apply(events)
+        self._report_lag(arrived)
+
+    def _report_lag(self, now: float) -> None:
+        """Tell the client about finals overdue by ``lag_warning_s`` (checked per frame)."""
+        after_s = self.context.limits.lag_warning_s
+        for segment, lag_s in self._transcripts.newly_overdue(now, after_s):
+            lag_ms = round(lag_s * 1000)
+            log.warning("session_lagging", session_id=self.session_id, lag_ms=lag_ms)
+            self.context.metrics.session_lagging()
+            self._events.emit(SessionLagging(segment, lag_ms, _LAGGING_MESSAGE.format(lag_ms)))
 
     def _sent_audio(self, audio: OutputAudio) -> None:
         if self._echo is not None:
@@ -245,12 +266,12 @@ class RealtimeSession:
         if self._echo is not None:
             self._echo.stopped()
 
-    def _report(self, admission: Admission) -> None:
+    def _report(self, admission: Admission, dropped_message: str = _DROPPED_MESSAGE) -> None:
         if admission.rate_limit_ms is not None:
             self._events.emit(RateLimit(admission.rate_limit_ms, _RATE_LIMIT_MESSAGE))
         if admission.dropped_ms is not None:
             total = self._backpressure.dropped_total_ms
-            self._events.emit(FramesDropped(admission.dropped_ms, total, _DROPPED_MESSAGE))
+            self._events.emit(FramesDropped(admission.dropped_ms, total, dropped_message))
 
     # ------------------------------------------------------------------ commands
 

@@ -169,6 +169,19 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionLagging:
+    """The session fell behind real time: a segment's final is ``lag_ms`` overdue.
+
+    Sent once per segment, when the time since its end was decided (the VAD's silence or
+    a commit) passes the server's ``lag_warning_s``; the final still comes.
+    """
+
+    segment_id: int
+    lag_ms: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class FramesDropped:
     """Audio too far ahead of real time (or beyond a full ring buffer) was dropped."""
 
@@ -247,6 +260,7 @@ SessionEvent = (
     | TranscriptCorrection
     | SessionHold
     | RateLimit
+    | SessionLagging
     | FramesDropped
     | ErrorEvent
     | SessionClosed

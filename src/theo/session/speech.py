@@ -27,6 +27,10 @@ from theo.vad.detector import VADDetector
 log = get_logger("session")
 
 _FORCE_COMMIT_AT = 0.9
+_FORCE_COMMIT_HEADROOM_S = 6.0
+"""Room a force-committed segment leaves for the speech that goes on while its final
+is decoded (the audio stays in the ring buffer until then): at least this, so a small
+ring on a busy machine does not fill before the final is in."""
 _MIN_FORCED_SEGMENT_BYTES = BYTES_PER_SECOND
 
 
@@ -207,10 +211,14 @@ class SpeechPath:
                 await self._end(vad_offset=event.offset)
                 self._enter(SessionState.SILENCE)
         await self._end_at_pause()
+        open_bytes = self._link.pending_bytes(self._segment_id)
         if (
             self._segmenter.in_segment
-            and self._ring.usage >= _FORCE_COMMIT_AT
-            and self._link.pending_bytes(self._segment_id) >= _MIN_FORCED_SEGMENT_BYTES
+            and self._ring.usage >= _force_commit_at(self._ring.capacity)
+            and open_bytes >= _MIN_FORCED_SEGMENT_BYTES
+            # Cutting frees nothing while earlier segments' late finals fill the ring:
+            # it would only chop the speech into short, worse-decoded segments.
+            and open_bytes * 2 >= self._ring.uncommitted
         ):
             log.info(
                 "segment_force_committed", session_id=self._session_id, segment=self._segment_id
@@ -303,3 +311,10 @@ def _endpoint_silence_ms(config: SessionConfig) -> int:
     if config.dictation and config.turn_detection == "vad":
         return max(config.vad_silence_ms, config.dictation_silence_ms)
     return config.vad_silence_ms
+
+
+def _force_commit_at(capacity: int) -> float:
+    """The ring buffer usage at which an open segment is cut: 90%, or earlier on a ring
+    too small for :data:`_FORCE_COMMIT_HEADROOM_S` of headroom (never before half)."""
+    headroom = _FORCE_COMMIT_HEADROOM_S * BYTES_PER_SECOND / capacity
+    return max(0.5, min(_FORCE_COMMIT_AT, 1.0 - headroom))

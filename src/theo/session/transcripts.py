@@ -63,6 +63,7 @@ class TranscriptEvents:
         self._opened_at: dict[int, float] = {}
         self._ended_at: dict[int, float] = {}
         self._replayed: set[int] = set()
+        self._overdue: set[int] = set()
         self._last_partial: dict[int, str] = {}
         self._discarded: set[int] = set()
         # Consecutive finals (segment, raw text, post-processed text) that may hold one
@@ -101,6 +102,17 @@ class TranscriptEvents:
         """These segments were sent again to a fresh worker after a crash."""
         self._replayed.update(segments)
 
+    def newly_overdue(self, now: float, after_s: float) -> list[tuple[int, float]]:
+        """Segments whose final is now more than ``after_s`` past their end, with how far
+        past (seconds); each is returned once."""
+        late = [
+            (segment, now - ended)
+            for segment, ended in self._ended_at.items()
+            if now - ended > after_s and segment not in self._overdue
+        ]
+        self._overdue.update(segment for segment, _ in late)
+        return late
+
     async def transcript(self, transcript: StreamTranscript) -> None:
         """Emit a partial or final of an open segment."""
         if transcript.kind == TranscriptKind.PARTIAL:
@@ -129,6 +141,7 @@ class TranscriptEvents:
         self._opened_at.pop(segment, None)
         self._last_partial.pop(segment, None)
         self._replayed.discard(segment)
+        self._overdue.discard(segment)
         if segment in self._discarded:
             self._discarded.discard(segment)
             self._ended_at.pop(segment, None)

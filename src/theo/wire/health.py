@@ -7,7 +7,7 @@ by the same rule (:func:`worker_status`), and the API process reads either answe
 
 from __future__ import annotations
 
-from theo.types import HealthStatus, WorkerHealth
+from theo.types import HealthStatus, SchedulerStats, WorkerHealth
 from theo.wire.proto import stt_worker_pb2 as stt_pb
 from theo.wire.proto import tts_worker_pb2 as tts_pb
 
@@ -50,6 +50,34 @@ def stt_health_to_proto(health: WorkerHealth) -> stt_pb.HealthResponse:
         compute_type=health.compute_type,
         active_requests=health.active_requests,
         error=health.error,
+        scheduler=_scheduler_to_proto(health.scheduler) if health.scheduler else None,
+    )
+
+
+def _scheduler_to_proto(stats: SchedulerStats) -> stt_pb.SchedulerStats:
+    return stt_pb.SchedulerStats(
+        realtime_queued=stats.realtime_queued,
+        batch_queued=stats.batch_queued,
+        batch_calls_waited=stats.batch_calls_waited,
+        batch_calls_aged=stats.batch_calls_aged,
+        batch_wait_seconds=stats.batch_wait_seconds,
+        cancels=stats.cancels,
+        cancel_latency_seconds=stats.cancel_latency_seconds,
+    )
+
+
+def _scheduler_from_proto(message: stt_pb.HealthResponse) -> SchedulerStats | None:
+    if not message.HasField("scheduler"):
+        return None
+    stats = message.scheduler
+    return SchedulerStats(
+        realtime_queued=stats.realtime_queued,
+        batch_queued=stats.batch_queued,
+        batch_calls_waited=stats.batch_calls_waited,
+        batch_calls_aged=stats.batch_calls_aged,
+        batch_wait_seconds=stats.batch_wait_seconds,
+        cancels=stats.cancels,
+        cancel_latency_seconds=stats.cancel_latency_seconds,
     )
 
 
@@ -76,4 +104,7 @@ def health_from_proto(message: stt_pb.HealthResponse | tts_pb.HealthResponse) ->
         model_name=message.model_name,
         engine=message.engine,
         active_requests=message.active_requests,
+        scheduler=(
+            _scheduler_from_proto(message) if isinstance(message, stt_pb.HealthResponse) else None
+        ),
     )

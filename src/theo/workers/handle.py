@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from theo.types import ModelType, WorkerState
+from theo.types import ModelType, SchedulerStats, WorkerState
 from theo.wire.proto import stt_worker_pb2_grpc as pb_grpc
 from theo.wire.proto import tts_worker_pb2_grpc as tts_pb_grpc
 
@@ -57,6 +57,8 @@ class WorkerHandle:
     """Set by the manager when it stops restarting this worker: it will not come back."""
     device: str = ""
     compute_type: str = ""
+    scheduler: SchedulerStats | None = None
+    """An STT worker's scheduling figures, as of its last health probe."""
     started_at: float = field(default_factory=time.time)
     _state: WorkerState = WorkerState.STARTING
     _state_waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)

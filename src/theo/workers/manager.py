@@ -208,6 +208,13 @@ class WorkerManager:
                 return
             handle.transition(WorkerState.STARTING)
 
+    def _threads_per_replica(self) -> int:
+        """Engine threads of each worker: the cores split between a model's replicas, so
+        replicas decoding at once do not oversubscribe them; 0 (the engine decides) for one.
+        """
+        replicas = self._settings.worker.replicas
+        return 0 if replicas == 1 else max(1, (os.cpu_count() or 1) // replicas)
+
     def _free_port(self) -> int:
         """A free port that no other worker holds (one may be between its processes)."""
         taken = {h.port for h in self._handles.values()}
@@ -238,6 +245,10 @@ class WorkerManager:
             self._settings.log_level,
             "--parent-pid",
             str(os.getpid()),
+            "--batch-max-wait-s",
+            str(self._settings.scheduler.batch_max_wait_s),
+            "--cpu-threads",
+            str(self._threads_per_replica()),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -290,7 +301,8 @@ class WorkerManager:
             done, _ = await asyncio.wait({exited}, timeout=self._settings.worker.health_interval_s)
             if done or self._stopping:
                 return
-            if await self._probe(handle) is None:
+            health = await self._probe(handle)
+            if health is None:
                 failures += 1
                 log.warning("worker_probe_failed", worker_id=handle.worker_id, failures=failures)
                 if failures >= _LIVENESS_FAILURES_BEFORE_KILL:
@@ -299,6 +311,7 @@ class WorkerManager:
                     return
             else:
                 failures = 0
+                handle.scheduler = health.scheduler
 
     async def _kill(self, handle: WorkerHandle) -> None:
         process = handle.process

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from theo.engines.stt.backend import (
+    BatchControl,
     CancelledByClient,
     LoadedModelInfo,
     SegmentDecode,
@@ -47,6 +48,8 @@ from theo.manifest import EngineConfig
 from theo.types import BatchResult, Segment, TranscribeParams, Word
 
 SAMPLE_RATE = 16_000
+_CALL_S = 0.05
+"""Longest scripted engine call of a batch decode: the fake stops within this once cancelled."""
 _DEFAULT_TRANSCRIPT = "one two three four five six seven eight nine ten eleven twelve"
 
 
@@ -131,8 +134,14 @@ class FakeSTTBackend:
     ) -> BatchResult:
         """The scripted words for the clip's length, as one segment."""
         self._maybe_crash()
-        if cancel.wait(self._delay_s):  # the scripted decode time, cut short by a cancel
-            raise CancelledByClient
+        # The scripted decode time, in engine calls of at most _CALL_S: before each, a
+        # BatchControl may make the request wait for realtime work, or stop it.
+        calls = max(1, math.ceil(self._delay_s / _CALL_S))
+        for _ in range(calls):
+            if isinstance(cancel, BatchControl):
+                cancel.checkpoint()
+            if cancel.wait(self._delay_s / calls):
+                raise CancelledByClient
         words = tuple(self._heard(audio))
         text = "".join(w.word for w in words).strip()
         if self._reveal_pid:

@@ -69,6 +69,7 @@ class ScriptedStream:
         refuse_language: the worker ends the stream on a frame in this language, as the
             STT servicer does for a code its engine does not know.
         tentatives: send the tentative transcript at pauses (off: the test sends them).
+        final_delay_s: how long after ``is_last`` the final comes (a worker behind).
     """
 
     worker_id = "stt-fake"
@@ -79,8 +80,10 @@ class ScriptedStream:
         crash_after_bytes: int | None = None,
         refuse_language: str | None = None,
         tentatives: bool = True,
+        final_delay_s: float = 0.0,
     ) -> None:
         self.received: dict[int, int] = {}
+        self._final_delay_s = final_delay_s
         self.sent: list[StreamAudio] = []
         self.closed = False
         self._crash_after = crash_after_bytes
@@ -115,7 +118,13 @@ class ScriptedStream:
                 StreamTranscript(TranscriptKind.TENTATIVE, segment, " ".join(words))
             )
         if audio.is_last:
-            self._items.put_nowait(self._final(segment, words, audio.language))
+            final = self._final(segment, words, audio.language)
+            if self._final_delay_s:
+                asyncio.get_running_loop().call_later(
+                    self._final_delay_s, self._items.put_nowait, final
+                )
+            else:
+                self._items.put_nowait(final)
         elif audio.enable_partials and len(words) > self._heard.get(segment, 0):
             self._heard[segment] = len(words)
             self._items.put_nowait(
@@ -187,6 +196,7 @@ class RecordingMetrics:
         self.v2v: list[float] = []
         self.muted_s = 0.0
         self.dictation_extensions = 0
+        self.lagging = 0
 
     def stream_observation(self, name: str, value: float) -> None:
         self.observations.append((name, value))
@@ -211,6 +221,9 @@ class RecordingMetrics:
 
     def dictation_extended(self) -> None:
         self.dictation_extensions += 1
+
+    def session_lagging(self) -> None:
+        self.lagging += 1
 
 
 TTS_RATE = 16_000

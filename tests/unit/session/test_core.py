@@ -13,6 +13,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.helpers.audio import continuous_speech
+from tests.helpers.server import FIXTURES
 from tests.unit.session.fakes import (
     BYTES_PER_SECOND,
     SCRIPT,
@@ -46,6 +48,7 @@ from theo.session.events import (
     SessionCreated,
     SessionEvent,
     SessionHold,
+    SessionLagging,
     SessionUpdated,
     SpeechEnd,
     SpeechStart,
@@ -424,3 +427,42 @@ def test_refusals_before_a_session_are_never_recoverable() -> None:
         event = errors.refusal(error)
         assert (event.code, event.param, event.recoverable) == (code, param, False)
         assert event.message == error.message
+
+
+async def test_a_final_overdue_by_the_lag_warning_is_reported_once_and_still_comes() -> None:
+    session, events = await _started(
+        FakeScheduler(ScriptedStream(final_delay_s=0.6)), lag_warning_s=0.2
+    )
+    await _speak(session)
+    await events.until(SegmentEnded)
+    for _ in range(40):  # the client keeps streaming silence while the final is late
+        await session.push(bytes(640))
+        await asyncio.sleep(0.02)
+    await events.until(TranscriptFinal)
+    await _close(session, events)
+
+    [lagging] = events.of(SessionLagging)
+    assert lagging.segment_id == 1 and 200 <= lagging.lag_ms < 600, lagging
+    assert "falling behind real time" in lagging.message
+    kinds = events.kinds()
+    assert kinds.index(SegmentEnded) < kinds.index(SessionLagging) < kinds.index(TranscriptFinal)
+    assert session.context.metrics.lagging == 1  # type: ignore[attr-defined]
+
+
+async def test_a_ring_filled_by_a_late_final_does_not_chop_the_speech_that_follows() -> None:
+    # An 8 s ring cuts an open segment at 4 s (6 s of headroom, never before half). While
+    # that final is late, its audio stays in the ring: cutting the next segment would free
+    # nothing, only chop the speech, so the ring fills and the excess is reported dropped.
+    session, events = await _started(
+        FakeScheduler(ScriptedStream(final_delay_s=30)), ring_buffer_s=8
+    )
+    audio = continuous_speech(FIXTURES / "en_librivox.wav")[: 9 * BYTES_PER_SECOND]
+    await _speak(session, [audio[i : i + 640] for i in range(0, len(audio), 640)])
+    first = await events.until(SegmentEnded)
+    dropped = await events.until(FramesDropped)
+    await session.abort()
+
+    assert not first.by_vad and 3_900 <= first.audio_ms <= 4_300, first
+    assert session.context.metrics.force_commits == ["ring_buffer"]  # type: ignore[attr-defined]
+    assert len(events.of(SegmentEnded)) == 1
+    assert "waiting for its final" in dropped.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theo.types import HealthStatus, WorkerHealth
+from theo.types import HealthStatus, SchedulerStats, WorkerHealth
 from theo.wire.health import (
     health_from_proto,
     stt_health_to_proto,
@@ -25,6 +25,20 @@ def test_an_stt_answer_round_trips(status: HealthStatus) -> None:
         engine="faster-whisper",
         active_requests=2,
     )
+    assert health_from_proto(stt_health_to_proto(health)) == health
+
+
+def test_an_stt_answer_carries_the_scheduler_figures() -> None:
+    stats = SchedulerStats(
+        realtime_queued=3,
+        batch_queued=1,
+        batch_calls_waited=7,
+        batch_calls_aged=2,
+        batch_wait_seconds=1.5,
+        cancels=4,
+        cancel_latency_seconds=0.25,
+    )
+    health = WorkerHealth(status=HealthStatus.BUSY, active_requests=4, scheduler=stats)
     assert health_from_proto(stt_health_to_proto(health)) == health
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from theo.engines.host import parse_worker_args, serve_worker
+from theo.engines.host import engine_config, parse_worker_args, serve_worker
 from theo.engines.stt.engines import create_backend
 from theo.engines.stt.servicer import STTWorkerServicer
 from theo.manifest import ModelManifest
@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_worker_args("stt", argv)
     manifest = ModelManifest.load(args.model_dir)
     backend = create_backend(manifest.engine)
-    servicer = STTWorkerServicer(backend, manifest.name)
+    servicer = STTWorkerServicer(backend, manifest.name, batch_max_wait_s=args.batch_max_wait_s)
     asyncio.run(
         serve_worker(
             args,
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             model=manifest.name,
             servicer=servicer,
             register=lambda server: pb_grpc.add_STTWorkerServicer_to_server(servicer, server),
-            load=lambda: backend.load(args.model_dir, manifest.engine_config),
+            load=lambda: backend.load(args.model_dir, engine_config(manifest, args.cpu_threads)),
             ready_fields=lambda info: {"device": info.device, "compute_type": info.compute_type},
             grpc_options=(
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),

@@ -10,6 +10,7 @@ streams.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,35 @@ from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
 
 class CancelledByClient(Exception):  # noqa: N818 - reads as an event, like asyncio.CancelledError
     """Raised inside an engine call when its cancel event is set."""
+
+
+class BatchControl(threading.Event):
+    """A batch request's cancel flag (``set()`` cancels it) and its turn at the engine.
+
+    An engine calls :meth:`checkpoint` before each call into its runtime (an encoder pass,
+    a generation, an alignment), so a cancelled request stops within one such call, and
+    a batch request can give way to realtime work between its calls.
+    """
+
+    def __init__(self, wait_turn: Callable[[threading.Event], None] | None = None) -> None:
+        """``wait_turn(self)`` blocks until a batch call may run (or the request is cancelled)."""
+        super().__init__()
+        self._wait_turn = wait_turn
+        self.cancelled_at: float | None = None
+        """``time.monotonic()`` of the first :meth:`set`."""
+
+    def set(self) -> None:
+        """Cancel the request; the engine stops at its next checkpoint."""
+        if self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
+        super().set()
+
+    def checkpoint(self) -> None:
+        """Wait for the engine's turn; raise :class:`CancelledByClient` once cancelled."""
+        if self._wait_turn is not None and not self.is_set():
+            self._wait_turn(self)
+        if self.is_set():
+            raise CancelledByClient
 
 
 class UnsupportedParameterError(InvalidRequestError):
@@ -159,6 +189,9 @@ class STTBackend(Protocol):
         on_segment: Callable[[Segment, str], None] | None = None,
     ) -> BatchResult:
         """Decode 16 kHz mono float32 audio; raise :class:`CancelledByClient` when cancelled.
+
+        ``cancel`` may be a :class:`BatchControl`: an engine then calls its ``checkpoint``
+        before each runtime call, else it checks ``cancel`` as often as it can.
 
         ``on_segment`` (when given) is called with each segment and the clip's language as
         soon as the segment is decoded, from the decoding thread, before the whole result

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from theo.engines.stt.backend import (
+    BatchControl,
     CancelledByClient,
     LoadedModelInfo,
     SegmentDecode,
@@ -138,6 +139,49 @@ def _confidence(words: tuple[Word, ...], avg_logprobs: list[float]) -> float:
     return min(max(value, 0.0), 1.0)
 
 
+class _Checkpointed:
+    """The CTranslate2 Whisper model, calling the current thread's checkpoint (a batch
+    request's :meth:`BatchControl.checkpoint`) before each of its engine calls.
+
+    faster-whisper's ``transcribe`` makes these calls itself, window by window; wrapping
+    the model is how a batch request gets a say between them. Streaming decodes run on
+    another thread, with no checkpoint, and go straight through.
+    """
+
+    _CALLS = frozenset({"encode", "generate", "detect_language", "align"})
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._local = threading.local()
+
+    def checkpoint(self, checkpoint: Callable[[], None] | None) -> None:
+        """Set (or clear, with ``None``) the calling thread's checkpoint."""
+        self._local.checkpoint = checkpoint
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._model, name)
+        checkpoint: Callable[[], None] | None = getattr(self._local, "checkpoint", None)
+        if name not in self._CALLS or checkpoint is None:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            checkpoint()
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def _checkpoint_of(cancel: threading.Event) -> Callable[[], None]:
+    if isinstance(cancel, BatchControl):
+        return cancel.checkpoint
+
+    def check() -> None:
+        if cancel.is_set():
+            raise CancelledByClient
+
+    return check
+
+
 class FasterWhisperBackend:
     """Batch transcription and translation with faster-whisper."""
 
@@ -160,6 +204,7 @@ class FasterWhisperBackend:
             cpu_threads=config.cpu_threads,
             local_files_only=True,
         )
+        self._model.model = _Checkpointed(self._model.model)
         self._beam_size = config.beam_size
         self._vad_filter = config.vad_filter
         return LoadedModelInfo(
@@ -189,10 +234,25 @@ class FasterWhisperBackend:
         cancel: threading.Event,
         on_segment: Callable[[Segment, str], None] | None = None,
     ) -> BatchResult:
-        """Run the decoder; segments are produced lazily, so cancellation is checked per
-        segment and each one is handed to ``on_segment`` as soon as it is decoded."""
+        """Run the decoder; cancellation (and a :class:`BatchControl`'s turn) is checked
+        before every engine call, and each segment is handed to ``on_segment`` as soon as
+        it is decoded."""
         if self._model is None:
             raise RuntimeError("model not loaded")
+        engine: _Checkpointed = self._model.model
+        engine.checkpoint(_checkpoint_of(cancel))
+        try:
+            return self._transcribe(audio, params, cancel, on_segment)
+        finally:
+            engine.checkpoint(None)
+
+    def _transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        params: TranscribeParams,
+        cancel: threading.Event,
+        on_segment: Callable[[Segment, str], None] | None,
+    ) -> BatchResult:
         segments_iter, info = self._model.transcribe(
             audio,
             language=params.language or None,

@@ -30,6 +30,7 @@ class PriorityExecutor(Executor):
         self._order = itertools.count()
         self._wakeup = threading.Condition()
         self._shutdown = False
+        self._running = False
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._thread.start()
 
@@ -48,7 +49,7 @@ class PriorityExecutor(Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             heapq.heappush(self._queue, (priority, next(self._order), future, call))
-            self._wakeup.notify()
+            self._wakeup.notify_all()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -59,18 +60,33 @@ class PriorityExecutor(Executor):
                 for _, _, future, _ in self._queue:
                     future.cancel()
                 self._queue.clear()
-            self._wakeup.notify()
+            self._wakeup.notify_all()
         if wait:
             self._thread.join()
+
+    @property
+    def pending(self) -> int:
+        """Calls queued or running."""
+        with self._wakeup:
+            return len(self._queue) + self._running
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for nothing to be queued or running; True when idle."""
+        with self._wakeup:
+            return self._wakeup.wait_for(lambda: not self._queue and not self._running, timeout_s)
 
     def _run(self) -> None:
         while True:
             with self._wakeup:
+                self._running = False
+                if not self._queue:
+                    self._wakeup.notify_all()  # idle: wake wait_idle callers
                 while not self._queue and not self._shutdown:
                     self._wakeup.wait()
                 if not self._queue:
                     return
                 _, _, future, call = heapq.heappop(self._queue)
+                self._running = True
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while queued (a pass superseded by its final)
             try:

@@ -3,11 +3,11 @@
 Inference runs off the gRPC event loop, so Health and Cancel keep answering while a
 long decode runs: batch requests on one thread, realtime streams on another. Each
 thread runs one decode at a time: batch first come first served, streams with segment
-finals ahead of queued partial passes (see PriorityExecutor); a long batch file
-therefore never holds back realtime finals, and realtime passes (bounded: trimmed
-segments, one pass in flight per stream) never starve batch work. The model has one
-CTranslate2 replica, which runs one call (encode, generate, align) at a time, so the
-two threads take turns call by call rather than competing for the cores.
+finals ahead of queued partial passes (see PriorityExecutor). The model has one
+CTranslate2 replica, which runs one call (encode, generate, align) at a time; realtime
+goes first: before each of its engine calls a batch request waits while realtime work
+is queued or running, at most ``batch_max_wait_s`` (see RealtimeFirst), and a cancelled
+batch request stops there too.
 
 Requests are checked against the capabilities the engine declared for its loaded model
 before any decoding; what it cannot do is refused with INVALID_ARGUMENT naming the field.
@@ -18,24 +18,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 
 import grpc
 
 from theo.audio.pcm import ENGINE_SAMPLE_RATE, pcm16_to_float
 from theo.engines.stt.backend import (
+    BatchControl,
     CancelledByClient,
     LoadedModelInfo,
     STTBackend,
     STTCapabilities,
 )
 from theo.engines.stt.priority_executor import PriorityExecutor
+from theo.engines.stt.realtime_first import RealtimeFirst
 from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
 from theo.errors import InferenceError, InvalidRequestError, ModelUnavailableError
 from theo.logging import get_logger
-from theo.types import Segment, TranscriptKind, WorkerHealth
+from theo.types import BatchResult, SchedulerStats, Segment, TranscriptKind, WorkerHealth
 from theo.wire.errors import abort, abort_cancelled
 from theo.wire.health import stt_health_to_proto, worker_status
 from theo.wire.proto import stt_worker_pb2 as pb
@@ -77,15 +80,22 @@ async def _frames(
 class STTWorkerServicer(pb_grpc.STTWorkerServicer):
     """Serves one loaded model: one batch decode and one stream decode at a time."""
 
-    def __init__(self, backend: STTBackend, model_name: str) -> None:
+    def __init__(
+        self, backend: STTBackend, model_name: str, *, batch_max_wait_s: float = 2.0
+    ) -> None:
+        """``batch_max_wait_s``: longest a batch engine call waits for realtime work."""
         self._backend = backend
         self._model_name = model_name
         self._info: LoadedModelInfo | None = None
         self._load_error = ""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._stream_executor = PriorityExecutor(thread_name="streaming")
+        self._turns = RealtimeFirst(self._stream_executor, batch_max_wait_s)
         self._cancel_events: dict[str, threading.Event] = {}
         self._active = 0
+        self._batch_requests = 0
+        self._cancels = 0
+        self._cancel_latency_s = 0.0
 
     def mark_loaded(self, info: LoadedModelInfo) -> None:
         """Called once the model is in memory; Health turns READY."""
@@ -174,21 +184,27 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         except InvalidRequestError as exc:
             await abort(context, exc)
         audio = pcm16_to_float(pcm16)
-        cancel = threading.Event()
+        cancel = BatchControl(self._turns.wait_turn)
         key = request.request_id or str(id(cancel))
         self._cancel_events[key] = cancel
         self._active += 1
-        loop = asyncio.get_running_loop()
+        self._batch_requests += 1
         decode = functools.partial(self._backend.transcribe, audio, params, cancel)
         if on_segment is not None:
             decode = functools.partial(decode, on_segment=on_segment)
-        future = loop.run_in_executor(self._executor, decode)
+        running = self._executor.submit(decode)
         try:
-            result = await future
+            result = await asyncio.wrap_future(running)
         except asyncio.CancelledError:
-            # The client disconnected: stop the engine between segments.
+            # The client disconnected: the engine stops before its next call.
             cancel.set()
             log.info("transcription_cancelled", request_id=request.request_id)
+            loop = asyncio.get_running_loop()
+            running.add_done_callback(
+                lambda done: loop.call_soon_threadsafe(
+                    self._stopped, request.request_id, cancel, done
+                )
+            )
             raise
         except CancelledByClient:
             await abort_cancelled(context)
@@ -199,6 +215,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             await abort(context, InferenceError(f"inference failed: {exc}"))
         finally:
             self._active -= 1
+            self._batch_requests -= 1
             self._cancel_events.pop(key, None)
         log.info(
             "transcription_done",
@@ -256,6 +273,34 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             event.set()
         return pb.CancelResponse(acknowledged=event is not None)
 
+    def _stopped(self, request_id: str, cancel: BatchControl, decode: Future[BatchResult]) -> None:
+        """A cancelled batch decode stopped: log and count how long after its cancellation.
+
+        Called on the event loop; ``time.monotonic()`` of the stop is taken here, a loop
+        turn after the decoding thread ended, which is close enough for a latency figure.
+        """
+        stopped_after_s = time.monotonic() - (cancel.cancelled_at or time.monotonic())
+        self._cancels += 1
+        self._cancel_latency_s += stopped_after_s
+        log.info(
+            "transcription_stopped",
+            request_id=request_id,
+            stopped_after_ms=round(stopped_after_s * 1000, 1),
+            finished=not decode.cancelled() and decode.exception() is None,
+        )
+
+    def _scheduler_stats(self) -> SchedulerStats:
+        turns = self._turns
+        return SchedulerStats(
+            realtime_queued=self._stream_executor.pending,
+            batch_queued=max(self._batch_requests - 1, 0),
+            batch_calls_waited=turns.waited,
+            batch_calls_aged=turns.aged,
+            batch_wait_seconds=turns.wait_s,
+            cancels=self._cancels,
+            cancel_latency_seconds=self._cancel_latency_s,
+        )
+
     async def Health(  # noqa: N802 - name fixed by the generated gRPC base class
         self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
     ) -> pb.HealthResponse:
@@ -270,6 +315,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
                 model_name=self._model_name,
                 engine=self._backend.engine_name,
                 active_requests=self._active,
+                scheduler=self._scheduler_stats(),
             )
         )
 

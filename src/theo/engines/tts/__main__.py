@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from theo.engines.host import parse_worker_args, serve_worker
+from theo.engines.host import engine_config, parse_worker_args, serve_worker
 from theo.engines.tts.engines import create_backend
 from theo.engines.tts.servicer import TTSWorkerServicer
 from theo.manifest import ModelManifest
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             model=manifest.name,
             servicer=servicer,
             register=lambda server: pb_grpc.add_TTSWorkerServicer_to_server(servicer, server),
-            load=lambda: backend.load(args.model_dir, manifest.engine_config),
+            load=lambda: backend.load(args.model_dir, engine_config(manifest, args.cpu_threads)),
             ready_fields=lambda info: {
                 "device": info.device,
                 "sample_rate": info.sample_rate,

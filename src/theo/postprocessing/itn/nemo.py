@@ -4,7 +4,9 @@
 importing this module costs nothing. Building a language's grammars takes seconds to
 minutes; NeMo writes them to ``<cache_dir>/<lang>_itn_lower_cased.far`` and later starts
 load that file instead. A file lock keeps two processes from building into the same
-cache at once.
+cache at once. A build runs in a child process: compiling the grammars holds the GIL for
+up to seconds at a time, which would stall the server's event loop (and every realtime
+session on it); loading the built file in-process takes about 2 s in short steps.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import fcntl
 import importlib
 import importlib.util
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -39,6 +43,12 @@ _HYPHENATED = re.compile(r"([^\W\d_]+)-([^\W\d_]+)")
 # Sentences are normalized one at a time: NeMo's search grows quickly with input length.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _SPACE_BEFORE_PUNCT = re.compile(r"[^\S\n]+(?=[,.;:!?](?!\d))")
+_BUILD = (
+    "import os, sys; os.nice(10); "
+    f"from {_MODULE} import InverseNormalizer; "
+    "InverseNormalizer(lang=sys.argv[1], cache_dir=sys.argv[2], overwrite_cache=False)"
+)
+_BUILD_TIMEOUT_S = 1800
 
 
 def nemo_available() -> bool:
@@ -85,6 +95,7 @@ class NemoITNEngine:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
                 for lang in missing:
                     started = time.perf_counter()
+                    self._build(lang)
                     self._normalizers[lang] = module.InverseNormalizer(
                         lang=lang, cache_dir=str(self.cache_dir), overwrite_cache=False
                     )
@@ -94,6 +105,32 @@ class NemoITNEngine:
                         seconds=round(time.perf_counter() - started, 2),
                         cache_dir=str(self.cache_dir),
                     )
+
+    def _build(self, lang: str) -> None:
+        """Compile ``lang``'s grammars into the cache in a child process, if not there.
+
+        A failed build is logged and left to the in-process load, which builds them itself.
+        """
+        if (self.cache_dir / f"{lang}_itn_lower_cased.far").exists():
+            return
+        started = time.perf_counter()
+        try:
+            subprocess.run(
+                [sys.executable, "-c", _BUILD, lang, str(self.cache_dir)],
+                check=True,
+                capture_output=True,
+                timeout=_BUILD_TIMEOUT_S,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            stderr = getattr(exc, "stderr", b"") or b""
+            log.warning(
+                "itn.nemo.build_failed",
+                language=lang,
+                error=str(exc),
+                stderr=stderr.decode(errors="replace")[-2000:],
+            )
+            return
+        log.info("itn.nemo.built", language=lang, seconds=round(time.perf_counter() - started, 2))
 
     def normalize(self, text: str, language: str) -> str:
         """Normalize ``text`` sentence by sentence.

@@ -22,6 +22,7 @@ from theo.session.events import (
     SessionCreated,
     SessionEvent,
     SessionHold,
+    SessionLagging,
     SessionUpdated,
     SpeakingEnded,
     SpeakingStarted,
@@ -96,6 +97,13 @@ def payload(event: SessionEvent) -> Message | None:  # noqa: PLR0911, PLR0912
             return {
                 "type": "session.rate_limit",
                 "delay_ms": event.delay_ms,
+                "message": event.message,
+            }
+        case SessionLagging():
+            return {
+                "type": "session.lagging",
+                "segment_id": event.segment_id,
+                "lag_ms": event.lag_ms,
                 "message": event.message,
             }
         case FramesDropped():

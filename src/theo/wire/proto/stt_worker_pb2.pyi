@@ -177,7 +177,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model_name", "engine", "device", "compute_type", "active_requests", "error")
+    __slots__ = ("status", "model_name", "engine", "device", "compute_type", "active_requests", "error", "scheduler")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,7 @@ class HealthResponse(_message.Message):
     COMPUTE_TYPE_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     status: WorkerStatus
     model_name: str
     engine: str
@@ -192,4 +193,23 @@ class HealthResponse(_message.Message):
     compute_type: str
     active_requests: int
     error: str
-    def __init__(self, status: _Optional[_Union[WorkerStatus, str]] = ..., model_name: _Optional[str] = ..., engine: _Optional[str] = ..., device: _Optional[str] = ..., compute_type: _Optional[str] = ..., active_requests: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    scheduler: SchedulerStats
+    def __init__(self, status: _Optional[_Union[WorkerStatus, str]] = ..., model_name: _Optional[str] = ..., engine: _Optional[str] = ..., device: _Optional[str] = ..., compute_type: _Optional[str] = ..., active_requests: _Optional[int] = ..., error: _Optional[str] = ..., scheduler: _Optional[_Union[SchedulerStats, _Mapping]] = ...) -> None: ...
+
+class SchedulerStats(_message.Message):
+    __slots__ = ("realtime_queued", "batch_queued", "batch_calls_waited", "batch_calls_aged", "batch_wait_seconds", "cancels", "cancel_latency_seconds")
+    REALTIME_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    BATCH_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CALLS_WAITED_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CALLS_AGED_FIELD_NUMBER: _ClassVar[int]
+    BATCH_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CANCELS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_LATENCY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    realtime_queued: int
+    batch_queued: int
+    batch_calls_waited: int
+    batch_calls_aged: int
+    batch_wait_seconds: float
+    cancels: int
+    cancel_latency_seconds: float
+    def __init__(self, realtime_queued: _Optional[int] = ..., batch_queued: _Optional[int] = ..., batch_calls_waited: _Optional[int] = ..., batch_calls_aged: _Optional[int] = ..., batch_wait_seconds: _Optional[float] = ..., cancels: _Optional[int] = ..., cancel_latency_seconds: _Optional[float] = ...) -> None: ...

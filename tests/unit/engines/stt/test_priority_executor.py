@@ -51,3 +51,16 @@ def test_shutdown_cancels_queued_work_on_request_and_refuses_new_work() -> None:
     assert queued.cancelled()
     with pytest.raises(RuntimeError, match="after shutdown"):
         executor.submit(str, 2)
+
+
+def test_wait_idle_is_true_only_when_nothing_is_queued_or_running() -> None:
+    executor = PriorityExecutor()
+    assert executor.wait_idle(0)
+    gate = threading.Event()
+    running = executor.submit(gate.wait, 5)
+    queued = executor.submit(int, "1")
+    assert not executor.wait_idle(0.05)
+    gate.set()
+    assert executor.wait_idle(5)
+    assert running.result(timeout=1) is True and queued.result(timeout=1) == 1
+    executor.shutdown()

@@ -24,6 +24,7 @@ from theo.session.events import (
     SessionCreated,
     SessionEvent,
     SessionHold,
+    SessionLagging,
     SessionUpdated,
     SpeakingEnded,
     SpeakingEndReason,
@@ -92,6 +93,10 @@ CASES: list[tuple[SessionEvent, str]] = [
     (
         RateLimit(2500, "slow down"),
         '{"type": "session.rate_limit", "delay_ms": 2500, "message": "slow down"}',
+    ),
+    (
+        SessionLagging(3, 2400, "Final overdue."),
+        '{"type": "session.lagging", "segment_id": 3, "lag_ms": 2400, "message": "Final overdue."}',
     ),
     (
         FramesDropped(40, 120, "dropped"),
