@@ -45,7 +45,7 @@ class WorkerSettings(BaseModel):
 class SchedulerSettings(BaseModel):
     """How a worker shares its engine between realtime and batch work."""
 
-    batch_max_wait_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    batch_max_wait_s: float = Field(default=6.0, ge=0.0, le=60.0)
     """Longest one engine call of a batch request waits while realtime work (partial
     passes, finals) is pending (``THEO_SCHEDULER__BATCH_MAX_WAIT_S``): realtime work goes
     first, and this aging keeps a busy server making progress on batch requests."""

@@ -142,6 +142,8 @@ class StreamTranscript:
     language: str = ""
     confidence: float = 0.0
     words: tuple[Word, ...] = ()
+    unstable_text: str = ""
+    """Partials: the newest pass's words after ``text``, not agreed yet (may change)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,3 +298,31 @@ def test_protocol_abuse_closes_with_1008(server: RunningServer) -> None:
     assert [e["code"] for e in received[2:]] == ["invalid_json"] * 19
     assert code == 1008
     assert reason == "too many invalid messages"
+
+
+def test_unstable_partials_show_the_first_words_before_they_are_agreed(
+    server: RunningServer,
+) -> None:
+    audio, rate = pcm16_of("en_librivox.wav")
+    first_utterance = audio[: round(7.1 * rate) * 2]
+    configure = {"type": "session.configure", "unstable_partials": True}
+    url = ws_url(server.base_url, TINY_EN)
+    log = asyncio.run(run_session(url, first_utterance, rate, commands_before=[configure]))
+    default = asyncio.run(run_session(url, first_utterance, rate))
+
+    partials = log.of("transcript.partial")
+    assert partials and all("unstable_text" in p for p in partials), partials
+    # The first pass's words come as unstable text before two passes agree on any.
+    first_words = next(i for i, p in enumerate(partials) if p["text"] or p["unstable_text"])
+    first_agreed = next(i for i, p in enumerate(partials) if p["text"])
+    assert first_words < first_agreed and partials[first_words]["text"] == ""
+    reference = normalize(UTTERANCES[0]).split()
+    guessed = normalize(partials[first_words]["unstable_text"]).split()
+    assert guessed and guessed[0] in reference[:3], guessed
+    # The agreed text is as without the option: append-only, then the final.
+    _assert_segment_protocol(_segments(log)[1], expect_partial=True)
+    assert wer(UTTERANCES[0], log.finals()[0]) <= 0.2, log.finals()
+    # Without it, partials are unchanged: no unstable_text, each one longer.
+    texts = [p["text"] for p in default.of("transcript.partial")]
+    assert texts and all("unstable_text" not in p for p in default.of("transcript.partial"))
+    assert all(len(b) > len(a) for a, b in itertools.pairwise(texts)), texts

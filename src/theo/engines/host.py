@@ -156,7 +156,7 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--log-format", choices=["console", "json"], default="json")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--parent-pid", type=int, default=None)
-    parser.add_argument("--batch-max-wait-s", type=float, default=2.0)
+    parser.add_argument("--batch-max-wait-s", type=float, default=6.0)
     parser.add_argument("--cpu-threads", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.parent_pid is not None:

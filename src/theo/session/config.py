@@ -95,6 +95,10 @@ class SessionConfig(BaseModel):
     ``MAX_HOT_WORDS`` distinct words of ``MAX_HOT_WORD_LENGTH`` characters, as in batch)."""
     enable_partial_transcripts: bool = True
     """Whether ``transcript.partial`` events are sent."""
+    unstable_partials: bool = False
+    """Whether partials also carry ``unstable_text``: the newest pass's words beyond the
+    agreed ``text``, shown sooner but open to change (a partial is then also sent when
+    only they changed)."""
     enable_itn: bool = True
     """Whether finals are post-processed (ITN and entity formatting)."""
     input_sample_rate: int = Field(default=16_000, ge=8_000, le=48_000)

@@ -111,6 +111,9 @@ class TranscriptPartial:
     segment_id: int
     text: str
     timestamp_ms: int
+    unstable_text: str | None = None
+    """With ``unstable_partials``: the newest decode's words after ``text``, not agreed
+    yet (they may change or go); None when the session does not report them."""
 
 
 @dataclass(frozen=True, slots=True)

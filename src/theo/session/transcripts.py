@@ -125,16 +125,28 @@ class TranscriptEvents:
         if segment in self._discarded:
             return
         previous = self._last_partial.get(segment, "")
-        if segment in self._replayed and (
-            len(transcript.text) <= len(previous) or not transcript.text.startswith(previous)
-        ):
+        unstable = self._config().unstable_partials
+        grew = len(transcript.text) > len(previous)
+        # Same agreed words: only the unagreed ones changed (shown only if asked for).
+        news = unstable and transcript.text == previous
+        if segment in self._replayed and not news and not transcript.text.startswith(previous):
             return  # a fresh worker re-hears the segment: keep partials append-only
+        if not grew and not news:
+            return
         self._last_partial[segment] = transcript.text
         if segment in self._opened_at:
             elapsed = time.monotonic() - self._opened_at.pop(segment)
             self._context.metrics.stream_observation("ttfb", elapsed)
         timestamp_ms = ms(self._offsets.get(segment, 0)) + transcript.end_ms
-        await self._outbox.add(segment, TranscriptPartial(segment, transcript.text, timestamp_ms))
+        await self._outbox.add(
+            segment,
+            TranscriptPartial(
+                segment,
+                transcript.text,
+                timestamp_ms,
+                transcript.unstable_text if unstable else None,
+            ),
+        )
 
     async def _final(self, transcript: StreamTranscript) -> None:
         segment = transcript.segment_id

@@ -62,6 +62,7 @@ def transcript_to_proto(transcript: StreamTranscript, session_id: str) -> pb.Tra
         language=transcript.language,
         confidence=transcript.confidence,
         words=[word_to_proto(w) for w in transcript.words],
+        unstable_text=transcript.unstable_text,
     )
 
 
@@ -76,4 +77,5 @@ def transcript_from_proto(message: pb.TranscriptEvent) -> StreamTranscript:
         language=message.language,
         confidence=message.confidence,
         words=tuple(word_from_proto(w) for w in message.words),
+        unstable_text=message.unstable_text,
     )

@@ -125,11 +125,20 @@ class ScriptedStream:
                 )
             else:
                 self._items.put_nowait(final)
-        elif audio.enable_partials and len(words) > self._heard.get(segment, 0):
-            self._heard[segment] = len(words)
-            self._items.put_nowait(
-                StreamTranscript(TranscriptKind.PARTIAL, segment, " ".join(words))
-            )
+        elif audio.enable_partials:
+            if segment not in self._heard:  # a first pass that agrees on nothing yet
+                self._heard[segment] = 0
+                self._items.put_nowait(
+                    StreamTranscript(TranscriptKind.PARTIAL, segment, "", unstable_text=SCRIPT[0])
+                )
+            if len(words) > self._heard[segment]:
+                self._heard[segment] = len(words)
+                guess = SCRIPT[len(words) % len(SCRIPT)]  # the pass's unagreed next word
+                self._items.put_nowait(
+                    StreamTranscript(
+                        TranscriptKind.PARTIAL, segment, " ".join(words), unstable_text=guess
+                    )
+                )
 
     async def transcripts(self) -> AsyncIterator[StreamTranscript]:
         while True:

@@ -466,3 +466,23 @@ async def test_a_ring_filled_by_a_late_final_does_not_chop_the_speech_that_follo
     assert session.context.metrics.force_commits == ["ring_buffer"]  # type: ignore[attr-defined]
     assert len(events.of(SegmentEnded)) == 1
     assert "waiting for its final" in dropped.message
+
+
+@pytest.mark.parametrize("unstable", [False, True])
+async def test_unstable_words_reach_only_the_clients_that_ask_for_them(unstable: bool) -> None:
+    config = SessionConfig(unstable_partials=unstable)
+    session, events = await _started(FakeScheduler(), config)
+    await _speak(session)
+    await events.until(SpeechEnd)
+    await _close(session, events)
+
+    partials = events.of(TranscriptPartial)
+    if not unstable:  # exactly as before: agreed words only, each partial longer
+        assert all(p.unstable_text is None for p in partials)
+        _assert_append_only(partials, events.of(TranscriptFinal)[0])
+        return
+    # The first pass's guess comes before any word is agreed, then each agreed word
+    # with the next guess; the agreed text stays append-only.
+    assert (partials[0].text, partials[0].unstable_text) == ("", "alpha")
+    assert (partials[1].text, partials[1].unstable_text) == ("alpha", "bravo")
+    _assert_append_only(partials[1:], events.of(TranscriptFinal)[0])

@@ -74,6 +74,11 @@ class LocalAgreement:
         """The committed words that new hypotheses are expected to start with."""
         return tuple(self._committed[self._trimmed :])
 
+    @property
+    def pending(self) -> tuple[Word, ...]:
+        """The latest hypothesis's words after the committed ones: not agreed yet."""
+        return tuple(self._pending)
+
     def update(self, words: Sequence[Word]) -> list[Word]:
         """Feed the latest hypothesis; return the words it newly commits (maybe none).
 

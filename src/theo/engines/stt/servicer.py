@@ -81,7 +81,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
     """Serves one loaded model: one batch decode and one stream decode at a time."""
 
     def __init__(
-        self, backend: STTBackend, model_name: str, *, batch_max_wait_s: float = 2.0
+        self, backend: STTBackend, model_name: str, *, batch_max_wait_s: float = 6.0
     ) -> None:
         """``batch_max_wait_s``: longest a batch engine call waits for realtime work."""
         self._backend = backend

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ class _Segment:
     decoded_upto: int = 0
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     language: str = ""
+    unstable_sent: str = ""
+    """The unagreed words sent with the last partial."""
 
     @property
     def offset_s(self) -> float:
@@ -311,10 +314,13 @@ class StreamTranscriber:
         new = segment.agreement.update(_shift(decode.words, self._pass_offset_s))
         if segment.held > self._settings.trim_after_s * SAMPLE_RATE:
             self._trim()
-        if not new:
+        unstable = _text(segment.agreement.pending)
+        if not new and unstable == segment.unstable_sent:
             return None
+        segment.unstable_sent = unstable
         committed = segment.agreement.committed
-        return self._event(TranscriptKind.PARTIAL, committed, _text(committed), None)
+        partial = self._event(TranscriptKind.PARTIAL, committed, _text(committed), None)
+        return dataclasses.replace(partial, unstable_text=unstable)
 
     def _tentative(self, decode: SegmentDecode) -> StreamTranscript:
         """The early final's words: what the paused speaker said so far, as it reads now."""

@@ -71,12 +71,15 @@ def payload(event: SessionEvent) -> Message | None:  # noqa: PLR0911, PLR0912
         case SpeechEnd():
             return _segment_mark("vad.speech_end", event.segment_id, event.timestamp_ms)
         case TranscriptPartial():
-            return {
+            partial: Message = {
                 "type": "transcript.partial",
                 "segment_id": event.segment_id,
                 "text": event.text,
                 "timestamp_ms": event.timestamp_ms,
             }
+            if event.unstable_text is not None:
+                partial["unstable_text"] = event.unstable_text
+            return partial
         case TranscriptFinal():
             return _final(event)
         case TranscriptCorrection():

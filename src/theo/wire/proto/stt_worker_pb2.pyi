@@ -139,7 +139,7 @@ class AudioFrame(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., audio_pcm16: _Optional[bytes] = ..., is_last: _Optional[bool] = ..., language: _Optional[str] = ..., initial_prompt: _Optional[str] = ..., hot_words: _Optional[_Iterable[str]] = ..., segment_id: _Optional[int] = ..., enable_partials: _Optional[bool] = ..., speaker_paused: _Optional[bool] = ...) -> None: ...
 
 class TranscriptEvent(_message.Message):
-    __slots__ = ("session_id", "type", "text", "segment_id", "start_ms", "end_ms", "language", "confidence", "words")
+    __slots__ = ("session_id", "type", "text", "segment_id", "start_ms", "end_ms", "language", "confidence", "words", "unstable_text")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class TranscriptEvent(_message.Message):
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
+    UNSTABLE_TEXT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     type: TranscriptEventType
     text: str
@@ -158,7 +159,8 @@ class TranscriptEvent(_message.Message):
     language: str
     confidence: float
     words: _containers.RepeatedCompositeFieldContainer[Word]
-    def __init__(self, session_id: _Optional[str] = ..., type: _Optional[_Union[TranscriptEventType, str]] = ..., text: _Optional[str] = ..., segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., language: _Optional[str] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ...) -> None: ...
+    unstable_text: str
+    def __init__(self, session_id: _Optional[str] = ..., type: _Optional[_Union[TranscriptEventType, str]] = ..., text: _Optional[str] = ..., segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., language: _Optional[str] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ..., unstable_text: _Optional[str] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("request_id",)

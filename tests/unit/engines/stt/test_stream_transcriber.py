@@ -139,7 +139,15 @@ class Run:
             self.events.append(event)
 
     def texts(self, kind: TranscriptKind) -> list[str]:
-        return [e.text for e in self.events if e.kind is kind]
+        """The texts of ``kind``; for partials, only those that agreed on more words (the
+        others bring only a new ``unstable_text``)."""
+        texts: list[str] = []
+        for event in self.events:
+            if event.kind is kind and not (
+                kind is TranscriptKind.PARTIAL and event.text == (texts[-1] if texts else "")
+            ):
+                texts.append(event.text)
+        return texts
 
     async def finish(self) -> None:
         self.feed.close()
@@ -155,12 +163,15 @@ async def test_partials_grow_append_only_and_the_final_comes_last() -> None:
         run.feed.push(segment_id=3, session_id="s1")
         await until(lambda n=n: len(backend.calls) == n, f"pass {n}")
     # is_last would drop a pass still in flight: let the fourth one land first.
-    await until(lambda: len(run.events) == 3, "the third partial")
+    await until(lambda: len(run.events) == 4, "the fourth partial")
     run.feed.push(0, is_last=True, segment_id=3, session_id="s1")
     await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
     await run.finish()
 
-    assert run.texts(TranscriptKind.PARTIAL) == ["he", "he was", "he was not"]
+    # Each pass's words beyond the agreed ones come at once as unstable text.
+    assert [e.text for e in run.events[:4]] == ["", "he", "he was", "he was not"]
+    unstable = [e.unstable_text for e in run.events if e.kind is TranscriptKind.PARTIAL]
+    assert unstable == ["he", "was", "not", "an"]
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
     assert run.events[-1].kind is TranscriptKind.FINAL
     assert {e.segment_id for e in run.events} == {3}
@@ -267,7 +278,7 @@ async def test_long_segments_are_trimmed_and_the_final_keeps_the_dropped_words()
         samples = np.arange(n * HALF_SECOND, (n + 1) * HALF_SECOND, dtype=np.float32) * 1e-6
         run.feed.queue.put_nowait(StreamFrame(audio=samples))
         await until(lambda n=n: len(backend.calls) == n + 1, f"pass {n + 1}")
-    await until(lambda: len(run.events) == 7, "the last partial")
+    await until(lambda: len(run.texts(TranscriptKind.PARTIAL)) == 7, "the last partial")
     run.feed.push(0, is_last=True)
     await run.finish()
 

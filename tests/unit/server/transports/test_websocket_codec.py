@@ -42,7 +42,8 @@ CONFIG_JSON = (
     '"vad_silence_ms": 300, "vad_prefix_padding_ms": 200, "dictation": true, '
     '"dictation_silence_ms": 1500, "turn_detection": "vad", '
     '"prompt": null, "hot_words": ["PIX"], '
-    '"enable_partial_transcripts": true, "enable_itn": true, "input_sample_rate": 16000, '
+    '"enable_partial_transcripts": true, "unstable_partials": false, "enable_itn": true, '
+    '"input_sample_rate": 16000, '
     '"input_audio_format": "pcm16", '
     '"preprocessing": {"denoise": null, "dc_remove": null, "gain_normalize": null}, '
     '"init_timeout_ms": 30000, "silence_timeout_ms": 30000, "hold_timeout_ms": 300000, '
@@ -66,6 +67,11 @@ CASES: list[tuple[SessionEvent, str]] = [
         TranscriptPartial(3, "olá mundo", 1800),
         '{"type": "transcript.partial", "segment_id": 3, "text": "olá mundo", '
         '"timestamp_ms": 1800}',
+    ),
+    (
+        TranscriptPartial(3, "olá", 1500, unstable_text="mundo"),
+        '{"type": "transcript.partial", "segment_id": 3, "text": "olá", '
+        '"timestamp_ms": 1500, "unstable_text": "mundo"}',
     ),
     (
         TranscriptFinal(
