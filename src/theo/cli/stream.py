@@ -40,6 +40,7 @@ MAX_LEAD_S = 1.5
 _CLOSE_TIMEOUT_S = 120.0  # the server decodes the last segment before it answers
 _MIN_RATE, _MAX_RATE = 8_000, 48_000  # the input_sample_rate range the server accepts
 _CLEAR_LINE = "\r\x1b[2K"
+_DIM, _NORMAL = "\x1b[2m", "\x1b[22m"
 _REPLY_QUIET_S = 2.0
 """With --reply, after a file ends: how long nothing must happen before closing."""
 MIC_HINT = "microphone streaming needs `pip install 'theo-openvoice[mic]'`"
@@ -196,20 +197,32 @@ class Display:
     partials: bool | None = None
     width: Callable[[], int] = field(default=lambda: shutil.get_terminal_size().columns)
     _partial: str = field(default="", init=False)
+    _unstable: str = field(default="", init=False)
 
     @property
     def shows_partials(self) -> bool:
         """Whether partials are displayed at all (and so worth asking the server for)."""
         return self.tty if self.partials is None else self.partials
 
+    @property
+    def shows_unstable(self) -> bool:
+        """Whether not-yet-agreed words are shown (dimmed after the agreed ones): only on a
+        terminal, where the line is redrawn; piped output keeps only what is agreed."""
+        return self.tty and self.shows_partials
+
     def event(self, event: dict[str, Any]) -> None:
         """Render one server event; the ones that carry no transcript are ignored."""
         kind, text = event.get("type"), str(event.get("text", "")).strip()
         if kind == "transcript.partial" and self.shows_partials:
+            unstable = str(event.get("unstable_text") or "").strip()
+            if self.shows_unstable:
+                self._unstable = unstable
+            elif text == self._partial:
+                return  # only unagreed words changed
             self._show_partial(text)
         elif kind == "transcript.final":
             self._clear()
-            self._partial = ""
+            self._partial = self._unstable = ""
             if text:
                 self._write(f"{text}\n")
 
@@ -238,8 +251,15 @@ class Display:
             return
         # Only the current row can be redrawn, so a long partial keeps its newest words.
         room = max(self.width() - 1, 2)
-        shown = text if len(text) <= room else "…" + text[-(room - 1) :]
-        self._write(f"{_CLEAR_LINE}{shown}")
+        unstable = self._unstable
+        line = f"{text} {unstable}" if text and unstable else text or unstable
+        if len(line) > room:
+            line = "…" + line[-(room - 1) :]
+        if not unstable:
+            self._write(f"{_CLEAR_LINE}{line}")
+            return
+        cut = max(len(line) - len(unstable), 0)
+        self._write(f"{_CLEAR_LINE}{line[:cut]}{_DIM}{line[cut:]}{_NORMAL}")
 
     def _clear(self) -> None:
         if self.tty and self._partial:
@@ -259,14 +279,17 @@ def realtime_url(base_url: str, model: str, language: str | None) -> str:
 
 
 def configure_message(
-    options: StreamOptions, sample_rate: int, partials: bool
+    options: StreamOptions, sample_rate: int, partials: bool, *, unstable: bool = False
 ) -> dict[str, Any] | None:
-    """The ``session.configure`` command for the settings that differ from the defaults."""
+    """The ``session.configure`` command for the settings that differ from the defaults
+    (``unstable``: ask for the words not agreed yet, to show them sooner)."""
     config: dict[str, Any] = {}
     if options.hot_words:
         config["hot_words"] = list(options.hot_words)
     if not partials:
         config["enable_partial_transcripts"] = False  # spares the server the re-decoding
+    elif unstable:
+        config["unstable_partials"] = True
     if options.itn is not None:
         config["enable_itn"] = options.itn
     if options.denoise:
@@ -398,7 +421,9 @@ async def stream_session(
         first = await _next_event(ws)
         if first["type"] != "session.created":
             raise StreamError(str(first.get("message", f"unexpected event {first['type']}")))
-        configure = configure_message(options, source.sample_rate, display.shows_partials)
+        configure = configure_message(
+            options, source.sample_rate, display.shows_partials, unstable=display.shows_unstable
+        )
         if configure:
             await ws.send(json.dumps(configure))
         if source.banner:

@@ -99,6 +99,43 @@ def test_terminal_keeps_the_newest_words_of_a_partial_wider_than_the_screen() ->
     assert len("…three four") == 12 - 1
 
 
+def test_terminal_shows_unagreed_words_dimmed_after_the_agreed_ones() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    display = Display(out, err, tty=True, width=lambda: 80)
+    assert display.shows_unstable
+    display.event({"type": "transcript.partial", "text": "", "unstable_text": "hello"})
+    display.event({"type": "transcript.partial", "text": "hello", "unstable_text": "there"})
+    display.event({"type": "transcript.partial", "text": "hello there", "unstable_text": ""})
+    display.event({"type": "transcript.final", "text": "Hello there."})
+    clear, dim, normal = "\r\x1b[2K", "\x1b[2m", "\x1b[22m"
+    assert out.getvalue() == (
+        f"{clear}{dim}hello{normal}{clear}hello {dim}there{normal}"
+        f"{clear}hello there{clear}Hello there.\n"
+    )
+
+
+def test_piped_output_never_shows_unagreed_words() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    display = Display(out, err, tty=False, partials=True)
+    assert not display.shows_unstable
+    display.event({"type": "transcript.partial", "text": "", "unstable_text": "hello"})
+    display.event({"type": "transcript.partial", "text": "hello", "unstable_text": "there"})
+    display.event({"type": "transcript.partial", "text": "hello", "unstable_text": "the"})
+    assert out.getvalue() == "… hello\n"
+
+
+def test_a_terminal_session_asks_for_unagreed_words() -> None:
+    plain = StreamOptions("http://x", "m")
+    assert configure_message(plain, 16_000, partials=True, unstable=True) == {
+        "type": "session.configure",
+        "unstable_partials": True,
+    }
+    assert configure_message(plain, 16_000, partials=False, unstable=True) == {
+        "type": "session.configure",
+        "enable_partial_transcripts": False,
+    }
+
+
 def test_notice_clears_the_partial_line_and_redraws_it() -> None:
     out, err = io.StringIO(), io.StringIO()
     display = Display(out, err, tty=True, width=lambda: 80)
