@@ -7,6 +7,7 @@ it, so the tests see where every request went and compare it with /health's work
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -15,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.helpers.fake import FAKE_STT, install_fake_stt, serving_fake
+from tests.helpers.realtime import ws_url
 from tests.helpers.server import FIXTURES, RunningServer, wait_for
 
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
@@ -110,6 +113,23 @@ def test_concurrent_requests_are_served_by_both_workers(pair: RunningServer) -> 
     wait_for(
         lambda: all(w["active_requests"] == 0 for w in _workers(pair)), 10, "both workers idle"
     )
+
+
+def test_batch_requests_avoid_the_worker_serving_a_live_session(pair: RunningServer) -> None:
+    async def scenario() -> tuple[list[int], list[httpx.Response]]:
+        async with websockets.connect(ws_url(pair.base_url, FAKE_STT)) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            await ws.send(bytes(640))
+            live = [w["pid"] for w in _workers(pair) if w["active_streams"] == 1]
+            return live, await _transcribe_all(pair, 3)
+
+    wait_for(lambda: all(w["active_requests"] == 0 for w in _workers(pair)), 10, "idle")
+    live, responses = asyncio.run(scenario())
+    assert len(live) == 1, _workers(pair)
+    # Three at once all go to the worker without the session, though it then has more
+    # requests in flight (inside the session's worker, batch work would wait for its
+    # decodes); by requests alone one of them would have joined the session.
+    assert {_served_by(r) for r in responses} == {w["pid"] for w in _workers(pair)} - set(live)
 
 
 def test_requests_go_to_the_other_worker_while_a_killed_one_restarts(pair: RunningServer) -> None:

@@ -51,6 +51,8 @@ class WorkerHandle:
     restart_times: deque[float] = field(default_factory=deque)
     restarts_total: int = 0
     active_requests: int = 0
+    active_streams: int = 0
+    """Of ``active_requests``, the realtime streams (sessions, calls)."""
     generation: int = 0
     last_error: str = ""
     gave_up: bool = False
@@ -162,14 +164,18 @@ class WorkerHandle:
         self.stub = None
         self.tts_stub = None
 
-    def begin_request(self) -> int:
-        """Count a request in flight (READY -> BUSY); returns the process generation."""
+    def begin_request(self, *, stream: bool = False) -> int:
+        """Count a request in flight (READY -> BUSY); returns the process generation.
+
+        ``stream``: a realtime stream, which routing keeps batch requests away from.
+        """
         self.active_requests += 1
+        self.active_streams += stream
         if self._state == WorkerState.READY:
             self.transition(WorkerState.BUSY)
         return self.generation
 
-    def end_request(self, generation: int) -> None:
+    def end_request(self, generation: int, *, stream: bool = False) -> None:
         """Count a request done (BUSY -> READY when idle).
 
         Requests begun on an earlier process (before a restart) are ignored, so a crash
@@ -178,5 +184,7 @@ class WorkerHandle:
         if generation != self.generation:
             return
         self.active_requests = max(0, self.active_requests - 1)
+        if stream:
+            self.active_streams = max(0, self.active_streams - 1)
         if self.active_requests == 0 and self._state == WorkerState.BUSY:
             self.transition(WorkerState.READY)

@@ -224,7 +224,7 @@ class WorkerManager:
 
     async def _spawn(self, handle: WorkerHandle, module: str) -> None:
         handle.port = self._free_port()
-        handle.active_requests = 0
+        handle.active_requests = handle.active_streams = 0
         handle.generation += 1
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         loop = asyncio.get_running_loop()

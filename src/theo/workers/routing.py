@@ -39,6 +39,10 @@ def usable(worker: WorkerHandle) -> bool:
     return worker.routable and worker.connected
 
 
+def _load(worker: WorkerHandle) -> tuple[int, int]:
+    return worker.active_streams, worker.active_requests
+
+
 class Router:
     """Picks a worker of a model for each request; waits for one to be ready."""
 
@@ -47,7 +51,10 @@ class Router:
         self._turns: defaultdict[str, int] = defaultdict(int)
 
     def pick(self, model: str) -> WorkerHandle:
-        """The least-loaded ready worker of ``model``.
+        """The least-loaded ready worker of ``model``: the fewest realtime streams first,
+        then the fewest requests in all. Batch requests so go to the replicas serving the
+        fewest live sessions (inside a worker, batch work waits for realtime work), and
+        sessions spread over the replicas whatever batch work is queued.
 
         Raises:
             ModelUnavailableError: none is ready; the message says whether one is coming.
@@ -55,8 +62,8 @@ class Router:
         workers = self._workers.workers_for(model)
         ready = [w for w in workers if usable(w)]
         if ready:
-            least = min(w.active_requests for w in ready)
-            tied = [w for w in ready if w.active_requests == least]
+            least = min(_load(w) for w in ready)
+            tied = [w for w in ready if _load(w) == least]
             turn = self._turns[model]
             self._turns[model] = turn + 1
             return tied[turn % len(tied)]

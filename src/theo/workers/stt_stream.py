@@ -34,7 +34,7 @@ class WorkerStream:
         self._call = call
         self._worker = worker
         self._session_id = session_id
-        self._generation = worker.begin_request()
+        self._generation = worker.begin_request(stream=True)
         self._closed = False
         self._error: TheoError | None = None
         self._ended = asyncio.Event()
@@ -124,7 +124,7 @@ class WorkerStream:
         self._closed = True
         self._pump.cancel()
         self._finish(None)
-        self._worker.end_request(self._generation)
+        self._worker.end_request(self._generation, stream=True)
         self._call.cancel()
 
     async def _read_call(self) -> None:

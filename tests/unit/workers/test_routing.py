@@ -188,3 +188,15 @@ async def test_a_cancelled_wait_leaves_no_waiter_behind() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert worker._state_waiters == []
+
+
+def test_batch_and_sessions_go_first_to_the_worker_with_the_fewest_live_sessions() -> None:
+    with_session, with_batch = _worker(1), _worker(2, active=2)
+    with_session.begin_request(stream=True)
+    router = Router(Workers(with_session, with_batch))
+    # Fewer requests in all, but a live session: the batch-only worker is chosen.
+    assert router.pick("m") is with_batch
+    generation = with_session.generation
+    with_session.end_request(generation, stream=True)
+    assert (with_session.active_streams, with_session.active_requests) == (0, 0)
+    assert router.pick("m") is with_session

@@ -28,6 +28,7 @@ def worker_summary(state: AppState) -> list[dict[str, Any]]:
             "device": h.device,
             "compute_type": h.compute_type,
             "active_requests": h.active_requests,
+            "active_streams": h.active_streams,
             "restarts": h.restarts_total,
             "last_error": h.last_error or None,
         }
