@@ -49,6 +49,12 @@ class SchedulerSettings(BaseModel):
     """Longest one engine call of a batch request waits while realtime work (partial
     passes, finals) is pending (``THEO_SCHEDULER__BATCH_MAX_WAIT_S``): realtime work goes
     first, and this aging keeps a busy server making progress on batch requests."""
+    max_pass_batch: int = Field(default=1, ge=1, le=32)
+    """The most partial passes of concurrent streams one engine call decodes together
+    (``THEO_SCHEDULER__MAX_PASS_BATCH``; 1, the default, turns batching off). Passes batch
+    only when they queue behind other work, so an idle worker adds no wait. Off by
+    default: on 2 CPU cores it delivered more partials but made finals later (see
+    benchmarks/README.md)."""
 
 
 class SessionSettings(BaseModel):

@@ -203,6 +203,12 @@ class SchedulerStats:
     """Cancelled batch decodes that have stopped."""
     cancel_latency_seconds: float = 0.0
     """Total time from those cancellations to the engine stopping."""
+    pass_calls: int = 0
+    """Engine calls made for streams' partial passes."""
+    pass_decodes: int = 0
+    """Partial passes those calls decoded (more than the calls when batched)."""
+    largest_pass_batch: int = 0
+    """The most partial passes one engine call decoded."""
 
 
 @dataclass(frozen=True, slots=True)

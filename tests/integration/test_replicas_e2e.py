@@ -3,7 +3,8 @@
 Concurrent sessions spread over both processes; when one replica is SIGKILLed mid
 utterance, only its session recovers, on the surviving replica, and neither session
 loses or repeats a final. The server's lag warning is 1 ms, so finals that come later
-than that after their segment ended are told with ``session.lagging``.
+than that after their segment ended are told with ``session.lagging``. Partial passes of
+concurrent sessions are batched (``THEO_SCHEDULER__MAX_PASS_BATCH=4``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import TINY_EN
 from tests.helpers.realtime import SessionLog, pcm16_of, run_session, ws_url
-from tests.helpers.server import RunningServer, start_server
+from tests.helpers.server import RunningServer, start_server, wait_for
 from tests.helpers.wer import normalize, wer
 from tests.integration.test_realtime_e2e import UTTERANCES
 
@@ -32,7 +33,7 @@ def replicas_server(
     theo_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """tiny.en only, two worker processes (a killed one comes back after 5 s), and a
-    1 ms lag warning."""
+    1 ms lag warning, and partial passes batched (up to 4)."""
     models_dir = tmp_path_factory.mktemp("replica-models")
     (models_dir / TINY_EN).symlink_to(theo_home / "models" / TINY_EN)
     running = start_server(
@@ -44,6 +45,7 @@ def replicas_server(
             "THEO_WORKER__RESTART_BACKOFF_S": "5",
             "THEO_WORKER__HEALTH_INTERVAL_S": "1",
             "THEO_SESSION__LAG_WARNING_S": "0.001",
+            "THEO_SCHEDULER__MAX_PASS_BATCH": "4",
         },
     )
     try:
@@ -138,3 +140,36 @@ def test_late_finals_are_told_with_session_lagging_and_counted(
     for worker in (f"stt-{TINY_EN}-1", f"stt-{TINY_EN}-2"):
         assert f'priority="realtime",worker="{worker}"' in metrics, worker
         assert f'theo_scheduler_batch_waits_total{{model="{TINY_EN}",worker="{worker}"}}' in metrics
+
+
+def test_concurrent_sessions_have_their_partial_passes_decoded_in_batches(
+    replicas_server: RunningServer,
+) -> None:
+    audio, rate = pcm16_of("en_librivox.wav")
+    first_utterance = audio[: round(7.1 * rate) * 2]
+
+    async def six() -> list[SessionLog]:
+        url = ws_url(replicas_server.base_url, TINY_EN)
+        return await asyncio.gather(*(run_session(url, first_utterance, rate) for _ in range(6)))
+
+    logs = asyncio.run(six())
+    for log in logs:
+        assert log.of("transcript.partial"), log.types()
+        assert wer(UTTERANCES[0], " ".join(log.finals())) <= 0.2, log.finals()
+
+    def largest_batch() -> float:
+        with replicas_server.client() as client:
+            metrics = client.get("/metrics").text
+        prefix = f'theo_batch_size_max{{model="{TINY_EN}",'
+        return max(
+            (
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith(prefix)
+            ),
+            default=0.0,
+        )
+
+    # Passes of the streams (three on each replica) queued behind each other went in
+    # shared engine calls (read from the workers' next health probe).
+    wait_for(lambda: largest_batch() > 1, 15, "a batch of partial passes in the metrics")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -115,3 +116,37 @@ def test_a_greedy_pass_stuck_in_a_loop_is_decoded_again_with_the_beam(
     assert "-y-y-y-y-y-y" in looped.text  # the case still loops without the guard
     assert "young man unless to be rather cold" in normalize(decode.text), decode.text
     assert "-y-y" not in decode.text
+
+
+def test_batched_passes_decode_exactly_as_passes_decoded_alone(
+    backend: fwb.FasterWhisperBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four streams' greedy partial passes: different lengths (one over 9 s, in a wider
+    # encoder window, so decoded alone), a prefix of committed words, a prompt.
+    clips = utterances()
+    passes = [
+        (clips[0][: 4 * SAMPLE_RATE], SegmentOptions(language="en", beam_size=1)),
+        (clips[1], SegmentOptions(language="en", beam_size=1, prompt="A novel.")),
+        (clips[2], SegmentOptions(language="en", beam_size=1, prefix="Unless to be")),
+        (clips[3], SegmentOptions(language="en", beam_size=1)),
+        (np.concatenate(clips[:2]), SegmentOptions(language="en", beam_size=1)),
+    ]
+    alone = [backend.decode_segment(audio, options) for audio, options in passes]
+    batches: list[int] = []
+    decode_batch = backend._decode_batch
+
+    def spy(group: list[Any], *args: Any) -> list[Any]:
+        batches.append(len(group))
+        return decode_batch(group, *args)
+
+    monkeypatch.setattr(backend, "_decode_batch", spy)
+    together = backend.decode_segments(passes)
+
+    assert batches == [4]  # the long one alone
+    assert together == alone
+    assert [normalize(d.text).split()[:2] for d in alone[:4]] == [
+        ["and", "mister"],
+        ["he", "was"],
+        ["unless", "to"],
+        ["had", "he"],
+    ], [d.text for d in alone]

@@ -146,8 +146,9 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     Arguments: ``--model-dir --port --worker-id --log-format --log-level``,
     ``--parent-pid`` (the API process; when given, the worker ends as soon as that
     process is gone, before it spends time importing an engine or loading a model),
-    ``--batch-max-wait-s`` (see ``SchedulerSettings``) and ``--cpu-threads`` (the engine's
-    threads when its manifest leaves them to the engine: 0 keeps the engine's choice).
+    ``--batch-max-wait-s`` and ``--max-pass-batch`` (see ``SchedulerSettings``) and
+    ``--cpu-threads`` (the engine's threads when its manifest leaves them to the engine:
+    0 keeps the engine's choice).
     """
     parser = argparse.ArgumentParser(prog=f"python -m theo.engines.{kind}")
     parser.add_argument("--model-dir", type=Path, required=True)
@@ -157,6 +158,7 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--batch-max-wait-s", type=float, default=6.0)
+    parser.add_argument("--max-pass-batch", type=int, default=1)
     parser.add_argument("--cpu-threads", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.parent_pid is not None:

@@ -75,6 +75,27 @@ class _SchedulerCollector(Collector):
             "theo_cancel_stops_total for the mean).",
             labels=labels,
         )
+        pass_calls = CounterMetricFamily(
+            "theo_batch_calls",
+            "Engine calls made for streams' partial passes.",
+            labels=labels,
+        )
+        pass_decodes = CounterMetricFamily(
+            "theo_batch_decodes",
+            "Partial passes decoded by those calls (divide by theo_batch_calls_total for "
+            "the mean batch size).",
+            labels=labels,
+        )
+        batch_size = GaugeMetricFamily(
+            "theo_batch_size",
+            "Partial passes per engine call: mean since the worker started.",
+            labels=labels,
+        )
+        largest = GaugeMetricFamily(
+            "theo_batch_size_max",
+            "The most partial passes one engine call decoded.",
+            labels=labels,
+        )
         for handle in self._handles():
             stats = handle.scheduler
             if stats is None:
@@ -87,7 +108,12 @@ class _SchedulerCollector(Collector):
             inversions.add_metric(ids, stats.batch_calls_aged)
             cancels.add_metric(ids, stats.cancels)
             cancel_s.add_metric(ids, stats.cancel_latency_seconds)
+            pass_calls.add_metric(ids, stats.pass_calls)
+            pass_decodes.add_metric(ids, stats.pass_decodes)
+            batch_size.add_metric(ids, stats.pass_decodes / max(stats.pass_calls, 1))
+            largest.add_metric(ids, stats.largest_pass_batch)
         yield from (depth, waited, wait_s, inversions, cancels, cancel_s)
+        yield from (pass_calls, pass_decodes, batch_size, largest)
 
 
 class Metrics:

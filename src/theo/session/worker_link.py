@@ -220,7 +220,7 @@ class WorkerLink:
             if isinstance(error, InvalidRequestError):
                 await self._settle_rejection(error)
                 # The worker that refused is alive and ready: no need to wait for it.
-                stream = self._open()
+                stream = self._open(None)
             if stream is None:
                 # A break, or a rejection after which no worker was ready any more.
                 if not await self._report_break(broken):
@@ -278,9 +278,10 @@ class WorkerLink:
         await self._callbacks.interrupted(resume)
         return True
 
-    def _open(self) -> WorkerStream | None:
+    def _open(self, avoid: WorkerStream | None) -> WorkerStream | None:
+        """A new stream (not on ``avoid``'s process while another worker is ready)."""
         try:
-            return self._scheduler.open_stream(self._model, self._session_id)
+            return self._scheduler.open_stream(self._model, self._session_id, avoid=avoid)
         except ModelUnavailableError:
             return None
 
@@ -289,7 +290,7 @@ class WorkerLink:
         for _ in range(_MAX_FAILED_OPENS):
             if not await self._wait_for_worker(broken, deadline):
                 break
-            stream = self._open()
+            stream = self._open(broken)
             if stream is not None:
                 return stream
         await self._fail(

@@ -63,6 +63,9 @@ def _scheduler_to_proto(stats: SchedulerStats) -> stt_pb.SchedulerStats:
         batch_wait_seconds=stats.batch_wait_seconds,
         cancels=stats.cancels,
         cancel_latency_seconds=stats.cancel_latency_seconds,
+        pass_calls=stats.pass_calls,
+        pass_decodes=stats.pass_decodes,
+        largest_pass_batch=stats.largest_pass_batch,
     )
 
 
@@ -78,6 +81,9 @@ def _scheduler_from_proto(message: stt_pb.HealthResponse) -> SchedulerStats | No
         batch_wait_seconds=stats.batch_wait_seconds,
         cancels=stats.cancels,
         cancel_latency_seconds=stats.cancel_latency_seconds,
+        pass_calls=stats.pass_calls,
+        pass_decodes=stats.pass_decodes,
+        largest_pass_batch=stats.largest_pass_batch,
     )
 
 

@@ -247,6 +247,8 @@ class WorkerManager:
             str(os.getpid()),
             "--batch-max-wait-s",
             str(self._settings.scheduler.batch_max_wait_s),
+            "--max-pass-batch",
+            str(self._settings.scheduler.max_pass_batch),
             "--cpu-threads",
             str(self._threads_per_replica()),
             stdin=asyncio.subprocess.DEVNULL,

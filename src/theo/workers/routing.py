@@ -50,7 +50,7 @@ class Router:
         self._workers = workers
         self._turns: defaultdict[str, int] = defaultdict(int)
 
-    def pick(self, model: str) -> WorkerHandle:
+    def pick(self, model: str, *, avoid: ServedBy | None = None) -> WorkerHandle:
         """The least-loaded ready worker of ``model``: the fewest realtime streams first,
         then the fewest requests in all. Batch requests so go to the replicas serving the
         fewest live sessions (inside a worker, batch work waits for realtime work), and
@@ -61,6 +61,10 @@ class Router:
         """
         workers = self._workers.workers_for(model)
         ready = [w for w in workers if usable(w)]
+        if avoid is not None:
+            # A broken stream's process may be dead before the manager notices: the
+            # stream reopens elsewhere when it can.
+            ready = [w for w in ready if not avoid.served_by(w)] or ready
         if ready:
             least = min(_load(w) for w in ready)
             tied = [w for w in ready if _load(w) == least]

@@ -36,8 +36,11 @@ class Scheduler(Protocol):
         """
         ...
 
-    def open_stream(self, model: str, session_id: str) -> WorkerStream:
-        """Open a realtime transcription stream on a ready worker of ``model``.
+    def open_stream(
+        self, model: str, session_id: str, *, avoid: WorkerStream | None = None
+    ) -> WorkerStream:
+        """Open a realtime transcription stream on a ready worker of ``model``; not on
+        ``avoid``'s process (a broken stream's) while another one is ready.
 
         Raises:
             ModelUnavailableError: no worker of the model is ready.

@@ -65,9 +65,12 @@ class SimpleScheduler:
             call.cancel()  # a no-op once it finished; stops the engine if the client left
             worker.end_request(generation)
 
-    def open_stream(self, model: str, session_id: str) -> WorkerStream:
-        """Open a TranscribeStream on the least-loaded ready worker of ``model``."""
-        worker = self._router.pick(model)
+    def open_stream(
+        self, model: str, session_id: str, *, avoid: WorkerStream | None = None
+    ) -> WorkerStream:
+        """Open a TranscribeStream on the least-loaded ready worker of ``model`` (another
+        than ``avoid``'s process when there is one)."""
+        worker = self._router.pick(model, avoid=avoid)
         assert worker.stub is not None
         call = worker.stub.TranscribeStream(metadata=((SESSION_METADATA, session_id),))
         return WorkerStream(call, worker, session_id)

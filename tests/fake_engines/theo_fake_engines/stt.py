@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +176,20 @@ class FakeSTTBackend:
             language=options.language or self._language,
             confidence=0.9,
         )
+
+    def decode_segments(
+        self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]]
+    ) -> list[SegmentDecode | Exception]:
+        """Several passes in one scripted decode time, as a batched engine call."""
+        self._maybe_crash()
+        time.sleep(self._stream_delay_s)
+        decodes: list[SegmentDecode | Exception] = []
+        for audio, options in passes:
+            words = tuple(self._heard(audio))
+            text = "".join(w.word for w in words).strip()
+            language = options.language or self._language
+            decodes.append(SegmentDecode(text, words, language, 0.9))
+        return decodes
 
     def tail_tokens(self, text: str, max_tokens: int) -> str:
         """The last ``max_tokens`` words (one word, one token)."""

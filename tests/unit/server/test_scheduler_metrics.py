@@ -19,6 +19,9 @@ def test_the_scheduler_figures_of_probed_workers_are_exported_by_worker() -> Non
         batch_wait_seconds=0.75,
         cancels=2,
         cancel_latency_seconds=0.5,
+        pass_calls=8,
+        pass_decodes=20,
+        largest_pass_batch=4,
     )
     unprobed = WorkerHandle("stt-m-2", "m", Path("/m"), "faster-whisper")
     metrics = Metrics()
@@ -35,5 +38,9 @@ def test_the_scheduler_figures_of_probed_workers_are_exported_by_worker() -> Non
         f"theo_scheduler_priority_inversions_total{{{ids}}} 1.0",
         f"theo_cancel_stops_total{{{ids}}} 2.0",
         f"theo_cancel_latency_seconds_total{{{ids}}} 0.5",
+        f"theo_batch_calls_total{{{ids}}} 8.0",
+        f"theo_batch_decodes_total{{{ids}}} 20.0",
+        f"theo_batch_size{{{ids}}} 2.5",
+        f"theo_batch_size_max{{{ids}}} 4.0",
     } <= lines
     assert not any("stt-m-2" in line for line in lines)

@@ -179,7 +179,7 @@ class FakeScheduler:
         self.come_back = True
         self.ready = True
 
-    def open_stream(self, model: str, session_id: str) -> ScriptedStream:
+    def open_stream(self, model: str, session_id: str, *, avoid: object = None) -> ScriptedStream:
         if not self.ready:
             raise ModelUnavailableError(f"Model '{model}' is loading.")
         stream = self.queued.pop(0) if self.queued else ScriptedStream()
@@ -440,7 +440,7 @@ class RestartingScheduler:
         """Every call opened, in order."""
         return [call for call, _ in self.opened]
 
-    def open_stream(self, model: str, session_id: str) -> WorkerStream:
+    def open_stream(self, model: str, session_id: str, *, avoid: object = None) -> WorkerStream:
         if not self.worker.routable:
             raise ModelUnavailableError(f"Model '{model}' is loading or restarting.")
         call = self.queued.pop(0) if self.queued else GrpcCall()

@@ -95,7 +95,7 @@ class FakeScheduler:
         self.opened: list[FakeCall] = []
         self.come_back = True
 
-    def open_stream(self, model: str, session_id: str) -> WorkerStream:
+    def open_stream(self, model: str, session_id: str, *, avoid: object = None) -> WorkerStream:
         call = self.calls.pop(0)
         self.opened.append(call)
         return WorkerStream(call, self.worker, session_id)

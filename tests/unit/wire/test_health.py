@@ -37,6 +37,9 @@ def test_an_stt_answer_carries_the_scheduler_figures() -> None:
         batch_wait_seconds=1.5,
         cancels=4,
         cancel_latency_seconds=0.25,
+        pass_calls=10,
+        pass_decodes=25,
+        largest_pass_batch=4,
     )
     health = WorkerHealth(status=HealthStatus.BUSY, active_requests=4, scheduler=stats)
     assert health_from_proto(stt_health_to_proto(health)) == health

@@ -200,3 +200,16 @@ def test_batch_and_sessions_go_first_to_the_worker_with_the_fewest_live_sessions
     with_session.end_request(generation, stream=True)
     assert (with_session.active_streams, with_session.active_requests) == (0, 0)
     assert router.pick("m") is with_session
+
+
+def test_a_broken_streams_process_is_avoided_while_another_worker_is_ready() -> None:
+    # The stream broke because its process died, before the manager noticed: that worker
+    # still looks ready (and least loaded, its stream gone), yet the stream reopens on the
+    # other one; with no other, it may only try the same one again.
+    dead, alive = _worker(1), _worker(2)
+    alive.begin_request(stream=True)
+    broken = Stream(dead)
+    router = Router(Workers(dead, alive))
+    assert router.pick("m") is dead
+    assert router.pick("m", avoid=broken) is alive
+    assert Router(Workers(dead)).pick("m", avoid=broken) is dead

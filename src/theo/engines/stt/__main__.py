@@ -23,7 +23,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_worker_args("stt", argv)
     manifest = ModelManifest.load(args.model_dir)
     backend = create_backend(manifest.engine)
-    servicer = STTWorkerServicer(backend, manifest.name, batch_max_wait_s=args.batch_max_wait_s)
+    servicer = STTWorkerServicer(
+        backend,
+        manifest.name,
+        batch_max_wait_s=args.batch_max_wait_s,
+        max_pass_batch=args.max_pass_batch,
+    )
     asyncio.run(
         serve_worker(
             args,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -207,6 +207,13 @@ class STTBackend(Protocol):
         Raises:
             UnsupportedParameterError: the language cannot be decoded by this model.
         """
+        ...
+
+    def decode_segments(
+        self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]]
+    ) -> list[SegmentDecode | Exception]:
+        """Decode several streams' partial passes, in one engine call where the engine can
+        batch them; each result (or the error of that pass) in the order given."""
         ...
 
     def tail_tokens(self, text: str, max_tokens: int) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
 # Whisper keeps at most this many prompt tokens (half its 448-token context, minus one).
 _MAX_PROMPT_TOKENS = 223
 _WINDOW_SAMPLES = 30 * 16_000
+_SECONDS_PER_FRAME = 0.01  # Whisper's mel hop: 160 samples at 16 kHz
 # Streaming passes feed the encoder the segment plus a little silence instead of Whisper's
 # full 30 s window: the encoder's cost grows faster than linearly with its input (on 2 CPU
 # cores, tiny.en: 375 ms for 30 s, 33 ms for 10 s) and transcripts of the fixtures are
@@ -182,6 +183,21 @@ def _checkpoint_of(cancel: threading.Event) -> Callable[[], None]:
     return check
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One encoder pass's output and what decoding it needs."""
+
+    tokenizer: Any
+    encoder_output: Any
+    frames: int
+    """Mel frames of real audio (the rest of the window is padding)."""
+    language: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames * _SECONDS_PER_FRAME
+
+
 class FasterWhisperBackend:
     """Batch transcription and translation with faster-whisper."""
 
@@ -321,53 +337,172 @@ class FasterWhisperBackend:
         a second encoder pass, where Whisper also likes to invent "Thank you." endings.
         """
         from faster_whisper.audio import pad_or_trim  # noqa: PLC0415 - lazy engine import
+
+        model = self._model
+        features = model.feature_extractor(audio)
+        frames = features.shape[-1] - 1
+        encoder_output = model.encode(pad_or_trim(features, _encoder_frames(frames, options.final)))
+        language = options.language or "en"
+        if options.language is None and model.model.is_multilingual:
+            language = model.model.detect_language(encoder_output)[0][0][0][2:-2]
+        window = _Window(self._tokenizer(language), encoder_output, frames, language)
+        request, cap = self._request(window, prompt, options)
+        result = self._generate(window, [request], [cap], beam_size)[0]
+        return self._decoded(window, request, cap, beam_size, result)
+
+    def decode_segments(
+        self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]]
+    ) -> list[SegmentDecode | Exception]:
+        """Decode several streams' partial passes, batching those that can share a call.
+
+        Passes with the same encoder window, beam and known language share one encoder
+        pass and one generation (on the CPU: the alignment needs each pass's encoder
+        output apart); the rest, and any pass whose batched decode looped, are decoded
+        alone, as :meth:`decode_segment` would. Greedy decodes come out the same either
+        way.
+        """
+        results: list[SegmentDecode | Exception | None] = [None] * len(passes)
+        groups: dict[tuple[int, int, str], list[int]] = {}
+        for index, (audio, options) in enumerate(passes):
+            key = self._batch_key(audio, options)
+            if key is not None:
+                groups.setdefault(key, []).append(index)
+        for (encoder_frames, beam_size, language), indices in groups.items():
+            if len(indices) < 2:
+                continue
+            try:
+                decodes = self._decode_batch(
+                    [passes[i] for i in indices], encoder_frames, beam_size, language
+                )
+            except Exception:  # decoded alone below, where errors are theirs
+                continue
+            for index, decode in zip(indices, decodes, strict=True):
+                results[index] = decode
+        for index, (audio, options) in enumerate(passes):
+            if results[index] is None:
+                try:
+                    results[index] = self.decode_segment(audio, options)
+                except Exception as exc:  # returned to the pass's stream
+                    results[index] = exc
+        return [r for r in results if r is not None]
+
+    def _batch_key(
+        self, audio: npt.NDArray[np.float32], options: SegmentOptions
+    ) -> tuple[int, int, str] | None:
+        """What a pass must share with others to be decoded in one batch (None: alone)."""
+        engine = self._model.model
+        language = options.language or (None if engine.is_multilingual else "en")
+        if options.final or audio.size > _WINDOW_SAMPLES or language is None:
+            return None
+        if engine.device != "cpu":
+            return None  # the per-pass encoder output is copied through numpy
+        frames = audio.size // self._model.feature_extractor.hop_length
+        return _encoder_frames(frames), options.beam_size or self._beam_size, language
+
+    def _decode_batch(
+        self,
+        passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]],
+        encoder_frames: int,
+        beam_size: int,
+        language: str,
+    ) -> list[SegmentDecode]:
+        import ctranslate2  # noqa: PLC0415 - lazy engine import
+        from faster_whisper.audio import pad_or_trim  # noqa: PLC0415 - lazy engine import
+
+        model = self._model
+        features = [model.feature_extractor(audio) for audio, _ in passes]
+        batch_output = model.encode(np.stack([pad_or_trim(f, encoder_frames) for f in features]))
+        tokenizer = self._tokenizer(language)
+        outputs = np.asarray(batch_output)
+        windows = [
+            _Window(
+                tokenizer,
+                ctranslate2.StorageView.from_array(np.ascontiguousarray(outputs[i : i + 1])),
+                f.shape[-1] - 1,
+                language,
+            )
+            for i, f in enumerate(features)
+        ]
+        requests = [
+            self._request(window, self._fit_prompt(options.prompt, options.hot_words), options)
+            for window, (_, options) in zip(windows, passes, strict=True)
+        ]
+        batch = _Window(tokenizer, batch_output, 0, language)
+        results = self._generate(
+            batch, [r for r, _ in requests], [cap for _, cap in requests], beam_size
+        )
+        return [
+            self._decoded(window, request, cap, beam_size, result)
+            for window, (request, cap), result in zip(windows, requests, results, strict=True)
+        ]
+
+    def _tokenizer(self, language: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 - lazy engine import
+
+        model = self._model
+        return Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", language)
+
+    def _request(
+        self, window: _Window, prompt: str | None, options: SegmentOptions
+    ) -> tuple[list[int], int]:
+        """The decoder's prompt tokens for a pass, and its cap on new tokens."""
+        tokenizer = window.tokenizer
+        previous = tokenizer.encode(" " + prompt) if prompt else []
+        request: list[int] = self._model.get_prompt(
+            tokenizer, previous, without_timestamps=True, prefix=options.prefix
+        )
+        return request, math.ceil(window.duration * _MAX_TOKENS_PER_S) + 8
+
+    def _generate(
+        self,
+        window: _Window,
+        requests: list[list[int]],
+        caps: list[int],
+        beam_size: int,
+        **extra: Any,
+    ) -> list[Any]:
         from faster_whisper.transcribe import (  # noqa: PLC0415 - lazy engine import
             get_suppressed_tokens,
         )
 
         model = self._model
-        features = model.feature_extractor(audio)
-        frames = features.shape[-1] - 1
-        duration = frames * model.feature_extractor.time_per_frame
-        encoder_output = model.encode(pad_or_trim(features, _encoder_frames(frames, options.final)))
-        language = options.language or "en"
-        if options.language is None and model.model.is_multilingual:
-            language = model.model.detect_language(encoder_output)[0][0][0][2:-2]
-        tokenizer = Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, "transcribe", language
-        )
-        previous = tokenizer.encode(" " + prompt) if prompt else []
-        request = model.get_prompt(
-            tokenizer, previous, without_timestamps=True, prefix=options.prefix
-        )
-        new_tokens = math.ceil(duration * _MAX_TOKENS_PER_S) + 8
-        generate = functools.partial(
-            model.model.generate,
-            encoder_output,
-            [request],
-            max_length=min(model.max_length, len(request) + new_tokens),
+        longest = max(len(request) + cap for request, cap in zip(requests, caps, strict=True))
+        results: list[Any] = model.model.generate(
+            window.encoder_output,
+            requests,
+            max_length=min(model.max_length, longest),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            suppress_tokens=get_suppressed_tokens(window.tokenizer, [-1]),
+            beam_size=beam_size,
+            **extra,
         )
-        result = generate(beam_size=beam_size)[0]
+        return results
+
+    def _decoded(
+        self, window: _Window, request: list[int], cap: int, beam_size: int, result: Any
+    ) -> SegmentDecode:
+        """One pass's generation made a transcript: a loop decoded again, silence dropped,
+        words aligned to the audio."""
+        tokenizer, duration = window.tokenizer, window.duration
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         # The result starts with the prefix's tokens: the request's tail after no_timestamps.
         prefix_size = len(request) - request.index(tokenizer.no_timestamps) - 1
-        if _looped(tokens[prefix_size:], new_tokens, tokenizer.decode(tokens)):
+        if _looped(tokens[prefix_size:], cap, tokenizer.decode(tokens)):
             retry_beam = max(beam_size, self._beam_size)
             no_repeat = _LOOP_NO_REPEAT_NGRAM if retry_beam == beam_size else 0
-            result = generate(beam_size=retry_beam, no_repeat_ngram_size=no_repeat)[0]
+            result = self._generate(
+                window, [request], [cap], retry_beam, no_repeat_ngram_size=no_repeat
+            )[0]
             tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if not tokens or (result.no_speech_prob > 0.6 and avg_logprob < -1.0):
-            return SegmentDecode(text="", words=(), language=language, confidence=0.0)
+            return SegmentDecode(text="", words=(), language=window.language, confidence=0.0)
         segment: dict[str, Any] = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
         try:
-            model.add_word_timestamps(
-                [[segment]], tokenizer, encoder_output, frames, _PREPEND, _APPEND, 0.0
+            self._model.add_word_timestamps(
+                [[segment]], tokenizer, window.encoder_output, window.frames, _PREPEND, _APPEND, 0.0
             )
             words = tuple(
                 Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
@@ -378,7 +513,7 @@ class FasterWhisperBackend:
             # with no attention jump); the words then share the segment's time evenly.
             words = _evenly_timed(tokenizer, tokens, duration, math.exp(avg_logprob))
         text = tokenizer.decode(tokens).strip()
-        return SegmentDecode(text, words, language, _confidence(words, [avg_logprob]))
+        return SegmentDecode(text, words, window.language, _confidence(words, [avg_logprob]))
 
     def _decode_long(
         self,

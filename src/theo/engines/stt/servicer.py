@@ -33,6 +33,7 @@ from theo.engines.stt.backend import (
     STTBackend,
     STTCapabilities,
 )
+from theo.engines.stt.pass_batcher import PassBatcher
 from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.engines.stt.realtime_first import RealtimeFirst
 from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
@@ -81,9 +82,15 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
     """Serves one loaded model: one batch decode and one stream decode at a time."""
 
     def __init__(
-        self, backend: STTBackend, model_name: str, *, batch_max_wait_s: float = 6.0
+        self,
+        backend: STTBackend,
+        model_name: str,
+        *,
+        batch_max_wait_s: float = 6.0,
+        max_pass_batch: int = 1,
     ) -> None:
-        """``batch_max_wait_s``: longest a batch engine call waits for realtime work."""
+        """``batch_max_wait_s``: longest a batch engine call waits for realtime work;
+        ``max_pass_batch``: the most streams' partial passes decoded in one engine call."""
         self._backend = backend
         self._model_name = model_name
         self._info: LoadedModelInfo | None = None
@@ -91,6 +98,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._stream_executor = PriorityExecutor(thread_name="streaming")
         self._turns = RealtimeFirst(self._stream_executor, batch_max_wait_s)
+        self._passes = PassBatcher(backend, self._stream_executor, max_pass_batch)
         self._cancel_events: dict[str, threading.Event] = {}
         self._active = 0
         self._batch_requests = 0
@@ -242,7 +250,9 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             info.capabilities.check_stream()
         except InvalidRequestError as exc:
             await abort(context, exc)
-        transcriber = StreamTranscriber(self._backend, executor=self._stream_executor)
+        transcriber = StreamTranscriber(
+            self._backend, executor=self._stream_executor, batcher=self._passes
+        )
         self._active += 1
         segments = 0
         try:
@@ -298,6 +308,9 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             batch_calls_aged=turns.aged,
             batch_wait_seconds=turns.wait_s,
             cancels=self._cancels,
+            pass_calls=self._passes.calls,
+            pass_decodes=self._passes.decodes,
+            largest_pass_batch=self._passes.largest,
             cancel_latency_seconds=self._cancel_latency_s,
         )
 

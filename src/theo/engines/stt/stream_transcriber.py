@@ -26,6 +26,7 @@ import numpy.typing as npt
 from theo.audio.pcm import ENGINE_SAMPLE_RATE
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
 from theo.engines.stt.local_agreement import LocalAgreement
+from theo.engines.stt.pass_batcher import PassBatcher
 from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.types import StreamTranscript, TranscriptKind, Word
 
@@ -173,6 +174,8 @@ class StreamTranscriber:
         settings: pass scheduling, context and trimming; defaults when omitted.
         executor: where the blocking engine calls run (the loop's default when
             omitted). A single-thread executor keeps one decode at a time.
+        batcher: where partial passes go instead, to be decoded together with other
+            streams' passes (finals still go to ``executor``).
     """
 
     def __init__(
@@ -181,10 +184,12 @@ class StreamTranscriber:
         *,
         settings: StreamSettings | None = None,
         executor: Executor | None = None,
+        batcher: PassBatcher | None = None,
     ) -> None:
         self._backend = backend
         self._settings = settings or StreamSettings()
         self._executor = executor
+        self._batcher = batcher
         self._context = ""
         self._segment = _Segment()
         self._options = StreamFrame(audio=_NO_AUDIO)
@@ -427,6 +432,8 @@ class StreamTranscriber:
             final=final,
         )
         audio = self._segment.audio()[: self._segment.samples_upto(upto)]
+        if not final and self._batcher is not None:
+            return asyncio.wrap_future(self._batcher.submit(audio, options))
         if final and isinstance(self._executor, PriorityExecutor):
             return asyncio.wrap_future(
                 self._executor.submit_urgent(self._backend.decode_segment, audio, options)

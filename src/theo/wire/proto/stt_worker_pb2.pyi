@@ -199,7 +199,7 @@ class HealthResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[WorkerStatus, str]] = ..., model_name: _Optional[str] = ..., engine: _Optional[str] = ..., device: _Optional[str] = ..., compute_type: _Optional[str] = ..., active_requests: _Optional[int] = ..., error: _Optional[str] = ..., scheduler: _Optional[_Union[SchedulerStats, _Mapping]] = ...) -> None: ...
 
 class SchedulerStats(_message.Message):
-    __slots__ = ("realtime_queued", "batch_queued", "batch_calls_waited", "batch_calls_aged", "batch_wait_seconds", "cancels", "cancel_latency_seconds")
+    __slots__ = ("realtime_queued", "batch_queued", "batch_calls_waited", "batch_calls_aged", "batch_wait_seconds", "cancels", "cancel_latency_seconds", "pass_calls", "pass_decodes", "largest_pass_batch")
     REALTIME_QUEUED_FIELD_NUMBER: _ClassVar[int]
     BATCH_QUEUED_FIELD_NUMBER: _ClassVar[int]
     BATCH_CALLS_WAITED_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +207,9 @@ class SchedulerStats(_message.Message):
     BATCH_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
     CANCEL_LATENCY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PASS_CALLS_FIELD_NUMBER: _ClassVar[int]
+    PASS_DECODES_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_PASS_BATCH_FIELD_NUMBER: _ClassVar[int]
     realtime_queued: int
     batch_queued: int
     batch_calls_waited: int
@@ -214,4 +217,7 @@ class SchedulerStats(_message.Message):
     batch_wait_seconds: float
     cancels: int
     cancel_latency_seconds: float
-    def __init__(self, realtime_queued: _Optional[int] = ..., batch_queued: _Optional[int] = ..., batch_calls_waited: _Optional[int] = ..., batch_calls_aged: _Optional[int] = ..., batch_wait_seconds: _Optional[float] = ..., cancels: _Optional[int] = ..., cancel_latency_seconds: _Optional[float] = ...) -> None: ...
+    pass_calls: int
+    pass_decodes: int
+    largest_pass_batch: int
+    def __init__(self, realtime_queued: _Optional[int] = ..., batch_queued: _Optional[int] = ..., batch_calls_waited: _Optional[int] = ..., batch_calls_aged: _Optional[int] = ..., batch_wait_seconds: _Optional[float] = ..., cancels: _Optional[int] = ..., cancel_latency_seconds: _Optional[float] = ..., pass_calls: _Optional[int] = ..., pass_decodes: _Optional[int] = ..., largest_pass_batch: _Optional[int] = ...) -> None: ...
