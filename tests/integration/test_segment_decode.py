@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import wave
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -119,31 +118,28 @@ def test_a_greedy_pass_stuck_in_a_loop_is_decoded_again_with_the_beam(
 
 
 def test_batched_passes_decode_exactly_as_passes_decoded_alone(
-    backend: fwb.FasterWhisperBackend, monkeypatch: pytest.MonkeyPatch
+    backend: fwb.FasterWhisperBackend,
 ) -> None:
-    # Four streams' greedy partial passes: different lengths (one over 9 s, in a wider
-    # encoder window, so decoded alone), a prefix of committed words, a prompt.
+    # Four streams' greedy partial passes of different lengths, one with a prefix of
+    # committed words; and two decoded alone: one with a prompt (CTranslate2 batches
+    # only prompts of one length), one over 9 s (a wider encoder window).
     clips = utterances()
     passes = [
         (clips[0][: 4 * SAMPLE_RATE], SegmentOptions(language="en", beam_size=1)),
-        (clips[1], SegmentOptions(language="en", beam_size=1, prompt="A novel.")),
+        (clips[1], SegmentOptions(language="en", beam_size=1)),
         (clips[2], SegmentOptions(language="en", beam_size=1, prefix="Unless to be")),
         (clips[3], SegmentOptions(language="en", beam_size=1)),
+        (clips[4], SegmentOptions(language="en", beam_size=1, prompt="A novel.")),
         (np.concatenate(clips[:2]), SegmentOptions(language="en", beam_size=1)),
     ]
     alone = [backend.decode_segment(audio, options) for audio, options in passes]
-    batches: list[int] = []
-    decode_batch = backend._decode_batch
+    keys = [backend._batch_key(audio, options) for audio, options in passes]
+    assert keys[:4] == [(1_000, 1, "en", None)] * 4
+    assert keys[4] != keys[0] and keys[5] != keys[0]
 
-    def spy(group: list[Any], *args: Any) -> list[Any]:
-        batches.append(len(group))
-        return decode_batch(group, *args)
-
-    monkeypatch.setattr(backend, "_decode_batch", spy)
-    together = backend.decode_segments(passes)
-
-    assert batches == [4]  # the long one alone
-    assert together == alone
+    # The four that share a window go through one batched encode and generation.
+    assert backend._decode_batch(passes[:4], 1_000, 1, "en") == alone[:4]
+    assert backend.decode_segments(passes) == alone
     assert [normalize(d.text).split()[:2] for d in alone[:4]] == [
         ["and", "mister"],
         ["he", "was"],

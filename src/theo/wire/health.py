@@ -7,6 +7,9 @@ by the same rule (:func:`worker_status`), and the API process reads either answe
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from theo.types import HealthStatus, SchedulerStats, WorkerHealth
 from theo.wire.proto import stt_worker_pb2 as stt_pb
 from theo.wire.proto import tts_worker_pb2 as tts_pb
@@ -55,36 +58,18 @@ def stt_health_to_proto(health: WorkerHealth) -> stt_pb.HealthResponse:
 
 
 def _scheduler_to_proto(stats: SchedulerStats) -> stt_pb.SchedulerStats:
-    return stt_pb.SchedulerStats(
-        realtime_queued=stats.realtime_queued,
-        batch_queued=stats.batch_queued,
-        batch_calls_waited=stats.batch_calls_waited,
-        batch_calls_aged=stats.batch_calls_aged,
-        batch_wait_seconds=stats.batch_wait_seconds,
-        cancels=stats.cancels,
-        cancel_latency_seconds=stats.cancel_latency_seconds,
-        pass_calls=stats.pass_calls,
-        pass_decodes=stats.pass_decodes,
-        largest_pass_batch=stats.largest_pass_batch,
-    )
+    return stt_pb.SchedulerStats(**_scheduler_fields(stats))
 
 
 def _scheduler_from_proto(message: stt_pb.HealthResponse) -> SchedulerStats | None:
     if not message.HasField("scheduler"):
         return None
-    stats = message.scheduler
-    return SchedulerStats(
-        realtime_queued=stats.realtime_queued,
-        batch_queued=stats.batch_queued,
-        batch_calls_waited=stats.batch_calls_waited,
-        batch_calls_aged=stats.batch_calls_aged,
-        batch_wait_seconds=stats.batch_wait_seconds,
-        cancels=stats.cancels,
-        cancel_latency_seconds=stats.cancel_latency_seconds,
-        pass_calls=stats.pass_calls,
-        pass_decodes=stats.pass_decodes,
-        largest_pass_batch=stats.largest_pass_batch,
-    )
+    return SchedulerStats(**_scheduler_fields(message.scheduler))
+
+
+def _scheduler_fields(stats: SchedulerStats | stt_pb.SchedulerStats) -> dict[str, Any]:
+    """The figures by name: the dataclass and the message name them alike."""
+    return {field.name: getattr(stats, field.name) for field in dataclasses.fields(SchedulerStats)}
 
 
 def tts_health_to_proto(health: WorkerHealth) -> tts_pb.HealthResponse:

@@ -21,8 +21,11 @@ from theo.engines.stt.backend import (
     SegmentOptions,
     STTCapabilities,
 )
+from theo.logging import get_logger
 from theo.manifest import EngineConfig
 from theo.types import BatchResult, Segment, Task, TranscribeParams, Word
+
+log = get_logger("worker.stt.faster_whisper")
 
 # Whisper keeps at most this many prompt tokens (half its 448-token context, minus one).
 _MAX_PROMPT_TOKENS = 223
@@ -355,26 +358,29 @@ class FasterWhisperBackend:
     ) -> list[SegmentDecode | Exception]:
         """Decode several streams' partial passes, batching those that can share a call.
 
-        Passes with the same encoder window, beam and known language share one encoder
+        Passes with the same encoder window, beam, prompt and known language share one encoder
         pass and one generation (on the CPU: the alignment needs each pass's encoder
         output apart); the rest, and any pass whose batched decode looped, are decoded
         alone, as :meth:`decode_segment` would. Greedy decodes come out the same either
         way.
         """
         results: list[SegmentDecode | Exception | None] = [None] * len(passes)
-        groups: dict[tuple[int, int, str], list[int]] = {}
+        groups: dict[tuple[int, int, str, str | None], list[int]] = {}
         for index, (audio, options) in enumerate(passes):
             key = self._batch_key(audio, options)
             if key is not None:
                 groups.setdefault(key, []).append(index)
-        for (encoder_frames, beam_size, language), indices in groups.items():
+        for (encoder_frames, beam_size, language, _), indices in groups.items():
             if len(indices) < 2:
                 continue
             try:
                 decodes = self._decode_batch(
                     [passes[i] for i in indices], encoder_frames, beam_size, language
                 )
-            except Exception:  # decoded alone below, where errors are theirs
+            except Exception:
+                # Decoded alone below, where errors are theirs; logged, since batching a
+                # group the key allowed should not fail.
+                log.warning("pass_batch_failed", passes=len(indices), exc_info=True)
                 continue
             for index, decode in zip(indices, decodes, strict=True):
                 results[index] = decode
@@ -388,8 +394,10 @@ class FasterWhisperBackend:
 
     def _batch_key(
         self, audio: npt.NDArray[np.float32], options: SegmentOptions
-    ) -> tuple[int, int, str] | None:
-        """What a pass must share with others to be decoded in one batch (None: alone)."""
+    ) -> tuple[int, int, str, str | None] | None:
+        """What a pass must share with others to be decoded in one batch (None: alone):
+        encoder window, beam, language and prompt (CTranslate2 wants the start token at
+        one position in a batch; a prefix comes after it and may differ)."""
         engine = self._model.model
         language = options.language or (None if engine.is_multilingual else "en")
         if options.final or audio.size > _WINDOW_SAMPLES or language is None:
@@ -397,7 +405,9 @@ class FasterWhisperBackend:
         if engine.device != "cpu":
             return None  # the per-pass encoder output is copied through numpy
         frames = audio.size // self._model.feature_extractor.hop_length
-        return _encoder_frames(frames), options.beam_size or self._beam_size, language
+        beam_size = options.beam_size or self._beam_size
+        prompt = self._fit_prompt(options.prompt, options.hot_words)
+        return _encoder_frames(frames), beam_size, language, prompt
 
     def _decode_batch(
         self,
