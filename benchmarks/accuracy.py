@@ -54,6 +54,10 @@ The recordings:
   ``en_librivox.wav``. Without the package (``apt-get`` unavailable) the fixtures are the
   set, and the output says so. The synthetic ones (Kokoro pt-BR, the noisy 8 kHz copy
   with simulated line noise) are not human recordings of their own and are left out.
+* Two recordings of the ``moonshine-voice`` 0.1.0 wheel (MIT; ``pip download`` into
+  ``--data-dir``) whose words are published text: the LibriVox reading of the opening
+  paragraph of *A Tale of Two Cities* (48 kHz) and Beckett's "Ever tried. Ever failed..."
+  (16 kHz, six phrases with pauses between them).
 * The 8 kHz set is each recording resampled with soxr (HQ) to 8 kHz PCM16, which Theo
   resamples back up to 16 kHz (and denoises, with ``denoise: auto`` or ``on``).
 
@@ -84,6 +88,7 @@ import sys
 import tempfile
 import time
 import wave
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +109,26 @@ FIXTURE_STEMS = ("en_librivox", "en_short", "en_cards_seven_of_clubs", "en_cards
 DEFAULT_DATA_DIR = REPO_ROOT / ".theo-test-cache" / "accuracy-data"
 DEFAULT_MODELS = ("faster-whisper-tiny.en", "faster-whisper-base")
 PACKAGE = "pocketsphinx-testdata"
+WHEEL = "moonshine-voice==0.1.0"
+WHEEL_ASSETS = "moonshine_voice/assets"
+# The wheel ships recordings without transcripts; these two have a published text. The
+# LibriVox reading of the opening paragraph of *A Tale of Two Cities* (Dickens, public
+# domain), read to its end, and Beckett's "Worstward Ho" line. Its other recordings
+# (``endgame_nagg_nell`` a scene of a play, ``clone-test`` an unnamed speaker) have no text
+# this project can cite, so they are skipped.
+WHEEL_REFERENCES = {
+    "two_cities": (
+        "It was the best of times, it was the worst of times, it was the age of wisdom, "
+        "it was the age of foolishness, it was the epoch of belief, it was the epoch of "
+        "incredulity, it was the season of Light, it was the season of Darkness, it was the "
+        "spring of hope, it was the winter of despair, we had everything before us, we had "
+        "nothing before us, we were all going direct to Heaven, we were all going direct the "
+        "other way; in short, the period was so far like the present period, that some of "
+        "its noisiest authorities insisted on its being received, for good or for evil, in "
+        "the superlative degree of comparison only."
+    ),
+    "beckett": "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
+}
 PACKAGE_DATA = Path("usr/share/pocketsphinx/test/data")
 LANGUAGE = "en"
 ENGINE_RATE = 16_000
@@ -147,12 +172,16 @@ class Recording:
             writer.writeframes(self.samples.astype("<i2").tobytes())
         return buffer.getvalue()
 
+    def at_rate(self, rate: int) -> Recording:
+        """The same speech resampled with soxr (HQ) to ``rate``."""
+        if self.rate == rate:
+            return self
+        resampled = soxr.resample(pcm16_to_float(self.samples), self.rate, rate)
+        return Recording(self.name, float_to_pcm16(resampled), rate, self.reference)
+
     def telephone(self) -> Recording:
         """The same speech as 8 kHz PCM16 (soxr, HQ), as a phone line would deliver it."""
-        if self.rate == TELEPHONE_RATE:
-            return self
-        resampled = soxr.resample(pcm16_to_float(self.samples), self.rate, TELEPHONE_RATE)
-        return Recording(self.name, float_to_pcm16(resampled), TELEPHONE_RATE, self.reference)
+        return self.at_rate(TELEPHONE_RATE)
 
 
 def pcm16_to_float(samples: Int16Array) -> Float32Array:
@@ -244,6 +273,43 @@ def package_recordings(root: Path) -> tuple[list[Recording], list[str]]:
     return recordings, skipped
 
 
+def fetch_wheel(data_dir: Path) -> Path:
+    """The ``assets`` folder of the ``moonshine-voice`` wheel, downloaded once into ``data_dir``.
+
+    Raises:
+        RuntimeError: ``pip download`` failed or the wheel has no assets.
+    """
+    root = data_dir / "moonshine-voice"
+    assets = root / WHEEL_ASSETS
+    if all((assets / f"{stem}.wav").exists() for stem in WHEEL_REFERENCES):
+        log(f"using cached {WHEEL} in {data_dir}")
+        return assets
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        wheels = sorted(root.glob("moonshine_voice-*.whl"))
+        if not wheels:
+            pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(root), WHEEL]
+            run(pip, root)
+            wheels = sorted(root.glob("moonshine_voice-*.whl"))
+        if not wheels:
+            raise RuntimeError("pip download produced no wheel")
+        with zipfile.ZipFile(wheels[-1]) as wheel:
+            for stem in WHEEL_REFERENCES:
+                wheel.extract(f"{WHEEL_ASSETS}/{stem}.wav", root)
+    except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        raise RuntimeError(f"{type(exc).__name__}: {str(detail).strip()[-300:]}") from exc
+    return assets
+
+
+def wheel_recordings(assets: Path) -> list[Recording]:
+    recordings = []
+    for stem, text in WHEEL_REFERENCES.items():
+        samples, rate = read_wav(assets / f"{stem}.wav")
+        recordings.append(Recording(f"moonshine/{stem}", samples, rate, text))
+    return recordings
+
+
 def fixture_recordings() -> list[Recording]:
     recordings = []
     for stem in FIXTURE_STEMS:
@@ -281,6 +347,13 @@ def load_data(data_dir: Path) -> DataSet:
         package = []
         notes.append(f"{PACKAGE} UNAVAILABLE ({exc}): the committed fixtures only")
         log(notes[-1])
+    try:
+        wheel = wheel_recordings(fetch_wheel(data_dir))
+        notes.append(f"{WHEEL}: {len(wheel)} recordings with a published text")
+    except RuntimeError as exc:
+        wheel = []
+        notes.append(f"{WHEEL} UNAVAILABLE ({exc})")
+        log(notes[-1])
     kept: list[Recording] = []
     for fixture in sorted(fixture_recordings(), key=lambda r: -r.samples.size):
         twin = next((r for r in [*package, *kept] if overlaps(fixture, r)), None)
@@ -290,7 +363,7 @@ def load_data(data_dir: Path) -> DataSet:
             notes.append(
                 f"fixture {fixture.name}.wav: same audio as {twin.name}, not counted twice"
             )
-    return DataSet([*package, *kept], notes)
+    return DataSet([*package, *kept, *wheel], notes)
 
 
 def native_label(recordings: list[Recording]) -> str:
@@ -492,7 +565,7 @@ def batch_rows(
         log(f"{model} {audio} raw engine: {score.errors}/{score.words}")
     del engine
     for audio, recordings in sets.items():
-        for label, fields in batch_configs(model_dir, recordings[0].rate):
+        for label, fields in batch_configs(model_dir, min(r.rate for r in recordings)):
             texts = {
                 r.name: batch_transcribe(client, base_url, model, r, fields) for r in recordings
             }
@@ -516,16 +589,20 @@ def realtime_selection(recordings: list[Recording], max_seconds: float) -> list[
 
 
 def joined_clip(name: str, recordings: list[Recording]) -> StreamClip:
-    rate = recordings[0].rate
+    """The recordings one after the other, 1 s apart, at the highest of their rates (a
+    session has one input rate; the others are resampled up with soxr)."""
+    rate = max(r.rate for r in recordings)
     gap = np.zeros(round(REALTIME_GAP_S * rate), dtype=np.int16)
     pieces: list[Int16Array] = []
     for recording in recordings:
         if pieces:
             pieces.append(gap)
-        pieces.append(recording.samples)
+        pieces.append(recording.at_rate(rate).samples)
     reference = " ".join(r.reference.strip() for r in recordings)
     return StreamClip(name, np.concatenate(pieces).astype("<i2").tobytes(), rate, reference)
 
+
+JOINED_BATCH = "theo batch of the streamed clip"
 
 REALTIME_VARIANTS: tuple[tuple[str, dict[str, object]], ...] = (
     ("theo realtime finals", {}),
@@ -624,6 +701,12 @@ def summary(rows: list[Row], sets: dict[str, list[Recording]]) -> None:
                     f"insertions {realtime.score.insertions} vs {same.insertions}"
                 )
                 print(f"    recordings that differ: {changed(realtime.score, same)}")
+                if JOINED_BATCH in mine:
+                    joined = mine[JOINED_BATCH].score
+                    print(
+                        f"  {audio}: {label.removeprefix('theo ')} - batch of the streamed "
+                        f"clip = {delta(realtime.score, joined)}; {changed(realtime.score, joined)}"
+                    )
             costly: list[str] = []
             helpful: list[str] = []
             for config, row in mine.items():
@@ -688,6 +771,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_REALTIME_MAX_S,
         help="audio streamed per model and rate, whole recordings only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--realtime-gain-off",
+        action="store_true",
+        help="one more realtime session per model and rate with gain_normalize off",
     )
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write every transcript")
@@ -766,9 +854,23 @@ def main(argv: list[str] | None = None) -> int:
                         f"{model} {audio} realtime: {len(chosen)} recordings, "
                         f"{clip.duration_s:.1f} s at real-time pace"
                     )
-                    for label, config in REALTIME_VARIANTS:
+                    variants = (
+                        REALTIME_VARIANTS if args.realtime_gain_off else REALTIME_VARIANTS[:1]
+                    )
+                    # The streamed clip decoded in one batch request: the same audio, the
+                    # recordings heard in one another's context as the session hears them.
+                    joined = Recording(
+                        "streamed", np.frombuffer(clip.pcm16, "<i2"), clip.sample_rate, ""
+                    )
+                    for label, config in [(JOINED_BATCH, {}), *variants]:
                         wait_idle(server.process.pid, 60.0)
-                        text, problems = realtime_transcribe(server.base_url, model, clip, config)
+                        problems: list[str] = []
+                        if label == JOINED_BATCH:
+                            text = batch_transcribe(client, server.base_url, model, joined, {})
+                        else:
+                            text, problems = realtime_transcribe(
+                                server.base_url, model, clip, config
+                            )
                         score = Score()
                         score.add("*", clip.reference or "", text)
                         score.per_recording = attribute(chosen, text)

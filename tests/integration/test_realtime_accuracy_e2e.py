@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TINY_EN
+from tests.conftest import BASE, TINY_EN
 from tests.helpers.realtime import pcm16_of, run_session, ws_url
 from tests.helpers.server import RunningServer
 from tests.helpers.wer import normalize
@@ -65,3 +65,16 @@ def test_finals_do_not_depend_on_how_busy_the_machine_is(
     with cores_loaded():
         busy_finals = _finals(server)
     assert busy_finals == idle_finals
+
+
+def test_a_phrase_cut_short_by_its_pauses_is_heard_in_context(server: RunningServer) -> None:
+    """Beckett's six two-word phrases come with pauses long enough for six segments.
+    Decoded alone, base heard the second as "Everfair old" (batch, which decodes the whole
+    recording, heard it right): a final is now decoded behind the previous finals' audio."""
+    audio, rate = pcm16_of("en_beckett.wav")
+    log = asyncio.run(run_session(ws_url(server.base_url, BASE, "en"), audio, rate))
+    assert log.close_code == 1000, log.types()
+    finals = log.finals()
+    assert len(finals) >= 3, finals  # cut at its pauses: the case this test is about
+    heard = normalize(" ".join(finals))
+    assert heard == "ever tried ever failed no matter try again fail again fail better", finals

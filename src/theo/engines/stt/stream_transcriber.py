@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from theo.audio.pcm import ENGINE_SAMPLE_RATE
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
+from theo.engines.stt.final_context import FinalContext
 from theo.engines.stt.local_agreement import LocalAgreement
 from theo.engines.stt.pass_batcher import PassBatcher
 from theo.engines.stt.priority_executor import PriorityExecutor
@@ -86,6 +87,9 @@ class StreamSettings:
     cost words (tiny.en 8 -> 16 errors in 92 words, base 11 -> 14): Whisper copies a short
     prompt ("10 of clubs.") into the next segment and continues its style.
     """
+    final_context_s: float = 6.0
+    """Audio of this stream's latest finals decoded again, as a forced prefix, in front of
+    each final (see :mod:`theo.engines.stt.final_context`); 0 turns it off."""
     trim_after_s: float = 20.0
     """Held audio above which the committed start of a segment is dropped."""
     trim_keep_s: float = 10.0
@@ -191,6 +195,7 @@ class StreamTranscriber:
         self._executor = executor
         self._batcher = batcher
         self._context = ""
+        self._history = FinalContext(self._settings.final_context_s)
         self._segment = _Segment()
         self._options = StreamFrame(audio=_NO_AUDIO)
         self._pass: asyncio.Future[SegmentDecode] | None = None
@@ -390,6 +395,10 @@ class StreamTranscriber:
                 text = _text(words) if words else decode.text
                 confidence = decode.confidence
         event = self._event(TranscriptKind.FINAL, words, text, confidence)
+        if segment.dropped:
+            self._history.clear()
+        else:
+            self._history.remember(segment.audio(), event.text)
         if event.text and self._settings.context_tokens > 0:
             # Whisper continues its prompt's style: a context ending mid-sentence would make
             # the next segment start in lowercase, so every final closes a sentence here.
@@ -434,12 +443,11 @@ class StreamTranscriber:
         audio = self._segment.audio()[: self._segment.samples_upto(upto)]
         if not final and self._batcher is not None:
             return asyncio.wrap_future(self._batcher.submit(audio, options))
+        decode = self._history.decoder(self._backend) if final else self._backend.decode_segment
         if final and isinstance(self._executor, PriorityExecutor):
-            return asyncio.wrap_future(
-                self._executor.submit_urgent(self._backend.decode_segment, audio, options)
-            )
+            return asyncio.wrap_future(self._executor.submit_urgent(decode, audio, options))
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self._backend.decode_segment, audio, options)
+        return loop.run_in_executor(self._executor, decode, audio, options)
 
     def _drop_pass(self) -> None:
         if self._pass is not None:

@@ -154,6 +154,13 @@ class Run:
         await asyncio.wait_for(self.task, 5)
 
 
+async def first_segment(run: Run) -> None:
+    """Half a second of speech as segment 1, closed; wait for its final."""
+    run.feed.push(enable_partials=False, segment_id=1)
+    run.feed.push(0, is_last=True, enable_partials=False, segment_id=1)
+    await until(lambda: len(run.events) == 1, "the first final")
+
+
 async def test_partials_grow_append_only_and_the_final_comes_last() -> None:
     backend = FakeBackend(
         scripted("he", "he was", "he was not", "he was not an", "he was not an ill disposed man")
@@ -193,10 +200,8 @@ async def test_partials_grow_append_only_and_the_final_comes_last() -> None:
 
 async def test_finals_become_the_prompt_of_later_segments_with_hot_words() -> None:
     backend = FakeBackend(scripted("one two three four", "five six", "seven"))
-    run = Run(backend, StreamSettings(context_tokens=3))
-    run.feed.push(enable_partials=False, segment_id=1)
-    run.feed.push(0, is_last=True, enable_partials=False, segment_id=1)
-    await until(lambda: len(run.events) == 1, "the first final")
+    run = Run(backend, StreamSettings(context_tokens=3, final_context_s=0))
+    await first_segment(run)
     assert run.transcriber.context == "two three four."
     common = {"enable_partials": False, "prompt": "Caller prompt.", "hot_words": ("Dashwood",)}
     run.feed.push(is_last=True, segment_id=2, **common)
@@ -554,10 +559,8 @@ async def test_a_final_heard_as_nothing_keeps_the_committed_words() -> None:
 async def test_earlier_finals_do_not_prompt_later_segments_by_default() -> None:
     """Measured: Whisper copies a short earlier final into the next segment."""
     backend = FakeBackend(scripted("ten of clubs", "seven of clubs"))
-    run = Run(backend)
-    run.feed.push(enable_partials=False, segment_id=1)
-    run.feed.push(0, is_last=True, enable_partials=False, segment_id=1)
-    await until(lambda: len(run.events) == 1, "the first final")
+    run = Run(backend, StreamSettings(final_context_s=0))
+    await first_segment(run)
     run.feed.push(is_last=True, segment_id=2, enable_partials=False, prompt="Cards.")
     await run.finish()
 
@@ -578,3 +581,71 @@ async def test_a_final_ending_with_its_audio_is_not_decoded_again() -> None:
     await run.finish()
     assert len(backend.calls) == 3
     assert run.texts(TranscriptKind.FINAL) == ["he was not an"]
+
+
+def behind_the_context(new_text: str) -> Responder:
+    """A decode with a prefix reads the prefix over all but the last 0.4 s of the audio and
+    ``new_text`` in it; one without reads ``new_text`` from the start."""
+
+    def respond(n: int, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+        if options.prefix is None:
+            return decode_of(new_text if n else "ever tried")
+        end = audio.size / SAMPLE_RATE
+        prefix = [
+            Word(f" {w}", 0.05 + i * 0.1, 0.1 + i * 0.1, 0.9)
+            for i, w in enumerate(options.prefix.split())
+        ]
+        new = [Word(f" {w}", end - 0.35, end - 0.05, 0.7) for w in new_text.split()]
+        text = " ".join([options.prefix, new_text])
+        return SegmentDecode(text=text, words=(*prefix, *new), language="en", confidence=0.8)
+
+    return respond
+
+
+async def test_a_final_is_decoded_behind_the_previous_finals_audio_and_text() -> None:
+    """A short segment ("Ever failed." alone) is heard in context: the previous final's
+    audio in front of its own, its text forced as the prefix, only the new words kept."""
+    backend = FakeBackend(behind_the_context("failed"))
+    run = Run(backend)
+    await first_segment(run)
+    run.feed.push(enable_partials=False, segment_id=2)
+    run.feed.push(is_last=True, enable_partials=False, segment_id=2)
+    await run.finish()
+
+    assert run.texts(TranscriptKind.FINAL) == ["ever tried", "failed"]
+    (first_audio, first), (second_audio, second) = backend.calls
+    assert first.prefix is None and first_audio.size == HALF_SECOND
+    assert second.prefix == "ever tried" and second.final
+    assert second_audio.size == HALF_SECOND + 2 * HALF_SECOND
+    # Word times are on the segment's own clock again.
+    final = run.events[-1]
+    assert (final.start_ms, final.end_ms) == (650, 950)
+    assert final.words[0].probability == 0.7
+
+
+async def test_a_context_decode_with_nothing_new_is_decoded_again_alone() -> None:
+    def respond(n: int, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+        if options.prefix is not None:
+            return decode_of(options.prefix)  # the prefix and nothing after it
+        return decode_of(["ever tried", "no matter"][min(n, 1)])
+
+    backend = FakeBackend(respond)
+    run = Run(backend)
+    await first_segment(run)
+    run.feed.push(is_last=True, enable_partials=False, segment_id=2)
+    await run.finish()
+
+    assert run.texts(TranscriptKind.FINAL) == ["ever tried", "no matter"]
+    assert [options.prefix for _, options in backend.calls] == [None, "ever tried", None]
+    assert backend.calls[-1][0].size == HALF_SECOND
+
+
+async def test_no_final_context_when_switched_off() -> None:
+    backend = FakeBackend(scripted("ever tried", "ever failed"))
+    run = Run(backend, StreamSettings(final_context_s=0))
+    await first_segment(run)
+    run.feed.push(is_last=True, enable_partials=False, segment_id=2)
+    await run.finish()
+
+    assert [options.prefix for _, options in backend.calls] == [None, None]
+    assert [audio.size for audio, _ in backend.calls] == [HALF_SECOND, HALF_SECOND]

@@ -1,0 +1,123 @@
+"""Acoustic context for realtime finals: the stream's previous segments, heard again.
+
+A segment the VAD cut at a short pause ("Ever failed." between "Ever tried." and "No
+matter.") is under a second of audio, and Whisper decoding it alone has nothing to go on:
+base heard "Everfair old". Batch transcription decodes the same words inside the whole
+recording. A final here is decoded with the audio of the stream's latest finals in front
+of its own, their text forced as the decoder's prefix (so they are not transcribed
+again), and only the words after the prefix are kept: the acoustic and linguistic context
+of batch at the cost of a longer prefix, while the encoder window (15 s at least for a
+final) usually holds the extra audio anyway.
+
+Unlike a text prompt of earlier finals, which Whisper copies into an unrelated next
+segment ("10 of clubs." again), the prefix is tied to its audio. The context depends on
+earlier finals only, which depend on their audio only, so finals stay independent of how
+busy the machine is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from theo.audio.pcm import ENGINE_SAMPLE_RATE
+from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
+from theo.engines.stt.local_agreement import normalize_word
+from theo.types import Word
+
+# A final's encoder window is at least 15 s of audio (see the faster-whisper backend):
+# context that fits in it with the segment costs no encoder time, only the prefix's
+# tokens. Longer segments carry context of their own and get less or none.
+_WINDOW_S = 15.0
+
+Audio = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class _Final:
+    audio: npt.NDArray[np.float32]
+    text: str
+
+
+class FinalContext:
+    """The latest finals of one stream (audio and text), up to ``seconds`` of audio."""
+
+    def __init__(self, seconds: float) -> None:
+        self._budget = round(seconds * ENGINE_SAMPLE_RATE)
+        self._finals: deque[_Final] = deque()
+
+    def remember(self, audio: npt.NDArray[np.float32], text: str) -> None:
+        """Keep a final's audio and text, dropping the oldest ones over the budget.
+
+        A final longer than the budget holds enough context of its own: it clears the
+        history, so the next segment's context is never older audio than the latest.
+        """
+        if not text.strip() or audio.size > self._budget:
+            self._finals.clear()
+            return
+        self._finals.append(_Final(audio, text.strip()))
+        while sum(f.audio.size for f in self._finals) > self._budget:
+            self._finals.popleft()
+
+    def clear(self) -> None:
+        """Forget every final (a segment whose start was trimmed away breaks the chain)."""
+        self._finals.clear()
+
+    def decoder(self, backend: STTBackend) -> Callable[[Audio, SegmentOptions], SegmentDecode]:
+        """A decode function for a final, with the finals remembered now as its context."""
+        return functools.partial(_decode_in_context, backend, tuple(self._finals))
+
+
+def _decode_in_context(
+    backend: STTBackend, finals: Sequence[_Final], audio: Audio, options: SegmentOptions
+) -> SegmentDecode:
+    """Decode ``audio`` (a final's) behind ``finals``; word times on ``audio``'s clock.
+
+    The newest finals that fit in one final's encoder window with ``audio`` are the
+    context. Falls back to decoding ``audio`` alone when none fits, or when the decode
+    keeps no word after the prefix.
+    """
+    room = round(_WINDOW_S * ENGINE_SAMPLE_RATE) - audio.size
+    fitting: list[_Final] = []
+    for final in reversed(finals):
+        room -= final.audio.size
+        if room < 0:
+            break
+        fitting.insert(0, final)
+    finals = fitting
+    if not finals or options.prefix is not None:
+        return backend.decode_segment(audio, options)
+    context = np.concatenate([f.audio for f in finals])
+    prefix = " ".join(f.text for f in finals)
+    offset_s = context.size / ENGINE_SAMPLE_RATE
+    decode = backend.decode_segment(
+        np.concatenate([context, audio]), dataclasses.replace(options, prefix=prefix)
+    )
+    words = _after_prefix(decode.words, prefix, offset_s)
+    if not words:
+        return backend.decode_segment(audio, options)
+    shifted = tuple(
+        Word(w.word, max(w.start - offset_s, 0.0), max(w.end - offset_s, 0.0), w.probability)
+        for w in words
+    )
+    text = "".join(w.word for w in shifted).strip()
+    confidence = sum(w.probability for w in shifted) / len(shifted)
+    return SegmentDecode(text, shifted, decode.language, confidence)
+
+
+def _after_prefix(words: Sequence[Word], prefix: str, offset_s: float) -> list[Word]:
+    """The decoded words after the forced ``prefix``: counted by its words when they match
+    (the engine splits words at spaces), else by time."""
+    expected = [k for k in (normalize_word(w) for w in prefix.split()) if k]
+    keys = [normalize_word(w.word) for w in words]
+    spoken = [i for i, key in enumerate(keys) if key]
+    if len(spoken) >= len(expected) and [keys[i] for i in spoken[: len(expected)]] == expected:
+        cut = spoken[len(expected) - 1] + 1 if expected else 0
+        return list(words[cut:])
+    return [w for w in words if (w.start + w.end) / 2 >= offset_s]
