@@ -205,6 +205,9 @@ class FasterWhisperBackend:
     """Batch transcription and translation with faster-whisper."""
 
     engine_name = "faster-whisper"
+    decodes_after_prefix = True
+    """A forced prefix is read over the start of the audio and decoding goes on after it:
+    realtime finals can be decoded behind the previous finals (see ``final_context``)."""
 
     def __init__(self) -> None:
         self._model: Any = None

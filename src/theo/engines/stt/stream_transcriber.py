@@ -195,7 +195,9 @@ class StreamTranscriber:
         self._executor = executor
         self._batcher = batcher
         self._context = ""
-        self._history = FinalContext(self._settings.final_context_s)
+        # Only an engine that reads the audio after a forced prefix (Whisper) gets context.
+        in_context = getattr(backend, "decodes_after_prefix", False)
+        self._history = FinalContext(self._settings.final_context_s if in_context else 0.0)
         self._segment = _Segment()
         self._options = StreamFrame(audio=_NO_AUDIO)
         self._pass: asyncio.Future[SegmentDecode] | None = None

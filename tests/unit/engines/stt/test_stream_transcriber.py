@@ -52,6 +52,7 @@ class FakeBackend(STTBackend):
     """An engine whose decodes are scripted; it records every call and its concurrency."""
 
     engine_name = "fake"
+    decodes_after_prefix = True
 
     def __init__(self, respond: Responder, gate: threading.Event | None = None) -> None:
         self.respond = respond
