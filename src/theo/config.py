@@ -49,6 +49,15 @@ class SchedulerSettings(BaseModel):
     """Longest one engine call of a batch request waits while realtime work (partial
     passes, finals) is pending (``THEO_SCHEDULER__BATCH_MAX_WAIT_S``): realtime work goes
     first, and this aging keeps a busy server making progress on batch requests."""
+    engine_lanes: int = Field(default=0, ge=0, le=16)
+    """Engine calls an STT worker runs at once (``THEO_SCHEDULER__ENGINE_LANES``), where
+    the model's manifest does not say: each lane is a CTranslate2 replica sharing one
+    copy of the weights, with the worker's cores split between the lanes. A final then
+    starts on a free lane instead of waiting for a partial pass in flight, and concurrent
+    sessions decode side by side. 0 (default): 2 lanes on a CPU with at least 2 cores
+    (1 on one core), 1 on CUDA; 1: one call at a time with every core in it, as before.
+    On 2 CPU cores one CTranslate2 thread per call is also the fastest for a lone call
+    (see benchmarks/README.md)."""
     max_pass_batch: int = Field(default=1, ge=1, le=32)
     """The most partial passes of concurrent streams one engine call decodes together
     (``THEO_SCHEDULER__MAX_PASS_BATCH``; 1, the default, turns batching off). Passes batch

@@ -55,6 +55,10 @@ class EngineConfig(BaseModel):
     """CTranslate2 compute type; ``auto`` means float16 on CUDA and int8 on CPU."""
     cpu_threads: int = Field(default=0, ge=0)
     """Intra-op threads on CPU; 0 lets the engine decide."""
+    lanes: int = Field(default=0, ge=0, le=16)
+    """Engine calls a worker runs at once (CTranslate2 replicas sharing one copy of the
+    weights), each with ``cpu_threads`` split between them; 0 lets the worker decide
+    (``THEO_SCHEDULER__ENGINE_LANES``, or 2 on a CPU with at least 2 cores, else 1)."""
     beam_size: int = Field(default=5, ge=1)
     """Beam width used for decoding."""
     vad_filter: bool = False
@@ -67,7 +71,7 @@ ENGINE_CONFIG_KEYS: dict[str, frozenset[str]] = {
     "kokoro": frozenset({"default_voice", "default_language"}),
 }
 """Engine-specific ``engine_config`` keys each known engine reads, beyond the common ones
-(device, compute_type, cpu_threads, beam_size, vad_filter). A key outside this set is a
+(device, compute_type, cpu_threads, lanes, beam_size, vad_filter). A key outside this set is a
 typo or a setting the engine would silently ignore, so the manifest is rejected."""
 
 

@@ -209,6 +209,10 @@ class SchedulerStats:
     """Partial passes those calls decoded (more than the calls when batched)."""
     largest_pass_batch: int = 0
     """The most partial passes one engine call decoded."""
+    engine_lanes: int = 0
+    """Engine calls the worker runs at once (see ``THEO_SCHEDULER__ENGINE_LANES``)."""
+    most_realtime_running: int = 0
+    """The most realtime decodes that ran at once (up to ``engine_lanes``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ import websockets
 
 from tests.conftest import BASE, TINY_EN
 from tests.helpers.realtime import SessionLog, pcm16_of, run_session, silence, ws_url
-from tests.helpers.server import RunningServer
+from tests.helpers.server import RunningServer, wait_for
 from tests.helpers.wer import normalize, wer
+from theo.cores import available_cores
 
 pytestmark = pytest.mark.e2e
 
@@ -145,6 +146,29 @@ def test_four_sessions_on_one_model(server: RunningServer) -> None:
     assert "saldo" in " ".join(logs[2].finals()).lower()
     session_ids = {log.events[0]["session_id"] for log in logs}
     assert len(session_ids) == 4
+    # The three tiny.en sessions decoded side by side on the worker's engine lanes (two
+    # CTranslate2 replicas on a CPU with 2+ cores), as its next health probe tells.
+    lanes = min(2, available_cores())
+
+    def worker_lanes() -> object:
+        return next(w for w in server.health()["workers"] if w["model"] == TINY_EN)["engine_lanes"]
+
+    wait_for(lambda: worker_lanes() == lanes, 20, f"/health to show {lanes} engine lanes")
+    wait_for(
+        lambda: _worker_metric(server, "theo_scheduler_realtime_running_max", TINY_EN) == lanes,
+        20,
+        "realtime decodes on every lane at once",
+    )
+
+
+def _worker_metric(server: RunningServer, name: str, model: str) -> float | None:
+    with server.client() as client:
+        metrics = client.get("/metrics").text
+    prefix = f'{name}{{model="{model}",'
+    values = [
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix)
+    ]
+    return values[0] if values else None
 
 
 def test_configure_mid_session(server: RunningServer) -> None:

@@ -131,13 +131,17 @@ class ParentWatch:
                 return
 
 
-def engine_config(manifest: ModelManifest, cpu_threads: int) -> EngineConfig:
+def engine_config(manifest: ModelManifest, cpu_threads: int, lanes: int = 0) -> EngineConfig:
     """The manifest's engine settings; ``cpu_threads`` (from the manager, which splits the
-    cores between a model's replicas) applies where the manifest leaves threads at 0."""
+    cores between a model's replicas) and ``lanes`` (``THEO_SCHEDULER__ENGINE_LANES``)
+    apply where the manifest leaves them at 0."""
     config = manifest.engine_config
-    if config.cpu_threads or not cpu_threads:
-        return config
-    return config.model_copy(update={"cpu_threads": cpu_threads})
+    updates: dict[str, int] = {}
+    if cpu_threads and not config.cpu_threads:
+        updates["cpu_threads"] = cpu_threads
+    if lanes and not config.lanes:
+        updates["lanes"] = lanes
+    return config.model_copy(update=updates) if updates else config
 
 
 def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -148,7 +152,8 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     process is gone, before it spends time importing an engine or loading a model),
     ``--batch-max-wait-s`` and ``--max-pass-batch`` (see ``SchedulerSettings``) and
     ``--cpu-threads`` (the engine's threads when its manifest leaves them to the engine:
-    0 keeps the engine's choice).
+    0 keeps the engine's choice) and ``--engine-lanes`` (engine calls at once, where the
+    manifest does not say; 0: the engine decides).
     """
     parser = argparse.ArgumentParser(prog=f"python -m theo.engines.{kind}")
     parser.add_argument("--model-dir", type=Path, required=True)
@@ -160,6 +165,7 @@ def parse_worker_args(kind: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--batch-max-wait-s", type=float, default=6.0)
     parser.add_argument("--max-pass-batch", type=int, default=1)
     parser.add_argument("--cpu-threads", type=int, default=0)
+    parser.add_argument("--engine-lanes", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.parent_pid is not None:
         ParentWatch(args.parent_pid).start()

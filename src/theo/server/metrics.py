@@ -96,6 +96,16 @@ class _SchedulerCollector(Collector):
             "The most partial passes one engine call decoded.",
             labels=labels,
         )
+        lanes = GaugeMetricFamily(
+            "theo_scheduler_engine_lanes",
+            "Engine calls the worker runs at once (THEO_SCHEDULER__ENGINE_LANES).",
+            labels=labels,
+        )
+        most_running = GaugeMetricFamily(
+            "theo_scheduler_realtime_running_max",
+            "The most realtime decodes (partial passes, finals) that ran at once.",
+            labels=labels,
+        )
         for handle in self._handles():
             stats = handle.scheduler
             if stats is None:
@@ -112,8 +122,10 @@ class _SchedulerCollector(Collector):
             pass_decodes.add_metric(ids, stats.pass_decodes)
             batch_size.add_metric(ids, stats.pass_decodes / max(stats.pass_calls, 1))
             largest.add_metric(ids, stats.largest_pass_batch)
+            lanes.add_metric(ids, stats.engine_lanes)
+            most_running.add_metric(ids, stats.most_realtime_running)
         yield from (depth, waited, wait_s, inversions, cancels, cancel_s)
-        yield from (pass_calls, pass_decodes, batch_size, largest)
+        yield from (pass_calls, pass_decodes, batch_size, largest, lanes, most_running)
 
 
 class Metrics:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from theo.config import Settings
+from theo.cores import available_cores
 from theo.logging import get_logger
 from theo.registry.store import InstalledModel
 from theo.types import HealthStatus, ModelType, WorkerHealth, WorkerState
@@ -213,7 +214,7 @@ class WorkerManager:
         replicas decoding at once do not oversubscribe them; 0 (the engine decides) for one.
         """
         replicas = self._settings.worker.replicas
-        return 0 if replicas == 1 else max(1, (os.cpu_count() or 1) // replicas)
+        return 0 if replicas == 1 else max(1, available_cores() // replicas)
 
     def _free_port(self) -> int:
         """A free port that no other worker holds (one may be between its processes)."""
@@ -251,6 +252,8 @@ class WorkerManager:
             str(self._settings.scheduler.max_pass_batch),
             "--cpu-threads",
             str(self._threads_per_replica()),
+            "--engine-lanes",
+            str(self._settings.scheduler.engine_lanes),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

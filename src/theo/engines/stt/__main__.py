@@ -36,8 +36,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             model=manifest.name,
             servicer=servicer,
             register=lambda server: pb_grpc.add_STTWorkerServicer_to_server(servicer, server),
-            load=lambda: backend.load(args.model_dir, engine_config(manifest, args.cpu_threads)),
-            ready_fields=lambda info: {"device": info.device, "compute_type": info.compute_type},
+            load=lambda: backend.load(
+                args.model_dir, engine_config(manifest, args.cpu_threads, args.engine_lanes)
+            ),
+            ready_fields=lambda info: {
+                "device": info.device,
+                "compute_type": info.compute_type,
+                "lanes": info.lanes,
+            },
             grpc_options=(
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),

@@ -9,9 +9,10 @@ streams.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -31,17 +32,27 @@ class CancelledByClient(Exception):  # noqa: N818 - reads as an event, like asyn
 class BatchControl(threading.Event):
     """A batch request's cancel flag (``set()`` cancels it) and its turn at the engine.
 
-    An engine calls :meth:`checkpoint` before each call into its runtime (an encoder pass,
-    a generation, an alignment), so a cancelled request stops within one such call, and
-    a batch request can give way to realtime work between its calls.
+    An engine makes each call into its runtime (an encoder pass, a generation, an
+    alignment) inside :meth:`engine_call` (or calls :meth:`checkpoint` before it), so a
+    cancelled request stops within one such call, and a batch request can give way to
+    realtime work between its calls.
     """
 
-    def __init__(self, wait_turn: Callable[[threading.Event], None] | None = None) -> None:
-        """``wait_turn(self)`` blocks until a batch call may run (or the request is cancelled)."""
+    def __init__(
+        self,
+        wait_turn: Callable[[threading.Event], None] | None = None,
+        hold: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+    ) -> None:
+        """``wait_turn(self)`` blocks until a batch call may run (or the request is
+        cancelled); ``hold()`` is held during each engine call (a lane it occupies)."""
         super().__init__()
         self._wait_turn = wait_turn
+        self._hold = hold
+        self.created_at = time.monotonic()
         self.cancelled_at: float | None = None
         """``time.monotonic()`` of the first :meth:`set`."""
+        self.first_call_at: float | None = None
+        """``time.monotonic()`` when the first engine call got its turn."""
 
     def set(self) -> None:
         """Cancel the request; the engine stops at its next checkpoint."""
@@ -55,6 +66,15 @@ class BatchControl(threading.Event):
             self._wait_turn(self)
         if self.is_set():
             raise CancelledByClient
+
+    @contextlib.contextmanager
+    def engine_call(self) -> Iterator[None]:
+        """Wait for the turn of one engine call (see :meth:`checkpoint`) and hold it."""
+        self.checkpoint()
+        if self.first_call_at is None:
+            self.first_call_at = time.monotonic()
+        with self._hold() if self._hold is not None else contextlib.nullcontext():
+            yield
 
 
 class UnsupportedParameterError(InvalidRequestError):
@@ -141,6 +161,8 @@ class LoadedModelInfo:
     compute_type: str
     capabilities: STTCapabilities = field(default_factory=lambda: UNCHECKED)
     """What the loaded model can do; an engine that declares nothing gets :data:`UNCHECKED`."""
+    lanes: int = 1
+    """Engine calls the loaded model can run at once (from separate threads)."""
 
 
 @dataclass(frozen=True, slots=True)

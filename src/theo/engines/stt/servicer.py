@@ -1,13 +1,14 @@
 """gRPC servicer of the STT worker: an adapter between the wire and one engine.
 
 Inference runs off the gRPC event loop, so Health and Cancel keep answering while a
-long decode runs: batch requests on one thread, realtime streams on another. Each
-thread runs one decode at a time: batch first come first served, streams with segment
-finals ahead of queued partial passes (see PriorityExecutor). The model has one
-CTranslate2 replica, which runs one call (encode, generate, align) at a time; realtime
-goes first: before each of its engine calls a batch request waits while realtime work
-is queued or running, at most ``batch_max_wait_s`` (see RealtimeFirst), and a cancelled
-batch request stops there too.
+long decode runs: batch requests on one thread per engine lane, first come first served
+(so a new request starts while a cancelled one finishes its last engine call); realtime streams
+on as many threads (lanes) as the engine runs calls at once (faster-whisper: CTranslate2
+replicas sharing the weights), segment finals ahead of queued partial passes (see
+PriorityExecutor). Realtime goes first: before each of its engine calls (encode,
+generate, align) a batch request waits while realtime work is queued or fills every
+lane, at most ``batch_max_wait_s`` (see RealtimeFirst), and a cancelled batch request
+stops there too.
 
 Requests are checked against the capabilities the engine declared for its loaded model
 before any decoding; what it cannot do is refused with INVALID_ARGUMENT naming the field.
@@ -78,8 +79,12 @@ async def _frames(
         )
 
 
+def _ms_between(start: float, end: float | None) -> float | None:
+    return None if end is None else round((end - start) * 1000, 1)
+
+
 class STTWorkerServicer(pb_grpc.STTWorkerServicer):
-    """Serves one loaded model: one batch decode and one stream decode at a time."""
+    """Serves one loaded model: batch and stream decodes on the engine's lanes."""
 
     def __init__(
         self,
@@ -95,6 +100,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self._model_name = model_name
         self._info: LoadedModelInfo | None = None
         self._load_error = ""
+        # Batch requests run one per engine lane, each on its own thread (see mark_loaded).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._stream_executor = PriorityExecutor(thread_name="streaming")
         self._turns = RealtimeFirst(self._stream_executor, batch_max_wait_s)
@@ -106,7 +112,16 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         self._cancel_latency_s = 0.0
 
     def mark_loaded(self, info: LoadedModelInfo) -> None:
-        """Called once the model is in memory; Health turns READY."""
+        """Called once the model is in memory; Health turns READY. Realtime decodes get
+        as many lanes as the engine runs calls at once."""
+        self._stream_executor.set_lanes(info.lanes)
+        if info.lanes > 1:
+            # A batch request then starts beside another (or a cancelled one's last engine
+            # call) instead of after it; realtime work still goes first at every call.
+            self._executor.shutdown(wait=False)
+            self._executor = ThreadPoolExecutor(
+                max_workers=info.lanes, thread_name_prefix="inference"
+            )
         self._info = info
 
     def mark_failed(self, error: str) -> None:
@@ -192,7 +207,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         except InvalidRequestError as exc:
             await abort(context, exc)
         audio = pcm16_to_float(pcm16)
-        cancel = BatchControl(self._turns.wait_turn)
+        cancel = BatchControl(self._turns.wait_turn, self._turns.holding)
         key = request.request_id or str(id(cancel))
         self._cancel_events[key] = cancel
         self._active += 1
@@ -230,6 +245,9 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             request_id=request.request_id,
             duration_s=round(result.duration, 2),
             language=result.language,
+            # From the request's arrival to its first engine call: the wait for a batch
+            # thread and for the engine's turn.
+            started_after_ms=_ms_between(cancel.created_at, cancel.first_call_at),
         )
         return result_to_proto(result)
 
@@ -303,7 +321,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         turns = self._turns
         return SchedulerStats(
             realtime_queued=self._stream_executor.pending,
-            batch_queued=max(self._batch_requests - 1, 0),
+            batch_queued=max(self._batch_requests - self._stream_executor.lanes, 0),
             batch_calls_waited=turns.waited,
             batch_calls_aged=turns.aged,
             batch_wait_seconds=turns.wait_s,
@@ -312,6 +330,8 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
             pass_decodes=self._passes.decodes,
             largest_pass_batch=self._passes.largest,
             cancel_latency_seconds=self._cancel_latency_s,
+            engine_lanes=self._stream_executor.lanes,
+            most_realtime_running=self._stream_executor.most_running,
         )
 
     async def Health(  # noqa: N802 - name fixed by the generated gRPC base class

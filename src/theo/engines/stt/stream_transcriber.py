@@ -177,7 +177,7 @@ class StreamTranscriber:
         backend: the loaded engine.
         settings: pass scheduling, context and trimming; defaults when omitted.
         executor: where the blocking engine calls run (the loop's default when
-            omitted). A single-thread executor keeps one decode at a time.
+            omitted). A single-lane executor keeps one decode at a time.
         batcher: where partial passes go instead, to be decoded together with other
             streams' passes (finals still go to ``executor``).
     """

@@ -27,6 +27,7 @@ def worker_summary(state: AppState) -> list[dict[str, Any]]:
             "port": h.port,
             "device": h.device,
             "compute_type": h.compute_type,
+            "engine_lanes": h.scheduler.engine_lanes if h.scheduler else None,
             "active_requests": h.active_requests,
             "active_streams": h.active_streams,
             "restarts": h.restarts_total,

@@ -199,7 +199,7 @@ class HealthResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[WorkerStatus, str]] = ..., model_name: _Optional[str] = ..., engine: _Optional[str] = ..., device: _Optional[str] = ..., compute_type: _Optional[str] = ..., active_requests: _Optional[int] = ..., error: _Optional[str] = ..., scheduler: _Optional[_Union[SchedulerStats, _Mapping]] = ...) -> None: ...
 
 class SchedulerStats(_message.Message):
-    __slots__ = ("realtime_queued", "batch_queued", "batch_calls_waited", "batch_calls_aged", "batch_wait_seconds", "cancels", "cancel_latency_seconds", "pass_calls", "pass_decodes", "largest_pass_batch")
+    __slots__ = ("realtime_queued", "batch_queued", "batch_calls_waited", "batch_calls_aged", "batch_wait_seconds", "cancels", "cancel_latency_seconds", "pass_calls", "pass_decodes", "largest_pass_batch", "engine_lanes", "most_realtime_running")
     REALTIME_QUEUED_FIELD_NUMBER: _ClassVar[int]
     BATCH_QUEUED_FIELD_NUMBER: _ClassVar[int]
     BATCH_CALLS_WAITED_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +210,8 @@ class SchedulerStats(_message.Message):
     PASS_CALLS_FIELD_NUMBER: _ClassVar[int]
     PASS_DECODES_FIELD_NUMBER: _ClassVar[int]
     LARGEST_PASS_BATCH_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_LANES_FIELD_NUMBER: _ClassVar[int]
+    MOST_REALTIME_RUNNING_FIELD_NUMBER: _ClassVar[int]
     realtime_queued: int
     batch_queued: int
     batch_calls_waited: int
@@ -220,4 +222,6 @@ class SchedulerStats(_message.Message):
     pass_calls: int
     pass_decodes: int
     largest_pass_batch: int
-    def __init__(self, realtime_queued: _Optional[int] = ..., batch_queued: _Optional[int] = ..., batch_calls_waited: _Optional[int] = ..., batch_calls_aged: _Optional[int] = ..., batch_wait_seconds: _Optional[float] = ..., cancels: _Optional[int] = ..., cancel_latency_seconds: _Optional[float] = ..., pass_calls: _Optional[int] = ..., pass_decodes: _Optional[int] = ..., largest_pass_batch: _Optional[int] = ...) -> None: ...
+    engine_lanes: int
+    most_realtime_running: int
+    def __init__(self, realtime_queued: _Optional[int] = ..., batch_queued: _Optional[int] = ..., batch_calls_waited: _Optional[int] = ..., batch_calls_aged: _Optional[int] = ..., batch_wait_seconds: _Optional[float] = ..., cancels: _Optional[int] = ..., cancel_latency_seconds: _Optional[float] = ..., pass_calls: _Optional[int] = ..., pass_decodes: _Optional[int] = ..., largest_pass_batch: _Optional[int] = ..., engine_lanes: _Optional[int] = ..., most_realtime_running: _Optional[int] = ...) -> None: ...

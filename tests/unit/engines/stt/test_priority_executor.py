@@ -64,3 +64,37 @@ def test_wait_idle_is_true_only_when_nothing_is_queued_or_running() -> None:
     assert executor.wait_idle(5)
     assert running.result(timeout=1) is True and queued.result(timeout=1) == 1
     executor.shutdown()
+
+
+def test_two_lanes_run_two_calls_at_once_and_an_urgent_call_takes_the_free_one() -> None:
+    executor = PriorityExecutor(lanes=2)
+    both_running = threading.Barrier(2, timeout=5)
+    # Each call waits for the other: they can only finish if they run side by side.
+    first = executor.submit(both_running.wait)
+    second = executor.submit(both_running.wait)
+    assert {first.result(timeout=5), second.result(timeout=5)} == {0, 1}
+
+    gate = threading.Event()
+    long_pass = executor.submit(gate.wait, 5)  # one lane busy, as with a pass in flight
+    final = executor.submit_urgent(str, "final")
+    assert final.result(timeout=5) == "final"
+    assert not long_pass.done()
+    gate.set()
+    executor.shutdown()
+
+
+def test_a_free_lane_is_one_with_nothing_queued_for_it() -> None:
+    executor = PriorityExecutor(lanes=1)
+    gate = threading.Event()
+    executor.submit(gate.wait, 5)
+    assert not executor.wait_free_lane(0.05)
+    executor.set_lanes(2)
+    assert executor.lanes == 2
+    assert executor.wait_free_lane(5)
+    second_gate = threading.Event()
+    executor.submit(second_gate.wait, 5)
+    assert not executor.wait_free_lane(0.05)
+    gate.set()
+    second_gate.set()
+    assert executor.wait_idle(5)
+    executor.shutdown()

@@ -82,3 +82,64 @@ def test_a_cancelled_batch_request_stops_at_its_next_checkpoint_even_while_waiti
         control.checkpoint()
     release.set()
     realtime.shutdown()
+
+
+def test_with_two_lanes_a_batch_call_takes_the_lane_a_running_pass_leaves_free() -> None:
+    realtime = PriorityExecutor(lanes=2)
+    turns = RealtimeFirst(realtime, max_wait_s=30)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def busy_pass() -> None:
+        started.release()
+        release.wait(5)
+
+    realtime.submit(busy_pass)  # one lane decoding a pass, the other free
+    assert started.acquire(timeout=5)
+    BatchControl(turns.wait_turn).checkpoint()
+    assert turns.waited == 0
+
+    realtime.submit(busy_pass)  # both lanes busy now
+    assert started.acquire(timeout=5)
+    thread, outcome = _checkpoint_in_thread(BatchControl(turns.wait_turn))
+    time.sleep(0.1)
+    assert outcome == []
+    release.set()
+    thread.join(5)
+    assert outcome == ["ran"] and turns.waited == 1 and turns.aged == 0
+    realtime.shutdown()
+
+
+def test_batch_calls_holding_lanes_keep_other_batch_calls_waiting() -> None:
+    realtime = PriorityExecutor(lanes=2)
+    turns = RealtimeFirst(realtime, max_wait_s=30)
+    first, second = (BatchControl(turns.wait_turn, turns.holding) for _ in range(2))
+    with first.engine_call():  # one lane: a batch call of another request
+        with second.engine_call():  # the second lane is free: it runs too
+            assert turns.waited == 0
+            third = BatchControl(turns.wait_turn, turns.holding)
+            waiting: list[str] = []
+
+            def call() -> None:
+                with third.engine_call():
+                    waiting.append("ran")
+
+            thread = threading.Thread(target=call)
+            thread.start()
+            time.sleep(0.1)
+            assert waiting == []  # both lanes held
+        thread.join(5)
+        assert waiting == ["ran"] and turns.waited == 1
+    assert first.first_call_at is not None and first.first_call_at >= first.created_at
+    realtime.shutdown()
+
+
+def test_a_cancelled_request_makes_no_further_engine_call() -> None:
+    realtime = PriorityExecutor()
+    turns = RealtimeFirst(realtime, max_wait_s=30)
+    control = BatchControl(turns.wait_turn, turns.holding)
+    control.set()
+    with pytest.raises(CancelledByClient), control.engine_call():
+        pytest.fail("the engine call ran")
+    assert control.first_call_at is None
+    realtime.shutdown()

@@ -443,8 +443,9 @@ async def test_passes_come_twice_as_often_until_the_first_words_are_committed() 
 
 async def test_a_final_overtakes_other_streams_queued_partial_passes() -> None:
     executor = PriorityExecutor()
-    gate = threading.Event()
-    executor.submit(gate.wait, 5)  # the shared inference thread is busy
+    gate, busy = threading.Event(), threading.Event()
+    executor.submit(lambda: (busy.set(), gate.wait(5)))  # the shared inference thread is busy
+    assert busy.wait(5)
     backend = FakeBackend(lambda n, audio, options: decode_of("words"))
     partials = Run(backend, executor=executor)
     final = Run(backend, executor=executor)
