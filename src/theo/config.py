@@ -56,8 +56,8 @@ class SchedulerSettings(BaseModel):
     starts on a free lane instead of waiting for a partial pass in flight, and concurrent
     sessions decode side by side. 0 (default): 2 lanes on a CPU with at least 2 cores
     (1 on one core), 1 on CUDA; 1: one call at a time with every core in it, as before.
-    On 2 CPU cores one CTranslate2 thread per call is also the fastest for a lone call
-    (see benchmarks/README.md)."""
+    On 2 CPU cores a lone call is about as fast on one CTranslate2 thread as on two, and two
+    calls side by side give 1.5-3x the throughput (see benchmarks/README.md)."""
     max_pass_batch: int = Field(default=1, ge=1, le=32)
     """The most partial passes of concurrent streams one engine call decodes together
     (``THEO_SCHEDULER__MAX_PASS_BATCH``; 1, the default, turns batching off). Passes batch

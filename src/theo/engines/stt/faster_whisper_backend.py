@@ -83,12 +83,12 @@ def resolve_lanes(device: str, lanes: int, cpu_threads: int, cores: int) -> tupl
 
     On the CPU, ``lanes`` 0 means 2 (1 on a single core), and the worker's cores
     (``cpu_threads``, else ``cores``) are split between the lanes. Measured on 2 cores
-    (benchmarks/README.md, "Engine lanes"): tiny.en decodes a final in 250 ms on one thread
-    and 350 ms on two, and two calls on one thread each decode side by side at 2x the
-    throughput; two lanes, rather than one per core, leave each call several threads on
-    bigger machines, where a lone batch request needs them. One lane keeps the old
-    behaviour: one call at a time, with the engine's own thread count. On CUDA one lane
-    unless asked for more.
+    (benchmarks/README.md, "Engine lanes"): tiny.en decodes a final in 237 ms on one thread
+    and 276 ms on two, and two calls of one thread each decode finals side by side at
+    117 ms a final against 282 ms on one replica of two threads. Two lanes, rather than
+    one per core, leave each call several threads on bigger machines, where a lone batch
+    request needs them. One lane keeps the old behaviour: one call at a time, with the
+    engine's own thread count. On CUDA one lane unless asked for more.
     """
     if device != "cpu":
         return max(lanes, 1), cpu_threads

@@ -1,14 +1,14 @@
 """gRPC servicer of the STT worker: an adapter between the wire and one engine.
 
 Inference runs off the gRPC event loop, so Health and Cancel keep answering while a
-long decode runs: batch requests on one thread per engine lane, first come first served
-(so a new request starts while a cancelled one finishes its last engine call); realtime streams
-on as many threads (lanes) as the engine runs calls at once (faster-whisper: CTranslate2
-replicas sharing the weights), segment finals ahead of queued partial passes (see
-PriorityExecutor). Realtime goes first: before each of its engine calls (encode,
-generate, align) a batch request waits while realtime work is queued or fills every
-lane, at most ``batch_max_wait_s`` (see RealtimeFirst), and a cancelled batch request
-stops there too.
+long decode runs. The engine runs a fixed number of calls at once, its lanes
+(faster-whisper: CTranslate2 replicas sharing the weights). Batch requests run on one
+thread per lane, first come first served, so a new request starts while a cancelled one
+finishes its last engine call; realtime streams on one thread per lane too, segment
+finals ahead of queued partial passes (see PriorityExecutor). Realtime goes first: before
+each of its engine calls (encode, generate, align) a batch request waits while realtime
+work is queued or every lane is busy, at most ``batch_max_wait_s`` (see RealtimeFirst),
+and a cancelled batch request stops there too.
 
 Requests are checked against the capabilities the engine declared for its loaded model
 before any decoding; what it cannot do is refused with INVALID_ARGUMENT naming the field.
