@@ -7,6 +7,7 @@ Benchmarks import it too (``benchmarks/harness.py`` puts the repository root on 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -61,6 +62,18 @@ def free_port() -> int:
         pass
     _handed_out.add(port)
     return port
+
+
+def log_entries(text: str, event: str) -> list[dict[str, Any]]:
+    """The JSON log records of ``event`` in ``text``: a line's record starts at its first
+    ``{`` (the server prefixes its workers' lines)."""
+    entries = []
+    for line in text.splitlines():
+        if f'"{event}"' in line and "{" in line:
+            entry = json.loads(line[line.index("{") :])
+            if entry.get("event") == event:
+                entries.append(entry)
+    return entries
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -123,6 +136,21 @@ class RunningServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_entries(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log records of ``event`` (the server's and its workers'), in order."""
+        return log_entries(self.log_text(), event)
+
+    def worker_metrics(self, name: str, model: str) -> list[float]:
+        """The values of the per-worker metric ``name`` for ``model``, one per worker."""
+        with self.client() as client:
+            metrics = client.get("/metrics").text
+        prefix = f'{name}{{model="{model}",'
+        return [
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(prefix)
+        ]
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         """SIGTERM (the server then stops its workers), then wait; kill it past ``grace``."""

@@ -155,20 +155,10 @@ def test_four_sessions_on_one_model(server: RunningServer) -> None:
 
     wait_for(lambda: worker_lanes() == lanes, 20, f"/health to show {lanes} engine lanes")
     wait_for(
-        lambda: _worker_metric(server, "theo_scheduler_realtime_running_max", TINY_EN) == lanes,
+        lambda: server.worker_metrics("theo_scheduler_realtime_running_max", TINY_EN) == [lanes],
         20,
         "realtime decodes on every lane at once",
     )
-
-
-def _worker_metric(server: RunningServer, name: str, model: str) -> float | None:
-    with server.client() as client:
-        metrics = client.get("/metrics").text
-    prefix = f'{name}{{model="{model}",'
-    values = [
-        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix)
-    ]
-    return values[0] if values else None
 
 
 def test_configure_mid_session(server: RunningServer) -> None:

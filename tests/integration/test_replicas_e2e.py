@@ -158,17 +158,7 @@ def test_concurrent_sessions_have_their_partial_passes_decoded_in_batches(
         assert wer(UTTERANCES[0], " ".join(log.finals())) <= 0.2, log.finals()
 
     def largest_batch() -> float:
-        with replicas_server.client() as client:
-            metrics = client.get("/metrics").text
-        prefix = f'theo_batch_size_max{{model="{TINY_EN}",'
-        return max(
-            (
-                float(line.rsplit(" ", 1)[1])
-                for line in metrics.splitlines()
-                if line.startswith(prefix)
-            ),
-            default=0.0,
-        )
+        return max(replicas_server.worker_metrics("theo_batch_size_max", TINY_EN), default=0.0)
 
     # Passes of the streams (three on each replica) queued behind each other went in
     # shared engine calls (read from the workers' next health probe).

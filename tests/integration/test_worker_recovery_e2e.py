@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -134,27 +133,19 @@ def test_client_disconnect_cancels_the_worker_call(crash_server: RunningServer) 
     assert "client_disconnected" in crash_server.log_text()
     # The next request, sent at once, does not wait for the cancelled one's last engine
     # call: with two engine lanes it starts on the other (the worker's own figure).
-    done_before = len(_log_entries(crash_server, "transcription_done"))
+    done_before = len(crash_server.log_entries("transcription_done"))
     response = _post(crash_server, (FIXTURES / "en_short.wav").read_bytes())
     assert response.status_code == 200
     assert "young man" in response.json()["text"]
     done = wait_for(
-        lambda: _log_entries(crash_server, "transcription_done")[done_before:], 30, "done"
+        lambda: crash_server.log_entries("transcription_done")[done_before:], 30, "done"
     )
     print(f"the next request's first engine call {done[0]['started_after_ms']} ms after it came")
     if min(2, available_cores()) == 2:
         assert float(done[0]["started_after_ms"]) <= 100, done
     # The engine stopped at its next engine call (an encoder pass or a generation), long
     # before the 150 s clip was done, and said how long after the cancellation.
-    stopped = wait_for(lambda: _log_entries(crash_server, "transcription_stopped"), 30, "stop")
+    stopped = wait_for(lambda: crash_server.log_entries("transcription_stopped"), 30, "stop")
     assert len(stopped) == 1 and stopped[0]["finished"] is False, stopped
     print(f"cancelled decode stopped {stopped[0]['stopped_after_ms']} ms after the disconnect")
     wait_for(lambda: crash_server.worker(TINY_EN)["active_requests"] == 0, 30, "worker idle")
-
-
-def _log_entries(server: RunningServer, event: str) -> list[dict[str, object]]:
-    entries = []
-    for line in server.log_text().splitlines():
-        if f'"{event}"' in line:
-            entries.append(json.loads(line[line.index("{") :]))
-    return entries

@@ -8,7 +8,6 @@ real-time pace, with ``is_last`` at its end, on one stream that stays open throu
 from __future__ import annotations
 
 import itertools
-import json
 import subprocess
 import sys
 import threading
@@ -17,7 +16,6 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 import numpy as np
@@ -25,7 +23,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.conftest import TINY_EN
-from tests.helpers.server import FIXTURES, free_port, wait_for
+from tests.helpers.server import FIXTURES, free_port, log_entries, wait_for
 from tests.helpers.wer import normalize, wer
 from theo.cores import available_cores
 from theo.wire.proto import stt_worker_pb2 as pb
@@ -248,16 +246,6 @@ def test_a_batch_request_completes_while_a_stream_is_decoding(
     assert wer(" ".join(REFERENCES), batch.result().text) <= 0.15
 
 
-def _log_entries(log_path: Path, event: str) -> list[dict[str, Any]]:
-    entries = []
-    for line in log_path.read_text().splitlines():
-        if f'"{event}"' in line:
-            entry = json.loads(line[line.index("{") :])
-            if entry.get("event") == event:
-                entries.append(entry)
-    return entries
-
-
 def test_a_stream_cancelled_by_the_client_is_cleaned_up(
     worker: pb_grpc.STTWorkerStub, worker_log: Path
 ) -> None:
@@ -280,12 +268,14 @@ def test_a_stream_cancelled_by_the_client_is_cleaned_up(
     # A request right after: its first engine call does not wait for the cancelled
     # stream's partial pass, which may still be decoding (two engine lanes; the worker's
     # own figure).
-    done_before = len(_log_entries(worker_log, "transcription_done"))
+    done_before = len(log_entries(worker_log.read_text(), "transcription_done"))
     request = pb.TranscribeFileRequest(
         request_id="after-cancel", audio_pcm16=clip.tobytes(), sample_rate=SAMPLE_RATE
     )
     assert wer(REFERENCES[0], worker.TranscribeFile(request, timeout=60).text) <= 0.15
-    done = wait_for(lambda: _log_entries(worker_log, "transcription_done")[done_before:], 10, "log")
+    done = wait_for(
+        lambda: log_entries(worker_log.read_text(), "transcription_done")[done_before:], 10, "log"
+    )
     print(f"the request after the cancel started {done[0]['started_after_ms']} ms after it came")
     if min(2, available_cores()) == 2:
         assert float(done[0]["started_after_ms"]) <= 100, done
