@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from theo.config import Settings
 from theo.errors import ManifestError
@@ -22,6 +23,15 @@ def test_env_variables_and_nesting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert settings.worker.max_restarts == 7
     assert settings.log_format == "json"
     assert Settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize("value", ["-1", "17", "two"])
+def test_engine_lanes_out_of_range_or_not_a_number_are_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("THEO_SCHEDULER__ENGINE_LANES", value)
+    with pytest.raises(ValidationError, match="engine_lanes"):
+        Settings()
 
 
 def test_manifest_round_trip(tmp_path: Path) -> None:
@@ -50,6 +60,8 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
         ({"name": "m", "type": "vision", "engine": "x"}, "type"),
         ({"name": "m", "type": "stt", "engine": "x", "bogus": 1}, "bogus"),
         ({"name": "m", "type": "stt", "engine": "x", "engine_config": {"device": "tpu"}}, "device"),
+        ({"name": "m", "type": "stt", "engine": "x", "engine_config": {"lanes": -1}}, "lanes"),
+        ({"name": "m", "type": "stt", "engine": "x", "engine_config": {"lanes": 17}}, "lanes"),
         (["not", "a", "mapping"], "mapping"),
     ],
 )
