@@ -363,13 +363,21 @@ class StreamTranscriber:
         return None
 
     async def _final_decode(self, early: asyncio.Future[SegmentDecode] | None) -> SegmentDecode:
-        """The final's decode: the early one, unless it stops short, else a fresh one."""
+        """The final's decode: the early one, unless it stops short, else a fresh one.
+
+        Where no early final ran (a partial pass held the engine through the whole silence
+        wait, on a busy machine), the audio up to the pause is decoded first, as the early
+        final would have: the same audio gives the same final however busy the machine is.
+        """
+        pause = self._pause_total
+        if early is None and pause is not None and self._segment.samples_upto(pause):
+            early = self._decode(self._settings.final_beam_size, final=True, upto=pause)
+            self._early_audio_s = self._segment.samples_upto(pause) / SAMPLE_RATE
         decode = await early if early is not None else None
         if decode is not None and not _stops_short(decode, self._early_audio_s, _EARLY_TAIL_GAP_S):
             return decode
         redo, self._redo = self._redo, None
         if redo is None:
-            pause = self._pause_total
             upto = None if pause is None else pause + _REDO_AFTER
             redo = self._decode(self._settings.final_beam_size, final=True, upto=upto)
         return await redo

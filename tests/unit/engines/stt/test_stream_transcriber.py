@@ -651,3 +651,27 @@ async def test_no_final_context_when_switched_off() -> None:
 
     assert [options.prefix for _, options in backend.calls] == [None, None]
     assert [audio.size for audio, _ in backend.calls] == [HALF_SECOND, HALF_SECOND]
+
+
+async def test_a_pass_outlasting_the_silence_wait_still_leaves_the_final_at_the_pause() -> None:
+    """On a busy machine the pass in flight can outlast the VAD's whole silence wait, so no
+    early final ever started: the final must still decode the audio up to where the pause
+    began, as an idle machine's early final does, not 0.4 s more of the pause."""
+    gate = threading.Event()
+    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"), gate=gate)
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(segment_id=1)
+    await until(lambda: len(backend.calls) == 1, "the first partial pass")
+    for _ in range(5):  # 0.5 s of pause; the pause's first frame ends at 0.6 s
+        push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.feed.requested > run.feed.pushed, "is_last read")
+    gate.set()
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+
+    assert len(backend.calls) == 2
+    final_audio, final_options = backend.calls[1]
+    assert final_options.final
+    assert final_audio.size == HALF_SECOND + SAMPLE_RATE // 10  # as the early final's
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
