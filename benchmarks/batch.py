@@ -13,8 +13,13 @@ One run of this script:
    so the ratio is the serving overhead), the same POST with Theo's default pipeline
    (``theo_pipeline``), and ``faster_whisper.decode_audio(path)`` + ``model.transcribe(...)``
    + iterating every segment;
+   For the long clip the direct engine decodes several windows per call, as Theo's worker
+   does for a ``json`` request (``BatchedInferencePipeline``, ``long_audio_batch`` windows);
+   two more series time it window by window: ``theo_verbose_json`` (segment times wanted)
+   and ``direct_windowed``;
 5. prints median (and p90 when ``--runs >= 5``) per path, the theo/direct ratio, and warns
-   if the two paths do not return the same text;
+   if the two paths do not return the same text; then what batches of windows buy, in Theo
+   and in the engine;
 6. stops the server (SIGTERM, then wait) whatever happens.
 
 Usage (from the repository root)::
@@ -92,11 +97,17 @@ class DirectEngine:
     def __init__(self, model_dir: Path, language: str | None) -> None:
         from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy import, done once
 
-        from theo.engines.stt.faster_whisper_backend import resolve_device  # noqa: PLC0415
+        from theo.engines.stt.faster_whisper_backend import (  # noqa: PLC0415
+            resolve_device,
+            resolve_long_audio_batch,
+        )
         from theo.manifest import ModelManifest  # noqa: PLC0415
 
         config = ModelManifest.load(model_dir).engine_config
         self.device, self.compute_type = resolve_device(config.device, config.compute_type)
+        self.long_audio_batch = resolve_long_audio_batch(
+            self.device, getattr(config, "long_audio_batch", 0)
+        )
         self.cpu_threads = config.cpu_threads
         self.beam_size = config.beam_size
         self.vad_filter = config.vad_filter
@@ -113,11 +124,28 @@ class DirectEngine:
         return (
             f"device={self.device} compute_type={self.compute_type} "
             f"cpu_threads={self.cpu_threads} beam_size={self.beam_size} "
-            f"vad_filter={self.vad_filter} language={self.language}"
+            f"vad_filter={self.vad_filter} language={self.language} "
+            f"long_audio_batch={self.long_audio_batch}"
         )
 
-    def transcribe_audio(self, audio: Any) -> str:
-        """Transcribe float32 16 kHz samples, consuming every segment (as the worker does)."""
+    def transcribe_audio(self, audio: Any, *, windowed: bool = False) -> str:
+        """Transcribe float32 16 kHz samples, consuming every segment (as the worker does):
+        audio longer than one window in batches of windows, as the worker decodes a ``json``
+        request, unless ``windowed`` (as for ``verbose_json``)."""
+        if not windowed and self.long_audio_batch > 1 and len(audio) > 30 * SAMPLE_RATE:
+            from faster_whisper import BatchedInferencePipeline  # noqa: PLC0415
+
+            segments, _info = BatchedInferencePipeline(self.model).transcribe(
+                audio,
+                language=self.language,
+                task="transcribe",
+                initial_prompt=None,
+                temperature=0.0,
+                beam_size=self.beam_size,
+                batch_size=self.long_audio_batch,
+                vad_filter=True,
+            )
+            return "".join(segment.text for segment in segments).strip()
         segments, _info = self.model.transcribe(
             audio,
             language=self.language,
@@ -130,11 +158,12 @@ class DirectEngine:
         )
         return "".join(segment.text for segment in segments).strip()
 
-    def transcribe_file(self, path: Path) -> str:
+    def transcribe_file(self, path: Path, *, windowed: bool = False) -> str:
         """The timed direct path: ``decode_audio(path)`` + transcribe + iterate segments."""
         from faster_whisper import decode_audio  # noqa: PLC0415 - already imported by __init__
 
-        return self.transcribe_audio(decode_audio(str(path), sampling_rate=SAMPLE_RATE))
+        audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+        return self.transcribe_audio(audio, windowed=windowed)
 
 
 # Theo's default audio and text stages switched off, so the engine sees what it sees
@@ -150,13 +179,14 @@ def post_transcription(
     clip: Clip,
     *,
     raw: bool = True,
+    response_format: str = "json",
 ) -> str:
     """The timed Theo path: one multipart POST, returning the ``text`` of the JSON answer.
 
     With ``raw`` the request switches off preprocessing and post-processing (identical
     settings to the direct engine); without it, Theo's default pipeline runs too.
     """
-    data = {"model": model, "response_format": "json", "temperature": "0"}
+    data = {"model": model, "response_format": response_format, "temperature": "0"}
     if raw:
         data.update(RAW_FIELDS)
     if language:
@@ -291,7 +321,9 @@ def print_table(
         print("other series (medians, ms; theo_pipeline = default pre- and post-processing on):")
         for clip in clips:
             times = measurements[clip.name].times_ms
-            cells = [f"{name}={statistics.median(times[name]):.1f}" for name in extra]
+            cells = [
+                f"{name}={statistics.median(times[name]):.1f}" for name in extra if name in times
+            ]
             print(f"  {clip.name}: " + "  ".join(cells))
 
 
@@ -449,10 +481,27 @@ def main(argv: list[str] | None = None) -> int:
                         client, server.base_url, args.model, language, clip, raw=False
                     )
 
+                def verbose_path(clip: Clip = clip) -> str:
+                    return post_transcription(
+                        client,
+                        server.base_url,
+                        args.model,
+                        language,
+                        clip,
+                        response_format="verbose_json",
+                    )
+
+                def windowed_path(clip: Clip = clip) -> str:
+                    return direct.transcribe_file(clip.path, windowed=True)
+
                 series: dict[str, Callable[[], str]] = {
                     "theo": theo_path,
                     "theo_pipeline": pipeline_path,
                 }
+                if clip.name == "long":
+                    # Segment times wanted: window by window, against the engine doing so.
+                    series["theo_verbose_json"] = verbose_path
+                    series["direct_windowed"] = windowed_path
                 if args.breakdown:
                     series.update(breakdown_series(clip, probe))
                 series["direct"] = direct_path
@@ -468,6 +517,21 @@ def main(argv: list[str] | None = None) -> int:
         print_table(clips, measurements, args.runs, extra)
         print()
         check_transcripts(clips, measurements)
+        long_times = measurements["long"].times_ms
+        if "theo_verbose_json" in long_times:
+            batched, windowed = (
+                statistics.median(long_times[name]) for name in ("theo", "theo_verbose_json")
+            )
+            raw_batched, raw_windowed = (
+                statistics.median(long_times[name]) for name in ("direct", "direct_windowed")
+            )
+            print(
+                f"long audio in batches of {direct.long_audio_batch} windows (json) against "
+                f"window by window (verbose_json): theo {batched:.0f} / {windowed:.0f} ms = "
+                f"{batched / windowed:.2f}x; direct {raw_batched:.0f} / {raw_windowed:.0f} ms = "
+                f"{raw_batched / raw_windowed:.2f}x; verbose_json / direct windowed = "
+                f"{windowed / raw_windowed:.3f}"
+            )
         worst = max(
             statistics.median(m.times_ms["theo"]) / statistics.median(m.times_ms["direct"])
             for m in measurements.values()

@@ -66,7 +66,7 @@ class EngineConfig(BaseModel):
 
 
 ENGINE_CONFIG_KEYS: dict[str, frozenset[str]] = {
-    "faster-whisper": frozenset(),
+    "faster-whisper": frozenset({"long_audio_batch"}),
     "piper": frozenset({"voice_genders"}),
     "kokoro": frozenset({"default_voice", "default_language"}),
 }

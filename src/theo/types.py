@@ -108,6 +108,9 @@ class TranscribeParams:
     word_timestamps: bool = False
     task: Task = Task.TRANSCRIBE
     hot_words: tuple[str, ...] = ()
+    coarse_segments: bool = False
+    """The caller reads only the text (``json`` or ``text``, not streamed): the engine may
+    decode long audio several windows at a time, with segments up to 30 s long."""
 
 
 @dataclass(frozen=True, slots=True)

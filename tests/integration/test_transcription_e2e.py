@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,45 @@ def test_stream_requests_theo_cannot_honour_are_refused(
         )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+def _twice(tmp_path: Path) -> Path:
+    """en_librivox.wav twice, 1 s apart: 55 s, two Whisper windows."""
+    with wave.open(str(EN_CLIP)) as source:
+        params, pcm = source.getparams(), source.readframes(source.getnframes())
+    gap = b"\0" * (params.sampwidth * params.framerate)
+    path = tmp_path / "librivox_twice.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(pcm + gap + pcm)
+    return path
+
+
+def test_long_audio_read_as_text_is_decoded_in_batches_and_subtitles_keep_their_cues(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """A json or text response needs no segment times: audio longer than one window is
+    decoded several windows per engine call. verbose_json and subtitles keep the window
+    by window decoder and its sentence-long segments."""
+    path = _twice(tmp_path)
+    expected = f"{reference('en_librivox.txt')} {reference('en_librivox.txt')}"
+    before = len(server.log_entries("long_audio_batched"))
+
+    text = _transcribe(server, path)
+    assert wer(expected, text) <= 0.10, text
+    batched = server.log_entries("long_audio_batched")[before:]
+    assert [entry["audio_s"] for entry in batched] == [pytest.approx(55.3, abs=0.2)]
+    assert batched[0]["batch_size"] == 4  # the CPU default
+
+    with server.client() as client, path.open("rb") as handle:
+        response = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": (path.name, handle)},
+            data={"model": TINY_EN, "response_format": "verbose_json"},
+        )
+    assert response.status_code == 200, response.text
+    verbose = response.json()
+    assert wer(expected, verbose["text"]) <= 0.10, verbose["text"]
+    assert len(server.log_entries("long_audio_batched")) == before + 1  # not this one
+    # Decoded in batches, the pipeline's 30 s chunks would make two or three segments.
+    assert len(verbose["segments"]) >= 10, verbose["segments"]

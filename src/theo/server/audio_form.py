@@ -230,6 +230,9 @@ def parse_audio_form(form: FormData, task: Task, max_file_bytes: int) -> AudioFo
         word_timestamps=include_words,
         task=task,
         hot_words=_hot_words(_text(form, "hot_words")),
+        # Streamed text deltas come segment by segment: they keep the windowed decoder.
+        coarse_segments=response_format in (ResponseFormat.JSON, ResponseFormat.TEXT)
+        and not stream,
     )
     return AudioForm(
         upload=upload,

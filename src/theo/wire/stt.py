@@ -42,6 +42,7 @@ def request_to_proto(
         temperature=params.temperature,
         word_timestamps=params.word_timestamps,
         hot_words=list(params.hot_words),
+        coarse_segments=params.coarse_segments,
     )
 
 
@@ -69,6 +70,7 @@ def params_from_proto(message: pb.TranscribeFileRequest) -> TranscribeParams:
         word_timestamps=message.word_timestamps,
         task=_TASK_FROM_PROTO.get(message.task, Task.TRANSCRIBE),
         hot_words=tuple(message.hot_words),
+        coarse_segments=message.coarse_segments,
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
+
 from theo.config import Settings, WorkerSettings
 from theo.engines.host import engine_config
-from theo.engines.stt.faster_whisper_backend import resolve_lanes
+from theo.engines.stt.faster_whisper_backend import resolve_lanes, resolve_long_audio_batch
 from theo.manifest import EngineConfig, ModelManifest
 from theo.types import ModelType
 from theo.workers.manager import WorkerManager
@@ -59,3 +61,18 @@ def test_a_cpu_worker_gets_two_lanes_splitting_its_cores_and_one_lane_keeps_the_
     assert resolve_lanes("cpu", 3, 0, 2) == (3, 1)  # asked for: oversubscribed, not refused
     assert resolve_lanes("cuda", 0, 0, 8) == (1, 0)
     assert resolve_lanes("cuda", 2, 0, 8) == (2, 0)
+
+
+def test_long_audio_is_decoded_four_windows_a_call_on_a_cpu_and_eight_on_cuda() -> None:
+    assert resolve_long_audio_batch("cpu", 0) == 4
+    assert resolve_long_audio_batch("cuda", 0) == 8
+    assert resolve_long_audio_batch("cpu", 1) == 1  # off: one window after another
+    assert resolve_long_audio_batch("cuda", 16) == 16
+
+
+@pytest.mark.parametrize("setting", [-1, 65, 2.5, "4", True, None])
+def test_a_long_audio_batch_that_is_not_a_whole_number_in_range_is_refused(
+    setting: object,
+) -> None:
+    with pytest.raises(ValueError, match="long_audio_batch must be 0-64"):
+        resolve_long_audio_batch("cpu", setting)

@@ -124,3 +124,23 @@ def test_openai_defaults_for_stream_and_chunking_are_accepted() -> None:
         100,
     )
     assert form.model == "m"
+
+
+@pytest.mark.parametrize(
+    ("items", "coarse"),
+    [
+        ((), True),  # json: only the text is read
+        ((("response_format", "text"),), True),
+        ((("response_format", "verbose_json"),), False),
+        ((("response_format", "srt"),), False),
+        ((("response_format", "vtt"),), False),
+        ((("stream", "true"),), False),  # text deltas come segment by segment
+    ],
+)
+def test_only_text_responses_let_long_audio_be_decoded_in_coarse_segments(
+    items: tuple[tuple[str, str], ...], coarse: bool
+) -> None:
+    form = parse_audio_form(
+        _form(("file", _upload()), ("model", "m"), *items), Task.TRANSCRIBE, 100
+    )
+    assert form.params.coarse_segments is coarse

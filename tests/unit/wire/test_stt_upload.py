@@ -15,7 +15,11 @@ def test_upload_messages_rebuild_the_request(audio_bytes: int) -> None:
         model="m",
         audio_pcm16=bytes(i % 251 for i in range(audio_bytes)),
         params=TranscribeParams(
-            language="pt", prompt="PIX", task=Task.TRANSLATE, hot_words=("PIX", "TED")
+            language="pt",
+            prompt="PIX",
+            task=Task.TRANSLATE,
+            hot_words=("PIX", "TED"),
+            coarse_segments=True,
         ),
         request_id="req-1",
     )
@@ -25,4 +29,4 @@ def test_upload_messages_rebuild_the_request(audio_bytes: int) -> None:
     assert len(pieces) == -(-audio_bytes // 1000)
     first.audio_pcm16 = b"".join(p.audio_pcm16 for p in pieces)
     assert first == request_to_proto(request)
-    assert params_from_proto(first).hot_words == ("PIX", "TED")
+    assert params_from_proto(first) == request.params

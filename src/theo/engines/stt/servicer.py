@@ -17,6 +17,7 @@ before any decoding; what it cannot do is refused with INVALID_ARGUMENT naming t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 import time
@@ -202,6 +203,10 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         if request.sample_rate != ENGINE_SAMPLE_RATE or len(pcm16) % 2:
             await abort(context, InvalidRequestError("audio must be 16 kHz mono PCM16"))
         params = params_from_proto(request)
+        if params.coarse_segments and self._active > self._batch_requests:
+            # Realtime streams decode here: a call of several windows would hold a lane
+            # for seconds while their finals wait (benchmarks/README.md, "Long audio").
+            params = dataclasses.replace(params, coarse_segments=False)
         try:
             self._info.capabilities.check_batch(params)
         except InvalidRequestError as exc:

@@ -24,43 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n theo/wire/proto/stt_worker.proto\x12\x0btheo.stt.v1\"\xe1\x01\n\x15TranscribeFileRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1f\n\x04task\x18\x05 \x01(\x0e\x32\x11.theo.stt.v1.Task\x12\x16\n\x0einitial_prompt\x18\x06 \x01(\t\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x17\n\x0fword_timestamps\x18\x08 \x01(\x08\x12\x11\n\thot_words\x18\t \x03(\t\"E\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xdc\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04seek\x18\x02 \x01(\x05\x12\r\n\x05start\x18\x03 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x01\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x0e\n\x06tokens\x18\x06 \x03(\x05\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x13\n\x0b\x61vg_logprob\x18\x08 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\t \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\n \x01(\x02\x12 \n\x05words\x18\x0b \x03(\x0b\x32\x11.theo.stt.v1.Word\"r\n\x16TranscribeFileResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\x01\x12&\n\x08segments\x18\x04 \x03(\x0b\x32\x14.theo.stt.v1.Segment\"\x90\x01\n\x13TranscribeFileEvent\x12\'\n\x07segment\x18\x01 \x01(\x0b\x32\x14.theo.stt.v1.SegmentH\x00\x12\x35\n\x06result\x18\x02 \x01(\x0b\x32#.theo.stt.v1.TranscribeFileResponseH\x00\x12\x10\n\x08language\x18\x03 \x01(\tB\x07\n\x05\x65vent\"\xc8\x01\n\nAudioFrame\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x0f\n\x07is_last\x18\x03 \x01(\x08\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x16\n\x0einitial_prompt\x18\x05 \x01(\t\x12\x11\n\thot_words\x18\x06 \x03(\t\x12\x12\n\nsegment_id\x18\x07 \x01(\x03\x12\x17\n\x0f\x65nable_partials\x18\x08 \x01(\x08\x12\x16\n\x0espeaker_paused\x18\t \x01(\x08\"\xf8\x01\n\x0fTranscriptEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .theo.stt.v1.TranscriptEventType\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nsegment_id\x18\x04 \x01(\x03\x12\x10\n\x08start_ms\x18\x05 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x06 \x01(\x03\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x12\n\nconfidence\x18\x08 \x01(\x02\x12 \n\x05words\x18\t \x03(\x0b\x32\x11.theo.stt.v1.Word\x12\x15\n\runstable_text\x18\n \x01(\t\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"&\n\x0e\x43\x61ncelResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x08\"\x0f\n\rHealthRequest\"\xdd\x01\n\x0eHealthResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.theo.stt.v1.WorkerStatus\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x05 \x01(\t\x12\x17\n\x0f\x61\x63tive_requests\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\tscheduler\x18\x08 \x01(\x0b\x32\x1b.theo.stt.v1.SchedulerStats\"\xbd\x02\n\x0eSchedulerStats\x12\x17\n\x0frealtime_queued\x18\x01 \x01(\r\x12\x14\n\x0c\x62\x61tch_queued\x18\x02 \x01(\r\x12\x1a\n\x12\x62\x61tch_calls_waited\x18\x03 \x01(\x04\x12\x18\n\x10\x62\x61tch_calls_aged\x18\x04 \x01(\x04\x12\x1a\n\x12\x62\x61tch_wait_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07\x63\x61ncels\x18\x06 \x01(\x04\x12\x1e\n\x16\x63\x61ncel_latency_seconds\x18\x07 \x01(\x01\x12\x12\n\npass_calls\x18\x08 \x01(\x04\x12\x14\n\x0cpass_decodes\x18\t \x01(\x04\x12\x1a\n\x12largest_pass_batch\x18\n \x01(\r\x12\x14\n\x0c\x65ngine_lanes\x18\x0b \x01(\r\x12\x1d\n\x15most_realtime_running\x18\x0c \x01(\r*/\n\x04Task\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x00\x12\x12\n\x0eTASK_TRANSLATE\x10\x01*~\n\x13TranscriptEventType\x12!\n\x1dTRANSCRIPT_EVENT_TYPE_PARTIAL\x10\x00\x12\x1f\n\x1bTRANSCRIPT_EVENT_TYPE_FINAL\x10\x01\x12#\n\x1fTRANSCRIPT_EVENT_TYPE_TENTATIVE\x10\x02*s\n\x0cWorkerStatus\x12\x19\n\x15WORKER_STATUS_LOADING\x10\x00\x12\x17\n\x13WORKER_STATUS_READY\x10\x01\x12\x16\n\x12WORKER_STATUS_BUSY\x10\x02\x12\x17\n\x13WORKER_STATUS_ERROR\x10\x03\x32\x82\x04\n\tSTTWorker\x12Y\n\x0eTranscribeFile\x12\".theo.stt.v1.TranscribeFileRequest\x1a#.theo.stt.v1.TranscribeFileResponse\x12\x61\n\x14TranscribeFileUpload\x12\".theo.stt.v1.TranscribeFileRequest\x1a#.theo.stt.v1.TranscribeFileResponse(\x01\x12\x62\n\x16TranscribeFileSegments\x12\".theo.stt.v1.TranscribeFileRequest\x1a .theo.stt.v1.TranscribeFileEvent(\x01\x30\x01\x12M\n\x10TranscribeStream\x12\x17.theo.stt.v1.AudioFrame\x1a\x1c.theo.stt.v1.TranscriptEvent(\x01\x30\x01\x12\x41\n\x06\x43\x61ncel\x12\x1a.theo.stt.v1.CancelRequest\x1a\x1b.theo.stt.v1.CancelResponse\x12\x41\n\x06Health\x12\x1a.theo.stt.v1.HealthRequest\x1a\x1b.theo.stt.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n theo/wire/proto/stt_worker.proto\x12\x0btheo.stt.v1\"\xfa\x01\n\x15TranscribeFileRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1f\n\x04task\x18\x05 \x01(\x0e\x32\x11.theo.stt.v1.Task\x12\x16\n\x0einitial_prompt\x18\x06 \x01(\t\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x17\n\x0fword_timestamps\x18\x08 \x01(\x08\x12\x11\n\thot_words\x18\t \x03(\t\x12\x17\n\x0f\x63oarse_segments\x18\n \x01(\x08\"E\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xdc\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04seek\x18\x02 \x01(\x05\x12\r\n\x05start\x18\x03 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x01\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x0e\n\x06tokens\x18\x06 \x03(\x05\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x13\n\x0b\x61vg_logprob\x18\x08 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\t \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\n \x01(\x02\x12 \n\x05words\x18\x0b \x03(\x0b\x32\x11.theo.stt.v1.Word\"r\n\x16TranscribeFileResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\x01\x12&\n\x08segments\x18\x04 \x03(\x0b\x32\x14.theo.stt.v1.Segment\"\x90\x01\n\x13TranscribeFileEvent\x12\'\n\x07segment\x18\x01 \x01(\x0b\x32\x14.theo.stt.v1.SegmentH\x00\x12\x35\n\x06result\x18\x02 \x01(\x0b\x32#.theo.stt.v1.TranscribeFileResponseH\x00\x12\x10\n\x08language\x18\x03 \x01(\tB\x07\n\x05\x65vent\"\xc8\x01\n\nAudioFrame\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61udio_pcm16\x18\x02 \x01(\x0c\x12\x0f\n\x07is_last\x18\x03 \x01(\x08\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x16\n\x0einitial_prompt\x18\x05 \x01(\t\x12\x11\n\thot_words\x18\x06 \x03(\t\x12\x12\n\nsegment_id\x18\x07 \x01(\x03\x12\x17\n\x0f\x65nable_partials\x18\x08 \x01(\x08\x12\x16\n\x0espeaker_paused\x18\t \x01(\x08\"\xf8\x01\n\x0fTranscriptEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .theo.stt.v1.TranscriptEventType\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nsegment_id\x18\x04 \x01(\x03\x12\x10\n\x08start_ms\x18\x05 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x06 \x01(\x03\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x12\n\nconfidence\x18\x08 \x01(\x02\x12 \n\x05words\x18\t \x03(\x0b\x32\x11.theo.stt.v1.Word\x12\x15\n\runstable_text\x18\n \x01(\t\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"&\n\x0e\x43\x61ncelResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x08\"\x0f\n\rHealthRequest\"\xdd\x01\n\x0eHealthResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.theo.stt.v1.WorkerStatus\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x05 \x01(\t\x12\x17\n\x0f\x61\x63tive_requests\x18\x06 \x01(\x05\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\tscheduler\x18\x08 \x01(\x0b\x32\x1b.theo.stt.v1.SchedulerStats\"\xbd\x02\n\x0eSchedulerStats\x12\x17\n\x0frealtime_queued\x18\x01 \x01(\r\x12\x14\n\x0c\x62\x61tch_queued\x18\x02 \x01(\r\x12\x1a\n\x12\x62\x61tch_calls_waited\x18\x03 \x01(\x04\x12\x18\n\x10\x62\x61tch_calls_aged\x18\x04 \x01(\x04\x12\x1a\n\x12\x62\x61tch_wait_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07\x63\x61ncels\x18\x06 \x01(\x04\x12\x1e\n\x16\x63\x61ncel_latency_seconds\x18\x07 \x01(\x01\x12\x12\n\npass_calls\x18\x08 \x01(\x04\x12\x14\n\x0cpass_decodes\x18\t \x01(\x04\x12\x1a\n\x12largest_pass_batch\x18\n \x01(\r\x12\x14\n\x0c\x65ngine_lanes\x18\x0b \x01(\r\x12\x1d\n\x15most_realtime_running\x18\x0c \x01(\r*/\n\x04Task\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x00\x12\x12\n\x0eTASK_TRANSLATE\x10\x01*~\n\x13TranscriptEventType\x12!\n\x1dTRANSCRIPT_EVENT_TYPE_PARTIAL\x10\x00\x12\x1f\n\x1bTRANSCRIPT_EVENT_TYPE_FINAL\x10\x01\x12#\n\x1fTRANSCRIPT_EVENT_TYPE_TENTATIVE\x10\x02*s\n\x0cWorkerStatus\x12\x19\n\x15WORKER_STATUS_LOADING\x10\x00\x12\x17\n\x13WORKER_STATUS_READY\x10\x01\x12\x16\n\x12WORKER_STATUS_BUSY\x10\x02\x12\x17\n\x13WORKER_STATUS_ERROR\x10\x03\x32\x82\x04\n\tSTTWorker\x12Y\n\x0eTranscribeFile\x12\".theo.stt.v1.TranscribeFileRequest\x1a#.theo.stt.v1.TranscribeFileResponse\x12\x61\n\x14TranscribeFileUpload\x12\".theo.stt.v1.TranscribeFileRequest\x1a#.theo.stt.v1.TranscribeFileResponse(\x01\x12\x62\n\x16TranscribeFileSegments\x12\".theo.stt.v1.TranscribeFileRequest\x1a .theo.stt.v1.TranscribeFileEvent(\x01\x30\x01\x12M\n\x10TranscribeStream\x12\x17.theo.stt.v1.AudioFrame\x1a\x1c.theo.stt.v1.TranscriptEvent(\x01\x30\x01\x12\x41\n\x06\x43\x61ncel\x12\x1a.theo.stt.v1.CancelRequest\x1a\x1b.theo.stt.v1.CancelResponse\x12\x41\n\x06Health\x12\x1a.theo.stt.v1.HealthRequest\x1a\x1b.theo.stt.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'theo.wire.proto.stt_worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASK']._serialized_start=1926
-  _globals['_TASK']._serialized_end=1973
-  _globals['_TRANSCRIPTEVENTTYPE']._serialized_start=1975
-  _globals['_TRANSCRIPTEVENTTYPE']._serialized_end=2101
-  _globals['_WORKERSTATUS']._serialized_start=2103
-  _globals['_WORKERSTATUS']._serialized_end=2218
+  _globals['_TASK']._serialized_start=1951
+  _globals['_TASK']._serialized_end=1998
+  _globals['_TRANSCRIPTEVENTTYPE']._serialized_start=2000
+  _globals['_TRANSCRIPTEVENTTYPE']._serialized_end=2126
+  _globals['_WORKERSTATUS']._serialized_start=2128
+  _globals['_WORKERSTATUS']._serialized_end=2243
   _globals['_TRANSCRIBEFILEREQUEST']._serialized_start=50
-  _globals['_TRANSCRIBEFILEREQUEST']._serialized_end=275
-  _globals['_WORD']._serialized_start=277
-  _globals['_WORD']._serialized_end=346
-  _globals['_SEGMENT']._serialized_start=349
-  _globals['_SEGMENT']._serialized_end=569
-  _globals['_TRANSCRIBEFILERESPONSE']._serialized_start=571
-  _globals['_TRANSCRIBEFILERESPONSE']._serialized_end=685
-  _globals['_TRANSCRIBEFILEEVENT']._serialized_start=688
-  _globals['_TRANSCRIBEFILEEVENT']._serialized_end=832
-  _globals['_AUDIOFRAME']._serialized_start=835
-  _globals['_AUDIOFRAME']._serialized_end=1035
-  _globals['_TRANSCRIPTEVENT']._serialized_start=1038
-  _globals['_TRANSCRIPTEVENT']._serialized_end=1286
-  _globals['_CANCELREQUEST']._serialized_start=1288
-  _globals['_CANCELREQUEST']._serialized_end=1323
-  _globals['_CANCELRESPONSE']._serialized_start=1325
-  _globals['_CANCELRESPONSE']._serialized_end=1363
-  _globals['_HEALTHREQUEST']._serialized_start=1365
-  _globals['_HEALTHREQUEST']._serialized_end=1380
-  _globals['_HEALTHRESPONSE']._serialized_start=1383
-  _globals['_HEALTHRESPONSE']._serialized_end=1604
-  _globals['_SCHEDULERSTATS']._serialized_start=1607
-  _globals['_SCHEDULERSTATS']._serialized_end=1924
-  _globals['_STTWORKER']._serialized_start=2221
-  _globals['_STTWORKER']._serialized_end=2735
+  _globals['_TRANSCRIBEFILEREQUEST']._serialized_end=300
+  _globals['_WORD']._serialized_start=302
+  _globals['_WORD']._serialized_end=371
+  _globals['_SEGMENT']._serialized_start=374
+  _globals['_SEGMENT']._serialized_end=594
+  _globals['_TRANSCRIBEFILERESPONSE']._serialized_start=596
+  _globals['_TRANSCRIBEFILERESPONSE']._serialized_end=710
+  _globals['_TRANSCRIBEFILEEVENT']._serialized_start=713
+  _globals['_TRANSCRIBEFILEEVENT']._serialized_end=857
+  _globals['_AUDIOFRAME']._serialized_start=860
+  _globals['_AUDIOFRAME']._serialized_end=1060
+  _globals['_TRANSCRIPTEVENT']._serialized_start=1063
+  _globals['_TRANSCRIPTEVENT']._serialized_end=1311
+  _globals['_CANCELREQUEST']._serialized_start=1313
+  _globals['_CANCELREQUEST']._serialized_end=1348
+  _globals['_CANCELRESPONSE']._serialized_start=1350
+  _globals['_CANCELRESPONSE']._serialized_end=1388
+  _globals['_HEALTHREQUEST']._serialized_start=1390
+  _globals['_HEALTHREQUEST']._serialized_end=1405
+  _globals['_HEALTHRESPONSE']._serialized_start=1408
+  _globals['_HEALTHRESPONSE']._serialized_end=1629
+  _globals['_SCHEDULERSTATS']._serialized_start=1632
+  _globals['_SCHEDULERSTATS']._serialized_end=1949
+  _globals['_STTWORKER']._serialized_start=2246
+  _globals['_STTWORKER']._serialized_end=2760
 # @@protoc_insertion_point(module_scope)

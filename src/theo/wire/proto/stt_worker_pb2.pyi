@@ -35,7 +35,7 @@ WORKER_STATUS_BUSY: WorkerStatus
 WORKER_STATUS_ERROR: WorkerStatus
 
 class TranscribeFileRequest(_message.Message):
-    __slots__ = ("request_id", "audio_pcm16", "sample_rate", "language", "task", "initial_prompt", "temperature", "word_timestamps", "hot_words")
+    __slots__ = ("request_id", "audio_pcm16", "sample_rate", "language", "task", "initial_prompt", "temperature", "word_timestamps", "hot_words", "coarse_segments")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_PCM16_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class TranscribeFileRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     WORD_TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     HOT_WORDS_FIELD_NUMBER: _ClassVar[int]
+    COARSE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     audio_pcm16: bytes
     sample_rate: int
@@ -54,7 +55,8 @@ class TranscribeFileRequest(_message.Message):
     temperature: float
     word_timestamps: bool
     hot_words: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., audio_pcm16: _Optional[bytes] = ..., sample_rate: _Optional[int] = ..., language: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., initial_prompt: _Optional[str] = ..., temperature: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., hot_words: _Optional[_Iterable[str]] = ...) -> None: ...
+    coarse_segments: bool
+    def __init__(self, request_id: _Optional[str] = ..., audio_pcm16: _Optional[bytes] = ..., sample_rate: _Optional[int] = ..., language: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., initial_prompt: _Optional[str] = ..., temperature: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., hot_words: _Optional[_Iterable[str]] = ..., coarse_segments: _Optional[bool] = ...) -> None: ...
 
 class Word(_message.Message):
     __slots__ = ("word", "start", "end", "probability")
