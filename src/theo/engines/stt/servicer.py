@@ -205,7 +205,7 @@ class STTWorkerServicer(pb_grpc.STTWorkerServicer):
         params = params_from_proto(request)
         if params.coarse_segments and self._active > self._batch_requests:
             # Realtime streams decode here: a call of several windows would hold a lane
-            # for seconds while their finals wait (benchmarks/README.md, "Long audio").
+            # for seconds while their finals wait (benchmarks/README.md, "Long audio in batches").
             params = dataclasses.replace(params, coarse_segments=False)
         try:
             self._info.capabilities.check_batch(params)
