@@ -215,7 +215,7 @@ def test_long_audio_read_as_text_is_decoded_in_batches_and_subtitles_keep_their_
     assert wer(expected, text) <= 0.10, text
     batched = server.log_entries("long_audio_batched")[before:]
     assert [entry["audio_s"] for entry in batched] == [pytest.approx(55.3, abs=0.2)]
-    assert batched[0]["batch_size"] == 4  # the CPU default
+    assert batched[0]["batch_size"] == 2  # the CPU default
 
     with server.client() as client, path.open("rb") as handle:
         response = client.post(

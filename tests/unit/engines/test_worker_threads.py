@@ -63,8 +63,8 @@ def test_a_cpu_worker_gets_two_lanes_splitting_its_cores_and_one_lane_keeps_the_
     assert resolve_lanes("cuda", 2, 0, 8) == (2, 0)
 
 
-def test_long_audio_is_decoded_four_windows_a_call_on_a_cpu_and_eight_on_cuda() -> None:
-    assert resolve_long_audio_batch("cpu", 0) == 4
+def test_long_audio_is_decoded_two_windows_a_call_on_a_cpu_and_eight_on_cuda() -> None:
+    assert resolve_long_audio_batch("cpu", 0) == 2
     assert resolve_long_audio_batch("cuda", 0) == 8
     assert resolve_long_audio_batch("cpu", 1) == 1  # off: one window after another
     assert resolve_long_audio_batch("cuda", 16) == 16

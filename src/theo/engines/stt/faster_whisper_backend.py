@@ -81,11 +81,11 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
 def resolve_long_audio_batch(device: str, setting: object) -> int:
     """Windows decoded per engine call for long audio whose segments may be coarse (0: decide).
 
-    ``engine_config.long_audio_batch``: 0 means 4 on a CPU and 8 on CUDA; 1 turns batched
-    decoding off. Measured on 2 cores (benchmarks/README.md, "Long audio in batches"): 86 s
-    of LibriVox on one thread, tiny.en 7.5 s one window after another against 3.6 s four
-    windows per call, with the same words; eight per call save little more on a CPU and
-    hold a lane twice as long between checks for cancellation and realtime work.
+    ``engine_config.long_audio_batch``: 0 means 2 on a CPU and 8 on CUDA; 1 turns batched
+    decoding off. Measured on one CPU thread (an engine lane on 2 cores), 86 s of LibriVox
+    and Dickens with tiny.en: 5.3 s one window after another, 3.1 s two windows per call,
+    3.4 s four; the longest engine call 990, 1147 and 1696 ms. Two windows buy the whole
+    gain while a call holds a lane (and delays a cancel) hardly longer than one window's.
 
     Raises:
         ValueError: the setting is not a whole number in 0-64.
@@ -94,7 +94,7 @@ def resolve_long_audio_batch(device: str, setting: object) -> int:
         raise ValueError(f"engine_config.long_audio_batch must be 0-64, not {setting!r}")
     if setting:
         return setting
-    return 4 if device == "cpu" else 8
+    return 2 if device == "cpu" else 8
 
 
 def resolve_lanes(device: str, lanes: int, cpu_threads: int, cores: int) -> tuple[int, int]:
