@@ -362,8 +362,11 @@ class StreamTranscriber:
         self._drop_early()
         return None
 
-    async def _final_decode(self, early: asyncio.Future[SegmentDecode] | None) -> SegmentDecode:
-        """The final's decode: the early one, unless it stops short, else a fresh one.
+    async def _final_decode(
+        self, early: asyncio.Future[SegmentDecode] | None
+    ) -> tuple[SegmentDecode, int | None]:
+        """The final's decode, and the segment sample it decoded up to (``None``: all):
+        the early one, unless it stops short, else a fresh one.
 
         Where no early final ran (a partial pass held the engine through the whole silence
         wait, on a busy machine), the audio up to the pause is decoded first, as the early
@@ -375,12 +378,12 @@ class StreamTranscriber:
             self._early_audio_s = self._segment.samples_upto(pause) / SAMPLE_RATE
         decode = await early if early is not None else None
         if decode is not None and not _stops_short(decode, self._early_audio_s, _EARLY_TAIL_GAP_S):
-            return decode
+            return decode, pause
+        upto = None if pause is None else pause + _REDO_AFTER
         redo, self._redo = self._redo, None
         if redo is None:
-            upto = None if pause is None else pause + _REDO_AFTER
             redo = self._decode(self._settings.final_beam_size, final=True, upto=upto)
-        return await redo
+        return await redo, upto
 
     def _drop_early(self) -> None:
         for future in (self._early, self._redo):
@@ -396,8 +399,9 @@ class StreamTranscriber:
         words: Sequence[Word] = agreement.committed
         text = _text(words)
         confidence = None
+        decoded_upto: int | None = None
         if segment.held:
-            decode = await self._final_decode(early)
+            decode, decoded_upto = await self._final_decode(early)
             segment.language = decode.language
             if decode.words or decode.text:
                 # Heard as nothing (Whisper's no-speech check), the committed words stay.
@@ -408,7 +412,10 @@ class StreamTranscriber:
         if segment.dropped:
             self._history.clear()
         else:
-            self._history.remember(segment.audio(), event.text)
+            # The audio the final was decoded from, not the pause after it: how long the
+            # pause ran before the segment ended depends on when its words came.
+            audio = segment.audio()
+            self._history.remember(audio[: segment.samples_upto(decoded_upto)], event.text)
         if event.text and self._settings.context_tokens > 0:
             # Whisper continues its prompt's style: a context ending mid-sentence would make
             # the next segment start in lowercase, so every final closes a sentence here.

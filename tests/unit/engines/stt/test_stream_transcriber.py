@@ -675,3 +675,25 @@ async def test_a_pass_outlasting_the_silence_wait_still_leaves_the_final_at_the_
     assert final_options.final
     assert final_audio.size == HALF_SECOND + SAMPLE_RATE // 10  # as the early final's
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+
+
+async def test_a_finals_context_is_its_decoded_audio_not_the_pause_that_ended_it() -> None:
+    """How long a pause runs before its segment ends depends on when the pause's words
+    came (later on a busy machine): the next final's context must not."""
+    backend = FakeBackend(behind_the_context("failed"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(enable_partials=False, segment_id=1)
+    push_pause(run.feed, SAMPLE_RATE // 10, enable_partials=False, segment_id=1)
+    await until(lambda: backend.calls, "the early final")
+    for _ in range(3):  # the segment ends 0.3 s later than the pause's first frame
+        push_pause(run.feed, SAMPLE_RATE // 10, enable_partials=False, segment_id=1)
+    run.feed.push(0, is_last=True, enable_partials=False, segment_id=1)
+    run.feed.push(enable_partials=False, segment_id=2)
+    run.feed.push(is_last=True, enable_partials=False, segment_id=2)
+    await run.finish()
+
+    assert run.texts(TranscriptKind.FINAL) == ["ever tried", "failed"]
+    (early_audio, _), (second_audio, second) = backend.calls
+    assert early_audio.size == HALF_SECOND + SAMPLE_RATE // 10
+    assert second.prefix == "ever tried"
+    assert second_audio.size == early_audio.size + 2 * HALF_SECOND
