@@ -31,7 +31,8 @@ log = get_logger("worker.stt.faster_whisper")
 
 # Whisper keeps at most this many prompt tokens (half its 448-token context, minus one).
 _MAX_PROMPT_TOKENS = 223
-_WINDOW_SAMPLES = 30 * 16_000
+_SAMPLE_RATE = 16_000  # faster-whisper's input rate
+_WINDOW_SAMPLES = 30 * _SAMPLE_RATE
 _SECONDS_PER_FRAME = 0.01  # Whisper's mel hop: 160 samples at 16 kHz
 # Streaming passes feed the encoder the segment plus a little silence instead of Whisper's
 # full 30 s window: the encoder's cost grows faster than linearly with its input (on 2 CPU
@@ -340,7 +341,7 @@ class FasterWhisperBackend:
 
             log.info(
                 "long_audio_batched",
-                audio_s=round(audio.size / 16_000, 1),
+                audio_s=round(audio.size / _SAMPLE_RATE, 1),
                 batch_size=self._long_audio_batch,
             )
             segments_iter, info = BatchedInferencePipeline(self._model).transcribe(
