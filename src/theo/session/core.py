@@ -241,6 +241,7 @@ class RealtimeSession:
             # client's, and ends a segment the caller was speaking as silence would.
             samples = np.zeros_like(samples)
             self.context.metrics.muted_audio(duration_s)
+        await self._speech.await_pause_words()
         async with self._speech.lock:
             events = await self._speech.analyse(samples)
             if not self.accepting:

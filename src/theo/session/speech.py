@@ -74,6 +74,11 @@ class SpeechPath:
         # pause already over: its latest partial decides instead.
         self._replayed = False
         self._partial_words = ""
+        # Set when the current pause's words have come, or can no longer come (the segment
+        # ended): a frame held back for them goes on (see await_pause_words).
+        self._words_came = asyncio.Event()
+        # The current pause's words did not come within _PAUSE_WORDS_HOLD_S.
+        self._words_overdue = False
         # A final that ends inside a dictated entity (a pause longer than the dictation
         # window) prompts the next segment with the dictation so far, so Whisper hears
         # "sete oito nove" after "meu CPF é 1, 2, 3. 4, 5, 6." as digits.
@@ -151,8 +156,50 @@ class SpeechPath:
         if segment != self.open_segment or not self._segmenter.vad.pausing:
             return
         self._pause_words = text
+        self._words_came.set()
         async with self.lock:  # no frame in between: the client may have stopped sending
             await self._end_at_pause()
+
+    async def await_pause_words(self) -> None:
+        """Hold the next frame back while the open segment's pause has lasted
+        ``vad_silence_ms`` and its words have not come (at most
+        :data:`_PAUSE_WORDS_HOLD_S`), then end the segment at the pause if they allow.
+
+        An idle worker sends the words within the pause; a busy one may send them after
+        the speaker has resumed, and the resumed speech would run into the segment those
+        words end. Holding the frame makes the decision the idle machine's: it delays
+        the next utterance's audio only on a machine too busy to keep up anyway.
+        """
+        if not self._awaiting_pause_words():
+            return
+        self._words_came.clear()
+        try:
+            async with asyncio.timeout(_PAUSE_WORDS_HOLD_S):
+                await self._words_came.wait()
+        except TimeoutError:
+            log.info(
+                "pause_words_overdue",
+                session_id=self._session_id,
+                segment=self._segment_id,
+                held_ms=round(_PAUSE_WORDS_HOLD_S * 1000),
+            )
+            self._words_overdue = True
+            async with self.lock:
+                await self._end_at_pause()
+
+    def _awaiting_pause_words(self) -> bool:
+        config = self._live.current
+        vad = self._segmenter.vad
+        return (
+            self._segmenter.in_segment
+            and vad.pausing
+            and self._pause_words is None
+            and not self._words_overdue
+            and not self._replayed
+            and not self._link.recovering
+            and _endpoint_silence_ms(config) > config.vad_silence_ms
+            and vad.quiet_ms >= config.vad_silence_ms
+        )
 
     async def _end_at_pause(self) -> None:
         if not self._segmenter.in_segment or not self._pause_ends_segment():
@@ -169,19 +216,20 @@ class SpeechPath:
         lasted ``vad_silence_ms`` and its words have come, a pause that does not stop
         inside a dictated entity ends the segment there. The decision rests on the words
         up to the pause, decoded from audio the pause fixes, so it is the same on a busy
-        machine (where they come later, and the end waits for them) as on an idle one,
-        unless they come more than ``_PAUSE_WORDS_WAIT_MS`` late: the latest partial
-        decides then.
+        machine (where they come later, and the next frame waits for them: see
+        :meth:`await_pause_words`) as on an idle one, unless they come more than
+        :data:`_PAUSE_WORDS_HOLD_S` late: the latest partial decides then.
         """
         config = self._live.current
         vad = self._segmenter.vad
         self._replayed = self._replayed or self._link.recovering
         if not vad.pausing:
-            self._pause_words = None  # speech resumed: words of an earlier pause
+            # Speech resumed: words of an earlier pause.
+            self._pause_words = None
+            self._words_overdue = False
             return False
         words = self._pause_words
-        late = vad.quiet_ms >= config.vad_silence_ms + _PAUSE_WORDS_WAIT_MS
-        if words is None and (self._replayed or late):
+        if words is None and (self._replayed or self._words_overdue):
             words = self._partial_words
         return (
             words is not None
@@ -261,6 +309,7 @@ class SpeechPath:
 
     async def _open(self, start: SpeechStarted) -> None:
         self._pause_words = None
+        self._words_overdue = False
         self._replayed = self._link.recovering
         self._partial_words = ""
         self._segment_id += 1
@@ -279,6 +328,7 @@ class SpeechPath:
         await self._link.send(audio)
 
     async def _end(self, vad_offset: int | None = None) -> None:
+        self._words_came.set()  # no pause of this segment waits for words any more
         await self._transcripts.ended(self._segment_id, self._segmenter.position, vad_offset)
         await self._send(b"", is_last=True)
 
@@ -299,10 +349,10 @@ class SpeechPath:
         )
 
 
-# How long past vad_silence_ms a pause waits for its words before the latest partial
-# decides: on a machine so loaded that they come later, utterances a second apart would
-# otherwise run into one segment.
-_PAUSE_WORDS_WAIT_MS = 400
+# How long a frame is held back for a pause's words before the latest partial decides:
+# long enough for a loaded worker's decode, short enough that the audio held meanwhile
+# stays under the backpressure's rate-limit backlog (2 s).
+_PAUSE_WORDS_HOLD_S = 1.0
 
 
 def _endpoint_silence_ms(config: SessionConfig) -> int:

@@ -15,6 +15,7 @@ from tests.unit.session.fakes import (
     fake_context,
     speech_frames,
 )
+from theo.session import speech as speech_module
 from theo.session.config import SessionConfig
 from theo.session.core import RealtimeSession
 from theo.session.dictation import ends_inside_entity
@@ -162,47 +163,64 @@ async def test_unrelated_finals_get_no_correction() -> None:
     assert not [e for e in far if isinstance(e, TranscriptCorrection)]
 
 
-async def test_the_pause_words_decide_the_end_and_are_never_emitted() -> None:
-    """The tentative transcript (the worker's words up to the pause) decides: a pause
-    inside a dictated entity waits the dictation window, an ordinary one ends at once."""
+async def _paused_after_speech() -> RealtimeSession:
+    """A session whose worker sends no tentative transcripts (the test does), paused
+    after 1.2 s of speech until a frame would be held back for the pause's words."""
     scheduler = FakeScheduler(ScriptedStream(tentatives=False))
     session = RealtimeSession("sess_1", fake_context(scheduler), SessionConfig())
-    seen: list[SessionEvent] = []
     await session.start()
     for frame in speech_frames()[:60]:  # 1.2 s of speech: a segment is open
         await session.push(frame)
-    speech = session._speech
-    assert speech._segmenter.vad._silence_windows == 47  # the VAD's own wait: 1500 ms
-    for _ in range(20):  # 400 ms of silence: a pause longer than vad_silence_ms
-        await session.push(SILENCE_20MS)
-    assert speech.in_segment  # its words have not come: the end waits for them
-    await session._on_transcript(
-        StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu CPF é um dois três")
-    )
-    await session.push(SILENCE_20MS)
-    assert speech.in_segment  # inside a CPF: the dictation window goes on
-    await session._on_transcript(StreamTranscript(TranscriptKind.TENTATIVE, 1, "meu nome é Ana."))
-    await session.push(SILENCE_20MS)
-    assert not speech.in_segment  # an ordinary pause: ended at once
-    await session.abort()
-    seen.extend([event async for event in session])
-    assert not [e for e in seen if getattr(e, "text", None) == "meu nome é Ana."]
-
-
-async def test_pause_words_that_never_come_leave_the_decision_to_the_latest_partial() -> None:
-    """On a machine too loaded for the words to come within 400 ms past vad_silence_ms,
-    utterances a second apart must still not run into one segment."""
-    scheduler = FakeScheduler(ScriptedStream(tentatives=False))
-    session = RealtimeSession("sess_1", fake_context(scheduler), SessionConfig())
-    await session.start()
-    for frame in speech_frames()[:60]:
-        await session.push(frame)
         await asyncio.sleep(0)  # let partials arrive
     speech = session._speech
-    for _ in range(25):  # 500 ms: past vad_silence_ms, the words may still come
+    assert speech._segmenter.vad._silence_windows == 47  # the VAD's own wait: 1500 ms
+    for _ in range(50):
+        if speech._awaiting_pause_words():
+            break
         await session.push(SILENCE_20MS)
-    assert speech.in_segment
-    for _ in range(15):  # 800 ms: the latest partial (ordinary words) decides
-        await session.push(SILENCE_20MS)
-    assert not speech.in_segment
+    assert 300 <= speech._segmenter.vad.quiet_ms < 400  # just past vad_silence_ms
+    return session
+
+
+async def _resume_speech(session: RealtimeSession, words: str | None) -> int | None:
+    """Resume speaking while the pause's words are late; ``words`` come while the first
+    resumed frame is held back. Returns the segment the resumed speech is in."""
+    frames = speech_frames()[:40]
+    held = asyncio.create_task(session.push(frames[0]))
+    await asyncio.sleep(0.05)
+    assert not held.done()  # held back for the pause's words
+    if words is not None:
+        await session._on_transcript(StreamTranscript(TranscriptKind.TENTATIVE, 1, words))
+    await held
+    for frame in frames[1:]:
+        await session.push(frame)
+    return session._speech.open_segment
+
+
+async def test_speech_resumed_before_late_pause_words_starts_the_segment_they_end() -> None:
+    """On a busy machine the pause's words come after the speaker resumed: the resumed
+    speech still starts a new segment, as it does on an idle machine."""
+    session = await _paused_after_speech()
+    assert await _resume_speech(session, "meu nome é Ana.") == 2
+    seen: list[SessionEvent] = []
+    await session.abort()
+    seen.extend([event async for event in session])
+    assert [e.segment_id for e in seen if isinstance(e, SpeechEnd)][:1] == [1]
+    assert not [e for e in seen if getattr(e, "text", None) == "meu nome é Ana."]  # never sent
+
+
+async def test_speech_resumed_inside_a_dictated_entity_goes_on_in_its_segment() -> None:
+    session = await _paused_after_speech()
+    assert await _resume_speech(session, "meu CPF é um dois três") == 1
+    await session.abort()
+
+
+async def test_pause_words_that_never_come_leave_the_decision_to_the_latest_partial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a machine too loaded for the words to come within the hold, utterances a
+    second apart must still not run into one segment."""
+    monkeypatch.setattr(speech_module, "_PAUSE_WORDS_HOLD_S", 0.2)
+    session = await _paused_after_speech()
+    assert await _resume_speech(session, None) == 2  # the partial's words are ordinary
     await session.abort()
