@@ -88,7 +88,7 @@ import numpy as np
 import numpy.typing as npt
 import websockets
 from batch import DirectEngine as DirectWhisper
-from harness import ensure_model, log, percentile
+from harness import log, model_links, percentile
 from streaming import CpuMeter, print_table, wait_idle
 from tts import SETTLE_S, DirectPiper
 from websockets.asyncio.client import ClientConnection
@@ -665,13 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = workdir / "theo.log"
     failed = True
     try:
-        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        models_dir = workdir / "models"
-        models_dir.mkdir()
-        model_dirs = {m: ensure_model(home, m, log_path) for m in (STT_MODEL, TTS_MODEL)}
-        for model, model_dir in model_dirs.items():
-            (models_dir / model).symlink_to(model_dir, target_is_directory=True)
+        home, models_dir = model_links(args.theo_home, workdir, (STT_MODEL, TTS_MODEL), log_path)
         extra_env: dict[str, str] = {}
         if args.theo_home is None and "THEO_ITN_CACHE_DIR" not in os.environ:
             extra_env["THEO_ITN_CACHE_DIR"] = str(TEST_CACHE / "itn")
@@ -694,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             log("stopping theo serve")
         log("raw engines")
-        raw = time_raw_engines(model_dirs[STT_MODEL], model_dirs[TTS_MODEL], pool, args)
+        raw = time_raw_engines(models_dir / STT_MODEL, models_dir / TTS_MODEL, pool, args)
         report(levels, raw, pool, args)
         if args.json:
             dump_json(args.json, levels, raw)

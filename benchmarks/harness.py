@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,3 +58,20 @@ def ensure_model(home: Path, model: str, log_path: Path) -> Path:
         raise RuntimeError(f"theo pull {model} failed (exit {result.returncode}); see the log")
     log(f"pulled in {time.perf_counter() - started:.1f} s")
     return model_dir
+
+
+def model_links(
+    theo_home: Path | None, workdir: Path, models: Iterable[str], log_path: Path
+) -> tuple[Path, Path]:
+    """The ``THEO_HOME`` to use (``theo_home``, or a fresh one in ``workdir``) and a models
+    directory in ``workdir`` holding a link to each of ``models``, pulled where missing:
+    a server started with it serves only those models."""
+    home = theo_home.expanduser().resolve() if theo_home else workdir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    models_dir = workdir / "models"
+    models_dir.mkdir()
+    for model in models:
+        (models_dir / model).symlink_to(
+            ensure_model(home, model, log_path), target_is_directory=True
+        )
+    return home, models_dir

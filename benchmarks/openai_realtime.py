@@ -92,7 +92,7 @@ from typing import Any, Final
 import numpy as np
 import soxr
 import websockets
-from harness import ensure_model, log, percentile
+from harness import log, model_links, percentile
 from openai import AsyncOpenAI
 from openai.types.realtime import (
     AudioTranscriptionParam,
@@ -605,11 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     server: RunningServer | None = None
     failed = True
     try:
-        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        models_dir = workdir / "models"
-        models_dir.mkdir()
-        (models_dir / args.model).symlink_to(ensure_model(home, args.model, log_path))
+        home, models_dir = model_links(args.theo_home, workdir, (args.model,), log_path)
         extra_env: dict[str, str] = {}
         if args.theo_home is None:
             # A fresh home would compile the NeMo ITN grammars again (when installed).

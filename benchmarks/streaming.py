@@ -103,7 +103,7 @@ from typing import Any
 
 import httpx
 import websockets
-from harness import ensure_model, log, percentile
+from harness import log, model_links, percentile
 
 from tests.helpers.server import RunningServer, start_server
 from tests.helpers.wer import normalize, wer
@@ -115,11 +115,18 @@ DEFAULT_CONCURRENCY = "1,2,4,8"
 TARGET_MODEL = "faster-whisper-tiny.en"
 TARGET_FIRST_PARTIAL_MS = 800.0
 TARGET_FINAL_DELAY_MS = 500.0
+# Issue 19's targets on a 2-core machine: (sessions, measure, title, p50 limit in ms).
+SCHEDULER_TARGETS = (
+    (1, "first_partial_ms", "first partial", 600.0),
+    (8, "first_partial_ms", "first partial", 1000.0),
+    (8, "final_delay_ms", "final delay", 600.0),
+)
 FRAME_MS = 20
 VAD_WINDOW_MS = 32
 # The server's default vad_silence_ms: 300 ms, rounded up to 10 whole 32 ms windows (320 ms).
 DEFAULT_VAD_SILENCE_MS = 300
 REPEAT_GAP_S = 0.6
+_PASS_BATCH_HEALTH_S = 1.0  # health probe interval of --pass-batch servers (fresh counters)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -363,7 +370,8 @@ def load_clip_of(clip: StreamClip, min_seconds: float) -> StreamClip:
 
 _METRIC_LINE = re.compile(
     r"^(theo_stt_(?:(?:ttfb|final_delay)_seconds_(?:sum|count)"
-    r"|dictation_extended_endpoints_total)) (\S+)$"
+    r"|dictation_extended_endpoints_total)"
+    r"|theo_batch_(?:calls|decodes)_total)(?:\{[^}]*\})? (\S+)$"
 )
 
 
@@ -377,8 +385,8 @@ def stream_metrics(client: httpx.Client, base_url: str) -> dict[str, float]:
     values: dict[str, float] = {}
     for line in response.text.splitlines():
         match = _METRIC_LINE.match(line)
-        if match:
-            values[match.group(1)] = float(match.group(2))
+        if match:  # labelled series (one per worker) are summed
+            values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(2))
     return values
 
 
@@ -386,6 +394,13 @@ def metric_mean_ms(before: dict[str, float], after: dict[str, float], name: str)
     count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
     total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
     return total / count * 1000.0 if count > 0 else None
+
+
+def mean_pass_batch(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Partial passes per batched engine call during a configuration (None: no call)."""
+    calls = metric_delta(before, after, "theo_batch_calls_total")
+    decodes = metric_delta(before, after, "theo_batch_decodes_total")
+    return decodes / calls if calls and decodes is not None else None
 
 
 def metric_delta(before: dict[str, float], after: dict[str, float], name: str) -> int | None:
@@ -589,13 +604,17 @@ class ConfigResult:
     dictation_extended: int | None = None  # segments whose end waited dictation_silence_ms
     batch_load: int = 0  # concurrent batch requests running during the sessions
     batch_done: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds)
+    max_pass_batch: int | None = None  # the server's THEO_SCHEDULER__MAX_PASS_BATCH, if set
+    mean_pass_batch: float | None = None  # partial passes per batched engine call
 
     @property
     def label(self) -> str:
-        """Sessions, and the batch requests running beside them: ``4`` or ``4+4b``."""
-        return (
+        """Sessions, the batch requests running beside them and the pass batching the
+        server was started with: ``4``, ``4+4b`` or ``8 pb4``."""
+        label = (
             f"{self.concurrency}+{self.batch_load}b" if self.batch_load else str(self.concurrency)
         )
+        return label if self.max_pass_batch is None else f"{label} pb{self.max_pass_batch}"
 
     @property
     def segments(self) -> list[SegmentResult]:
@@ -759,7 +778,10 @@ def report_contention(
         alone = next(
             r
             for r in results
-            if r.model == result.model and r.concurrency == result.concurrency and not r.batch_load
+            if r.model == result.model
+            and r.concurrency == result.concurrency
+            and r.max_pass_batch == result.max_pass_batch
+            and not r.batch_load
         )
         ratios = []
         for name in ("first_partial_ms", "final_delay_ms"):
@@ -777,6 +799,48 @@ def report_contention(
             f"{'yes' if not result.keep_up_problems() else 'NO'}; "
             f"{len(result.batch_done)} batch requests done (s: {', '.join(seconds)}){worst}"
         )
+
+
+def report_pass_batching(results: list[ConfigResult]) -> None:
+    """Each level with partial passes batched against the same level unbatched (the
+    smallest ``--pass-batch`` value): p50s, their ratios, and the passes per call."""
+    settings = sorted({r.max_pass_batch for r in results if r.max_pass_batch is not None})
+    if len(settings) < 2:
+        return
+    baseline = settings[0]
+    print()
+    print(f"pass batching against THEO_SCHEDULER__MAX_PASS_BATCH={baseline} (ratios of p50s):")
+    for result in results:
+        if result.max_pass_batch in (None, baseline):
+            continue
+        base = next(
+            (
+                r
+                for r in results
+                if r.model == result.model
+                and r.concurrency == result.concurrency
+                and r.batch_load == result.batch_load
+                and r.max_pass_batch == baseline
+            ),
+            None,
+        )
+        if base is None:
+            continue
+        parts = []
+        for name, title in (("first_partial_ms", "first partial"), ("final_delay_ms", "final")):
+            on, off = result.values(name), base.values(name)
+            if on and off:
+                on_p50, off_p50 = percentile(on, 0.5), percentile(off, 0.5)
+                parts.append(f"{title} {on_p50:.0f} / {off_p50:.0f} ms = {on_p50 / off_p50:.2f}x")
+        with_partial = [
+            sum(1 for s in r.segments if s.first_partial_ms is not None) for r in (result, base)
+        ]
+        parts.append(f"utterances with a partial {with_partial[0]} / {with_partial[1]}")
+        werr = [statistics.fmean(s.wer_batch for s in r.sessions) for r in (result, base)]
+        parts.append(f"WER/batch {fmt_pct(werr[0])} / {fmt_pct(werr[1])}")
+        size = "-" if result.mean_pass_batch is None else f"{result.mean_pass_batch:.2f}"
+        parts.append(f"passes per call {size}")
+        print(f"  {result.model} x{result.label}: " + ", ".join(parts))
 
 
 def report(
@@ -858,18 +922,24 @@ def report(
             shown = "; ".join(problems[:4]) + (" ..." if len(problems) > 4 else "")
             print(f"  {result.model} x{result.label}: {shown}")
     report_contention(results, clip, args)
-    models = list(dict.fromkeys(r.model for r in results))
-    for model in models:
+    report_pass_batching(results)
+    for model, max_pass_batch in dict.fromkeys((r.model, r.max_pass_batch) for r in results):
+        alone = [
+            r
+            for r in results
+            if r.model == model and r.max_pass_batch == max_pass_batch and not r.batch_load
+        ]
         highest = 0
-        alone = (r for r in results if r.model == model and not r.batch_load)
         for result in sorted(alone, key=lambda r: r.concurrency):
             if result.keep_up_problems():
                 break
             highest = result.concurrency
-        tested = ",".join(
-            str(r.concurrency) for r in results if r.model == model and not r.batch_load
+        tested = ",".join(str(r.concurrency) for r in alone)
+        setting = "" if max_pass_batch is None else f" (pass batch {max_pass_batch})"
+        print(
+            f"highest concurrency that keeps up, {model}{setting}: {highest or 'none'} "
+            f"(tested {tested})"
         )
-        print(f"highest concurrency that keeps up, {model}: {highest or 'none'} (tested {tested})")
     print()
     target = next(
         (r for r in results if r.model == TARGET_MODEL and r.concurrency == 1 and not r.batch_load),
@@ -899,6 +969,28 @@ def report(
             f"  (final delay p50 counted from the VAD's end decision, without the "
             f"{hangover} ms minimum silence: {p50:.0f} ms, {verdict})"
         )
+    report_scheduler_targets(results)
+
+
+def report_scheduler_targets(results: list[ConfigResult]) -> None:
+    """The scheduler milestone's targets for tiny.en on this machine, per pass-batch
+    setting: 1 session's first partial, and 8 sessions' first partial and final."""
+    for concurrency, name, title, limit in SCHEDULER_TARGETS:
+        for result in results:
+            if (result.model, result.concurrency) != (TARGET_MODEL, concurrency):
+                continue
+            if result.batch_load:
+                continue
+            values = result.values(name)
+            if not values:
+                print(f"scheduler target x{result.label} {title} <= {limit:.0f} ms: NOT MEASURED")
+                continue
+            p50 = percentile(values, 0.5)
+            verdict = "met" if p50 <= limit and not result.keep_up_problems() else "MISSED"
+            print(
+                f"scheduler target {TARGET_MODEL} x{result.label} {title} p50 <= {limit:.0f} ms "
+                f"(keeping up): {p50:.0f} ms, {verdict}"
+            )
 
 
 def dump_json(
@@ -949,6 +1041,7 @@ class Run:
     args: argparse.Namespace
     theo_pids: list[int]
     batch: dict[str, tuple[str, float]]
+    max_pass_batch: int | None = None
 
 
 def measure(run: Run, concurrency: int, batch_load: int) -> ConfigResult:
@@ -973,6 +1066,8 @@ def measure(run: Run, concurrency: int, batch_load: int) -> ConfigResult:
         )
     wall = time.perf_counter() - began
     theo_cores, other_cores = meter.stop()
+    if run.max_pass_batch is not None:
+        time.sleep(_PASS_BATCH_HEALTH_S * 1.5)  # the workers' counters, as of a fresh probe
     after = stream_metrics(client, server.base_url)
     sessions = [analyse_session(trace, run.batch[model][0], run.clip.reference) for trace in traces]
     result = ConfigResult(
@@ -991,6 +1086,8 @@ def measure(run: Run, concurrency: int, batch_load: int) -> ConfigResult:
         growth_limit_ms=args.growth_limit * 1000,
         batch_load=batch_load,
         batch_done=load.done,
+        max_pass_batch=run.max_pass_batch,
+        mean_pass_batch=mean_pass_batch(before, after),
     )
     if load.errors:
         raise RuntimeError(f"batch requests failed under load: {load.errors}")
@@ -1086,6 +1183,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=60.0,
         help="length of the batch-load recording: the clip repeated (default: %(default)s)",
     )
+    parser.add_argument(
+        "--pass-batch",
+        default=None,
+        metavar="N1,N2,...",
+        help="run the whole plan once per THEO_SCHEDULER__MAX_PASS_BATCH value (a fresh "
+        "server each), e.g. '1,4' for partial-pass batching off and on, and compare "
+        "(default: the server's own setting, one run)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument(
@@ -1094,6 +1199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.plan = parse_models(args.models, parse_int_list(args.concurrency))
+        args.pass_batch = parse_int_list(args.pass_batch) if args.pass_batch else None
         args.session_config = (
             parse_session_config(args.session_config) if args.session_config else {}
         )
@@ -1104,33 +1210,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def serve_and_measure(
+    args: argparse.Namespace,
+    home: Path,
+    models_dir: Path,
+    log_path: Path,
+    clip: StreamClip,
+    max_pass_batch: int | None,
+) -> tuple[list[ConfigResult], dict[str, tuple[str, float]]]:
+    """Start ``theo serve`` (with ``max_pass_batch`` when set), measure every level of the
+    plan, and stop it."""
     language: str | None = args.language or None
-    plan: list[tuple[str, list[int]]] = args.plan
-    clip = load_clip(args.clip.resolve(), args.repeat, args.max_seconds)
-    log(f"clip {clip.name}: {clip.duration_s:.2f} s, plan {plan}")
-    if args.session_config:
-        log(f"session.configure at every session start: {json.dumps(args.session_config)}")
-    workdir = Path(tempfile.mkdtemp(prefix="theo-stream-bench-"))
-    log_path = workdir / "theo.log"
-    server: RunningServer | None = None
-    failed = True
-    try:
-        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        models_dir = workdir / "models"
-        models_dir.mkdir()
-        for model, _ in plan:
-            (models_dir / model).symlink_to(ensure_model(home, model, log_path))
-
-        extra_env: dict[str, str] = {}
-        if args.theo_home is None and "THEO_ITN_CACHE_DIR" not in os.environ:
-            # A fresh home would compile the NeMo ITN grammars again (~15 s of CPU);
-            # reuse the copy the end-to-end tests keep.
-            extra_env["THEO_ITN_CACHE_DIR"] = str(REPO_ROOT / ".theo-test-cache" / "itn")
+    extra_env: dict[str, str] = {}
+    if args.theo_home is None and "THEO_ITN_CACHE_DIR" not in os.environ:
+        # A fresh home would compile the NeMo ITN grammars again (~15 s of CPU);
+        # reuse the copy the end-to-end tests keep.
+        extra_env["THEO_ITN_CACHE_DIR"] = str(REPO_ROOT / ".theo-test-cache" / "itn")
+    if max_pass_batch is not None:
+        extra_env["THEO_SCHEDULER__MAX_PASS_BATCH"] = str(max_pass_batch)
+        # The batch-size counters come with the workers' health probes.
+        extra_env["THEO_WORKER__HEALTH_INTERVAL_S"] = str(_PASS_BATCH_HEALTH_S)
+        log(f"starting theo serve, THEO_SCHEDULER__MAX_PASS_BATCH={max_pass_batch}")
+    else:
         log("starting theo serve")
-        server = start_server(home, log_path, models_dir, extra_env)
+    server = start_server(home, log_path, models_dir, extra_env)
+    try:
         started = time.perf_counter()
         health = server.wait_ready(args.startup_timeout)
         log(f"server healthy in {time.perf_counter() - started:.1f} s: {health.get('workers')}")
@@ -1142,7 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
         results: list[ConfigResult] = []
         batch: dict[str, tuple[str, float]] = {}
         with httpx.Client(timeout=httpx.Timeout(900.0)) as client:
-            for model, levels in plan:
+            for model, levels in args.plan:
                 batch_transcribe(client, server.base_url, model, language, clip)  # warm-up
                 batch[model] = batch_transcribe(client, server.base_url, model, language, clip)
                 log(f"{model} batch: {batch[model][1] * 1000:.0f} ms: {batch[model][0]!r}")
@@ -1155,22 +1259,41 @@ def main(argv: list[str] | None = None) -> int:
                         None,
                     )
                     asyncio.run(run_config(server.base_url, model, language, warm, 1, args))
+                run = Run(
+                    server, client, model, language, clip, args, theo_pids, batch, max_pass_batch
+                )
                 for concurrency in levels:
                     for load in (0, args.batch_load) if args.batch_load else (0,):
-                        result = measure(
-                            Run(server, client, model, language, clip, args, theo_pids, batch),
-                            concurrency,
-                            load,
-                        )
-                        results.append(result)
+                        results.append(measure(run, concurrency, load))
+        return results, batch
+    finally:
+        log("stopping theo serve")
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan: list[tuple[str, list[int]]] = args.plan
+    clip = load_clip(args.clip.resolve(), args.repeat, args.max_seconds)
+    log(f"clip {clip.name}: {clip.duration_s:.2f} s, plan {plan}")
+    if args.session_config:
+        log(f"session.configure at every session start: {json.dumps(args.session_config)}")
+    workdir = Path(tempfile.mkdtemp(prefix="theo-stream-bench-"))
+    log_path = workdir / "theo.log"
+    failed = True
+    try:
+        home, models_dir = model_links(args.theo_home, workdir, (m for m, _ in plan), log_path)
+
+        results: list[ConfigResult] = []
+        batch: dict[str, tuple[str, float]] = {}
+        for max_pass_batch in args.pass_batch or [None]:
+            found, batch = serve_and_measure(args, home, models_dir, log_path, clip, max_pass_batch)
+            results += found
         report(results, batch, clip, args)
         if args.json:
             dump_json(args.json, results, batch, args.session_config)
         failed = False
     finally:
-        if server is not None:
-            log("stopping theo serve")
-            server.stop()
         if failed or args.keep_temp:
             log(f"server log and temp files kept in {workdir}")
         else:

@@ -72,7 +72,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import websockets
-from harness import ensure_model, log, percentile
+from harness import log, model_links, percentile
 from streaming import cpu_seconds, machine_busy_seconds, print_table, wait_idle
 
 from tests.helpers.audio import read_wav, wav_bytes
@@ -906,12 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = workdir / "theo.log"
     failed = True
     try:
-        home = args.theo_home.expanduser().resolve() if args.theo_home else workdir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        models_dir = workdir / "models"
-        models_dir.mkdir()
-        model_dir = ensure_model(home, args.model, log_path)
-        (models_dir / args.model).symlink_to(model_dir, target_is_directory=True)
+        home, models_dir = model_links(args.theo_home, workdir, (args.model,), log_path)
         rtp_port = free_udp_port()
         extra_env = {
             "THEO_TELEPHONY__RTP_PORT": str(rtp_port),

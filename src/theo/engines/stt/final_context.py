@@ -6,8 +6,8 @@ base heard "Everfair old". Batch transcription decodes the same words inside the
 recording. A final here is decoded with the audio of the stream's latest finals in front
 of its own, their text forced as the decoder's prefix (so they are not transcribed
 again), and only the words after the prefix are kept: the acoustic and linguistic context
-of batch at the cost of a longer prefix, while the encoder window (15 s at least for a
-final) usually holds the extra audio anyway.
+of batch at the cost of a longer prefix (every prefix word is a decoder step), while the
+encoder window (15 s at least for a final) holds the extra audio at no encoder cost.
 
 Unlike a text prompt of earlier finals, which Whisper copies into an unrelated next
 segment ("10 of clubs." again), the prefix is tied to its audio. The context depends on
@@ -31,10 +31,13 @@ from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
 from theo.engines.stt.local_agreement import normalize_word
 from theo.types import Word
 
-# A final's encoder window is at least 15 s of audio (see the faster-whisper backend):
-# context that fits in it with the segment costs no encoder time, only the prefix's
-# tokens. Longer segments carry context of their own and get less or none.
-_WINDOW_S = 15.0
+# Context and segment together stay within this much audio. The encoder window (15 s at
+# least for a final) would hold more at no encoder cost, but every word of the prefix is
+# a forced decoder step at the final's beam width (CTranslate2 decodes a prefix token by
+# token): 6 s of context, about 18 words, made a tiny.en final ~190 ms slower on one
+# engine thread. Short segments, the ones that need context, still get up to the budget;
+# a segment of several seconds carries context of its own and gets less or none.
+_TOTAL_S = 8.0
 
 Audio = npt.NDArray[np.float32]
 
@@ -79,11 +82,11 @@ def _decode_in_context(
 ) -> SegmentDecode:
     """Decode ``audio`` (a final's) behind ``finals``; word times on ``audio``'s clock.
 
-    The newest finals that fit in one final's encoder window with ``audio`` are the
-    context. Falls back to decoding ``audio`` alone when none fits, or when the decode
-    keeps no word after the prefix.
+    The newest finals that fit in :data:`_TOTAL_S` with ``audio`` are the context. Falls
+    back to decoding ``audio`` alone when none fits, or when the decode keeps no word
+    after the prefix.
     """
-    room = round(_WINDOW_S * ENGINE_SAMPLE_RATE) - audio.size
+    room = round(_TOTAL_S * ENGINE_SAMPLE_RATE) - audio.size
     fitting: list[_Final] = []
     for final in reversed(finals):
         room -= final.audio.size

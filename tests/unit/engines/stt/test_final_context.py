@@ -72,12 +72,18 @@ def test_words_after_the_prefix_are_found_by_time_when_the_words_differ() -> Non
     assert result.text == "new"
 
 
-def test_only_the_context_that_fits_the_window_with_the_segment_is_used() -> None:
+def test_context_and_segment_stay_within_eight_seconds() -> None:
+    """Each prefix word is a decoder step: a long segment, with context of its own, gets
+    less context or none."""
     context = FinalContext(6.0)
-    context.remember(second(), "one.")
-    context.remember(second(), "two.")
+    for text in ("one.", "two.", "three."):
+        context.remember(second(), text)
     backend = Echo()
-    decode(context, backend, np.zeros(13 * RATE + RATE // 2, dtype=np.float32))
-    decode(context, backend, np.zeros(14 * RATE + RATE // 2, dtype=np.float32))
-    assert [options.prefix for _, options in backend.calls] == ["two.", None]
-    assert backend.calls[0][0].size == 14 * RATE + RATE // 2
+    for seconds in (1.0, 5.5, 7.5):
+        decode(context, backend, np.zeros(round(seconds * RATE), dtype=np.float32))
+    assert [options.prefix for _, options in backend.calls] == [
+        "one. two. three.",
+        "two. three.",
+        None,
+    ]
+    assert backend.calls[1][0].size == 7 * RATE + RATE // 2
