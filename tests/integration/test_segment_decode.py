@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -107,14 +108,36 @@ def test_a_greedy_pass_stuck_in_a_loop_is_decoded_again_with_the_beam(
         beam_size=1,
     )
 
-    with monkeypatch.context() as unguarded:
-        unguarded.setattr(fwb, "_looped", lambda *_: False)
-        looped = backend.decode_segment(audio, options)
+    # Whether tiny.en's greedy pass loops on this audio depends on the CPU (the kernels
+    # round differently), so the first greedy decode is flagged as a loop here: the pass
+    # must then be decoded again with the model's beam and come out whole.
+    beams: list[int] = []
+    generate, looped = backend._generate, fwb._looped
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        beams.append(args[3])
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "_generate", spied)
+    monkeypatch.setattr(fwb, "_looped", lambda *a: len(beams) == 1 or looped(*a))
     decode = backend.decode_segment(audio, options)
 
-    assert "-y-y-y-y-y-y" in looped.text  # the case still loops without the guard
+    assert beams == [1, 5]
     assert "young man unless to be rather cold" in normalize(decode.text), decode.text
     assert "-y-y" not in decode.text
+
+
+def test_the_loop_a_greedy_pass_read_is_recognised_as_one(
+    backend: fwb.FasterWhisperBackend,
+) -> None:
+    from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 - engine import
+
+    tokenizer = Tokenizer(backend._model.hf_tokenizer, False, "transcribe", "en")
+    text = " He was not an old-s" + "-y" * 60
+    tokens = tokenizer.encode(text)
+    assert fwb._looped(tokens, 224, text)
+    sentence = " He was not an ill-disposed young man, unless to be rather cold-hearted."
+    assert not fwb._looped(tokenizer.encode(sentence), 224, sentence)
 
 
 def test_batched_passes_decode_exactly_as_passes_decoded_alone(
@@ -140,9 +163,10 @@ def test_batched_passes_decode_exactly_as_passes_decoded_alone(
     # The four that share a window go through one batched encode and generation.
     assert backend._decode_batch(passes[:4], 1_000, 1, "en") == alone[:4]
     assert backend.decode_segments(passes) == alone
-    assert [normalize(d.text).split()[:2] for d in alone[:4]] == [
-        ["and", "mister"],
-        ["he", "was"],
-        ["unless", "to"],
-        ["had", "he"],
-    ], [d.text for d in alone]
+    # The words, not the exact decode: a borderline first word ("And") comes and goes with
+    # the CPU's rounding.
+    texts = [normalize(d.text) for d in alone[:4]]
+    assert "john dashwood had then leisure" in texts[0], texts
+    assert texts[1].startswith("he was not"), texts
+    assert texts[2].startswith("unless to be rather cold"), texts
+    assert texts[3].startswith("had he married"), texts

@@ -116,10 +116,14 @@ def test_theo_transcribe_picks_a_model_and_prints_srt(server: RunningServer) -> 
     ],
 )
 def test_other_containers_give_the_same_transcript(server: RunningServer, name: str) -> None:
-    baseline = _transcribe(server, EN_CLIP)
     text = _transcribe(server, FIXTURES / name)
     assert wer(reference("en_librivox.txt"), text) <= 0.10, text
-    assert wer(baseline, text) <= 0.05, (baseline, text)
+    assert normalize(text).endswith("made amiable himself"), text  # decoded to the end
+    if name == "en_librivox.flac":
+        # Lossless, same rate: the very samples of the WAV, so the very same words. Lossy
+        # codecs and other rates change the audio, and with it a borderline word or two of
+        # tiny.en's on some CPUs (their kernels round differently): the reference judges.
+        assert text == _transcribe(server, EN_CLIP)
 
 
 def test_prompt_and_language_reach_the_engine(server: RunningServer) -> None:
