@@ -286,10 +286,7 @@ class StreamTranscriber:
                 self._redo = self._decode(
                     self._settings.final_beam_size, final=True, upto=pause + _REDO_AFTER
                 )
-            # The final starts at once, beside a partial pass still in flight (on another
-            # engine lane, or ahead of queued passes): waiting for the pass would add the
-            # rest of it to every final's delay.
-            if self._early is None and segment.held:
+            if self._early is None and self._pass is None and segment.held:
                 self._early_short = False
                 self._early = self._decode(self._settings.final_beam_size, final=True, upto=pause)
                 self._early_key = self._segment_key()

@@ -527,28 +527,6 @@ async def test_an_early_final_held_back_by_a_pass_still_covers_the_audio_to_the_
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
 
 
-async def test_the_early_final_starts_beside_a_partial_pass_in_flight() -> None:
-    """The pause's final does not wait for the partial pass still decoding: it starts at
-    the pause (on another engine thread), so the rest of the pass is not in its delay."""
-    gate = threading.Event()
-    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"), gate=gate)
-    run = Run(backend, StreamSettings(final_beam_size=5))
-    run.feed.push(segment_id=1)
-    await until(lambda: len(backend.calls) == 1, "the first partial pass")
-    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)
-    await until(lambda: len(backend.calls) == 2, "the early final, the pass still running")
-    assert backend.running == 2 and backend.calls[1][1].final
-    gate.set()
-    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)
-    run.feed.push(0, is_last=True, segment_id=1)
-    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
-    await run.finish()
-
-    assert len(backend.calls) == 2  # the final is the early decode
-    assert backend.calls[1][0].size == HALF_SECOND + SAMPLE_RATE // 10
-    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
-
-
 async def _two_passes_then_the_final(backend: FakeBackend) -> Run:
     """Two partial passes that commit words, then is_last: the finished run."""
     run = Run(backend, StreamSettings(final_beam_size=5, first_interval_s=0.5))
