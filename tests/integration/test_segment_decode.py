@@ -114,9 +114,9 @@ def test_a_greedy_pass_stuck_in_a_loop_is_decoded_again_with_the_beam(
     beams: list[int] = []
     generate, looped = backend._generate, fwb._looped
 
-    def spied(*args: Any, **kwargs: Any) -> Any:
-        beams.append(args[3])
-        return generate(*args, **kwargs)
+    def spied(window: Any, requests: Any, caps: Any, beam_size: int, **extra: Any) -> Any:
+        beams.append(beam_size)
+        return generate(window, requests, caps, beam_size, **extra)
 
     monkeypatch.setattr(backend, "_generate", spied)
     monkeypatch.setattr(fwb, "_looped", lambda *a: len(beams) == 1 or looped(*a))

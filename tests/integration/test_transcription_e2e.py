@@ -115,7 +115,9 @@ def test_theo_transcribe_picks_a_model_and_prints_srt(server: RunningServer) -> 
         "en_librivox_8k.wav",
     ],
 )
-def test_other_containers_give_the_same_transcript(server: RunningServer, name: str) -> None:
+def test_other_containers_are_transcribed_to_the_end_like_the_wav(
+    server: RunningServer, name: str
+) -> None:
     text = _transcribe(server, FIXTURES / name)
     assert wer(reference("en_librivox.txt"), text) <= 0.10, text
     assert normalize(text).endswith("made amiable himself"), text  # decoded to the end
