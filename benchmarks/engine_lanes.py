@@ -12,6 +12,8 @@ What ``THEO_SCHEDULER__ENGINE_LANES`` rests on. One run of this script:
    * ``1 lane x N threads`` (N: the machine's cores): one call at a time with every core,
      Theo's layout before lanes;
    * ``L lanes x 1 thread`` (L: the cores): Theo's default on 2 cores;
+   * ``L lanes x N threads``: each call with every core, the cores oversubscribed when
+     calls run side by side;
 
 4. times, per layout, window size (10 s: a partial pass, 15 s: a final) and beam (1 and
    5), one encoder pass + generation of each piece **alone** (median), and the eight
@@ -126,7 +128,11 @@ def main() -> None:
     parser.add_argument("--theo-home", type=Path, default=None)
     args = parser.parse_args()
     cores = available_cores()
-    layouts = [(cores, 1, f"1 lane x {cores} threads"), (1, cores, f"{cores} lanes x 1 thread")]
+    layouts = [
+        (cores, 1, f"1 lane x {cores} threads"),
+        (1, cores, f"{cores} lanes x 1 thread"),
+        (cores, cores, f"{cores} lanes x {cores} threads"),
+    ]
     with tempfile.TemporaryDirectory(prefix="theo-lanes-bench-") as temp:
         home = args.theo_home or Path(temp) / "home"
         rows: list[Row] = []
@@ -144,7 +150,7 @@ def main() -> None:
             f"| {row.alone_ms:>5.0f} | {row.side_by_side_ms:>5.0f}"
         )
     print()
-    old, new = layouts[0][2], layouts[1][2]
+    old = layouts[0][2]
     for model in args.models.split(","):
         for window_s in (10, 15):
             for beam in (1, 5):
@@ -153,11 +159,12 @@ def main() -> None:
                     for r in rows
                     if (r.model, r.window_s, r.beam) == (model, window_s, beam)
                 }
-                print(
-                    f"{model} {window_s} s beam {beam}: alone {new}/{old} = "
-                    f"{pick[new].alone_ms / pick[old].alone_ms:.2f}x; two at once "
-                    f"{pick[new].side_by_side_ms / pick[old].side_by_side_ms:.2f}x"
-                )
+                for _, _, new in layouts[1:]:
+                    print(
+                        f"{model} {window_s} s beam {beam}: alone {new}/{old} = "
+                        f"{pick[new].alone_ms / pick[old].alone_ms:.2f}x; two at once "
+                        f"{pick[new].side_by_side_ms / pick[old].side_by_side_ms:.2f}x"
+                    )
 
 
 if __name__ == "__main__":

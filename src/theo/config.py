@@ -52,12 +52,12 @@ class SchedulerSettings(BaseModel):
     engine_lanes: int = Field(default=0, ge=0, le=16)
     """Engine calls an STT worker runs at once (``THEO_SCHEDULER__ENGINE_LANES``), where
     the model's manifest does not say: each lane is a CTranslate2 replica sharing one
-    copy of the weights, with the worker's cores split between the lanes. A final then
+    copy of the weights, each running with all of the worker's cores. A final then
     starts on a free lane instead of waiting for a partial pass in flight, and concurrent
     sessions decode side by side. 0 (default): 2 lanes on a CPU with at least 2 cores
     (1 on one core), 1 on CUDA; 1: one call at a time with every core in it, as before.
-    On 2 CPU cores a lone call is about as fast on one CTranslate2 thread as on two, and two
-    calls side by side give 1.5-3x the throughput (see benchmarks/README.md)."""
+    On 2 AVX2 CPU cores a lone tiny.en final takes 271 ms with both threads and 380 ms with
+    one, and two finals side by side 265 ms each (see benchmarks/README.md)."""
     max_pass_batch: int = Field(default=1, ge=1, le=32)
     """The most partial passes of concurrent streams one engine call decodes together
     (``THEO_SCHEDULER__MAX_PASS_BATCH``; 1, the default, turns batching off). Passes batch

@@ -57,7 +57,7 @@ class EngineConfig(BaseModel):
     """Intra-op threads on CPU; 0 lets the engine decide."""
     lanes: int = Field(default=0, ge=0, le=16)
     """Engine calls a worker runs at once (CTranslate2 replicas sharing one copy of the
-    weights), each with ``cpu_threads`` split between them; 0 lets the worker decide
+    weights), each running with ``cpu_threads`` threads; 0 lets the worker decide
     (``THEO_SCHEDULER__ENGINE_LANES``, or 2 on a CPU with at least 2 cores, else 1)."""
     beam_size: int = Field(default=5, ge=1)
     """Beam width used for decoding."""

@@ -49,16 +49,16 @@ def test_replicas_share_the_cores_and_one_worker_lets_the_engine_decide() -> Non
     assert threads(4, 2) == 1
 
 
-def test_a_cpu_worker_gets_two_lanes_splitting_its_cores_and_one_lane_keeps_the_old_way() -> None:
+def test_a_cpu_worker_gets_two_lanes_each_with_its_cores_and_one_lane_keeps_the_old_way() -> None:
     # (device, lanes setting, cpu_threads setting, cores) -> (lanes, threads per lane)
-    assert resolve_lanes("cpu", 0, 0, 2) == (2, 1)
-    assert resolve_lanes("cpu", 0, 0, 16) == (2, 8)
+    assert resolve_lanes("cpu", 0, 0, 2) == (2, 2)  # a lone call gets both cores
+    assert resolve_lanes("cpu", 0, 0, 16) == (2, 16)
     assert resolve_lanes("cpu", 0, 0, 1) == (1, 0)  # one core: one call, engine's threads
     assert resolve_lanes("cpu", 0, 1, 8) == (1, 1)  # a replica given one core
-    assert resolve_lanes("cpu", 0, 4, 8) == (2, 2)  # a replica given four cores
-    assert resolve_lanes("cpu", 4, 0, 8) == (4, 2)
+    assert resolve_lanes("cpu", 0, 4, 8) == (2, 4)  # a replica given four cores
+    assert resolve_lanes("cpu", 4, 0, 8) == (4, 8)
+    assert resolve_lanes("cpu", 2, 1, 2) == (2, 1)  # one thread per lane, when asked for
     assert resolve_lanes("cpu", 1, 0, 8) == (1, 0)  # one call at a time, as before lanes
-    assert resolve_lanes("cpu", 3, 0, 2) == (3, 1)  # asked for: oversubscribed, not refused
     assert resolve_lanes("cuda", 0, 0, 8) == (1, 0)
     assert resolve_lanes("cuda", 2, 0, 8) == (2, 0)
 

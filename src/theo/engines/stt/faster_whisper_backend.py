@@ -101,14 +101,16 @@ def resolve_long_audio_batch(device: str, setting: object) -> int:
 def resolve_lanes(device: str, lanes: int, cpu_threads: int, cores: int) -> tuple[int, int]:
     """Engine calls at once and CTranslate2 threads per call, from the settings (0: decide).
 
-    On the CPU, ``lanes`` 0 means 2 (1 on a single core), and the worker's cores
-    (``cpu_threads``, else ``cores``) are split between the lanes. Measured on 2 cores
-    (benchmarks/README.md, "Engine lanes"): tiny.en decodes a final in 237 ms on one thread
-    and 276 ms on two, and two calls of one thread each decode finals side by side at
-    117 ms a final against 282 ms on one replica of two threads. Two lanes, rather than
-    one per core, leave each call several threads on bigger machines, where a lone batch
-    request needs them. One lane keeps the old behaviour: one call at a time, with the
-    engine's own thread count. On CUDA one lane unless asked for more.
+    On the CPU, ``lanes`` 0 means 2 (1 on a single core), and every lane runs with the
+    worker's cores (``cpu_threads``, else ``cores``): a lone call, the usual case with one
+    or two sessions, gets them all, and calls side by side share them. Measured on 2 AMD
+    EPYC (AVX2) cores with tiny.en (benchmarks/README.md, "Engine lanes"): a lone final
+    takes 271 ms on 2 lanes of two threads, 380 ms on 2 lanes of one thread, 287 ms on one
+    lane of two; two finals side by side 265, 193 and 317 ms each. An earlier 2-core
+    machine (AVX-512) decoded a lone final faster on one thread (237 ms against 276): a
+    manifest with ``lanes: 2`` and ``cpu_threads: 1`` gets that layout. One lane keeps the old
+    behaviour: one call at a time, with the engine's own thread count. On CUDA one lane
+    unless asked for more.
     """
     if device != "cpu":
         return max(lanes, 1), cpu_threads
@@ -116,7 +118,7 @@ def resolve_lanes(device: str, lanes: int, cpu_threads: int, cores: int) -> tupl
     lanes = lanes or min(2, share)
     if lanes == 1:
         return 1, cpu_threads
-    return lanes, max(1, share // lanes)
+    return lanes, share
 
 
 def build_prompt(prompt: str | None, hot_words: tuple[str, ...]) -> str | None:

@@ -42,6 +42,13 @@ _EARLY_TAIL_GAP_S = 0.5
 # machine decodes the same audio as an idle one.
 _REDO_AFTER_S = 0.4
 _REDO_AFTER = round(_REDO_AFTER_S * ENGINE_SAMPLE_RATE)
+# Quiet after the pause's first frame beyond which its final starts beside a partial pass
+# still in flight instead of waiting for it (queued behind other sessions' passes, that
+# wait is most of a busy worker's final delay). The VAD marks a pause at its first quiet
+# 32 ms window, between words too; gaps between words are shorter than this, so a final
+# started here is rarely wasted on speech that resumes.
+_BESIDE_PASS_AFTER_S = 0.15
+_BESIDE_PASS_AFTER = round(_BESIDE_PASS_AFTER_S * ENGINE_SAMPLE_RATE)
 _SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
 
 
@@ -286,7 +293,7 @@ class StreamTranscriber:
                 self._redo = self._decode(
                     self._settings.final_beam_size, final=True, upto=pause + _REDO_AFTER
                 )
-            if self._early is None and self._pass is None and segment.held:
+            if self._early is None and segment.held and self._may_start_final(pause):
                 self._early_short = False
                 self._early = self._decode(self._settings.final_beam_size, final=True, upto=pause)
                 self._early_key = self._segment_key()
@@ -311,6 +318,13 @@ class StreamTranscriber:
         self._pass_offset_s = segment.offset_s
         self._pass = self._decode(self._settings.partial_beam_size, final=False)
         self._pass.add_done_callback(inbox.put_nowait)
+
+    def _may_start_final(self, pause: int | None) -> bool:
+        """Whether the paused speaker's final may start now: at once when no partial pass
+        is in flight, beside one once the pause has lasted ``_BESIDE_PASS_AFTER``."""
+        if self._pass is None:
+            return True
+        return pause is not None and self._segment.total - pause >= _BESIDE_PASS_AFTER
 
     def _on_pass(self, done: asyncio.Future[SegmentDecode]) -> StreamTranscript | None:
         if done is self._early and not done.cancelled() and done.exception() is None:

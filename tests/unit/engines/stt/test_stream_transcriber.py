@@ -527,6 +527,32 @@ async def test_an_early_final_held_back_by_a_pass_still_covers_the_audio_to_the_
     assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
 
 
+async def test_a_lasting_pause_starts_the_final_beside_a_partial_pass_in_flight() -> None:
+    """A pause's final waits for the pass in flight only while the pause is short enough to
+    be a gap between words; once it lasts 0.15 s the final starts beside the pass (on
+    another engine lane, or ahead of other sessions' queued passes)."""
+    gate = threading.Event()
+    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"), gate=gate)
+    run = Run(backend, StreamSettings(final_beam_size=5), PriorityExecutor(lanes=2))
+    run.feed.push(segment_id=1)
+    await until(lambda: len(backend.calls) == 1, "the first partial pass")
+    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)  # the pause begins at 0.6 s
+    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)  # 0.1 s after it: maybe a gap
+    await until(lambda: run.feed.requested > run.feed.pushed, "the short pause read")
+    assert len(backend.calls) == 1  # the final waits for the pass
+    push_pause(run.feed, SAMPLE_RATE // 10, segment_id=1)  # 0.2 s: a lasting pause
+    await until(lambda: len(backend.calls) == 2, "the final beside the pass")
+    assert backend.running == 2 and backend.calls[1][1].final
+    gate.set()
+    run.feed.push(0, is_last=True, segment_id=1)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+
+    assert len(backend.calls) == 2  # the final is the early decode
+    assert backend.calls[1][0].size == HALF_SECOND + SAMPLE_RATE // 10  # up to the pause
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+
+
 async def _two_passes_then_the_final(backend: FakeBackend) -> Run:
     """Two partial passes that commit words, then is_last: the finished run."""
     run = Run(backend, StreamSettings(final_beam_size=5, first_interval_s=0.5))
