@@ -36,8 +36,13 @@ from theo.types import Word
 # a forced decoder step at the final's beam width (CTranslate2 decodes a prefix token by
 # token): 6 s of context, about 18 words, made a tiny.en final ~190 ms slower on one
 # engine thread. Short segments, the ones that need context, still get up to the budget;
-# a segment of several seconds carries context of its own and gets less or none.
-_TOTAL_S = 8.0
+# a segment of several seconds carries context of its own and gets less or none. More is
+# not better: a prefix holding a misheard word makes the next final repeat it (LibriVox
+# 0880's "ill-sposed" came back in 0890 at 8 s). Over the accuracy benchmark's realtime
+# clip decoded offline (benchmarks/realtime_offline.py: tiny.en and base, 16/48 and
+# 8 kHz, 4 x 223 words), errors with digits spelled were 52 at 4 s, 35-36 at 5-6.5 s,
+# 32 at 7 and 7.5 s, 40 at 8 and 10 s, and 54 without context.
+_TOTAL_S = 7.0
 
 Audio = npt.NDArray[np.float32]
 

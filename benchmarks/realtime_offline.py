@@ -1,0 +1,305 @@
+"""Realtime finals without the clock: accuracy.py's realtime clip through a session's
+front end and Theo's stream transcriber, in this process, in about a minute per model.
+
+``accuracy.py`` streams its joined recordings through ``theo serve`` at real-time pace
+(two minutes of audio per model and audio set). This script decodes the same clip the way
+a session and its worker do, as fast as the CPU allows, so an idea for realtime finals
+(context budget, encoder window, audio around a segment) can be tried on every model and
+both audio sets in a few minutes, next to the raw engine on each recording alone:
+
+* **raw engine**: ``accuracy.py``'s raw row (faster-whisper called directly on each
+  recording, batch decoding options);
+* **offline realtime finals**: the recordings joined 1 s apart (``accuracy.joined_clip``,
+  1.5 s of silence after), cut into 20 ms PCM16 frames, run through what a session runs
+  (:class:`~theo.session.segmenter.Segmenter` with the model's default preprocessing
+  chain, the VAD with the session's default sensitivity, pre-roll and dictation wait) and
+  fed, quantised to PCM16 as the session sends them, to a
+  :class:`~theo.engines.stt.stream_transcriber.StreamTranscriber` over the model's
+  :class:`~theo.engines.stt.faster_whisper_backend.FasterWhisperBackend`. A pause ends its
+  segment once it has lasted ``vad_silence_ms`` and its words (the worker's tentative
+  transcript) came, unless they end inside a dictated entity: the session's rule
+  (``theo.session.speech``), emulated here without its clock.
+
+Without a clock, partial passes run only as often as the frames leave the engine free;
+finals do not depend on them (a final is decoded from its segment's audio and the earlier
+finals, the property ``tests/integration/test_realtime_accuracy_e2e.py`` checks on a busy
+machine), so the finals are those of a session at real-time pace: compare with
+``accuracy.py``'s "theo realtime finals" row before trusting a difference.
+``--context-total-s`` decodes the clip once per value of
+``theo.engines.stt.final_context._TOTAL_S`` (context and segment audio together; the
+module constant is patched, so the rows are what that default would give).
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/realtime_offline.py --theo-home /tmp/acc/home
+    .venv/bin/python benchmarks/realtime_offline.py --models faster-whisper-base \
+        --audio 8k --context-total-s 4,6,8,10 --json offline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from accuracy import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_MODELS,
+    LANGUAGE,
+    TAIL_SILENCE_S,
+    DataSet,
+    RawEngine,
+    Recording,
+    Score,
+    attribute,
+    joined_clip,
+    load_data,
+    pcm16_to_float,
+    print_table,
+    realtime_selection,
+    score_each,
+)
+from harness import ensure_model, log
+from streaming import StreamClip
+
+from theo.audio.pcm import float_to_pcm16
+from theo.engines.stt import final_context
+from theo.engines.stt.faster_whisper_backend import FasterWhisperBackend
+from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
+from theo.manifest import ModelManifest
+from theo.preprocessing.chain import PreprocessingChain
+from theo.session.config import SessionConfig
+from theo.session.dictation import ends_inside_entity
+from theo.session.segmenter import Segmenter, SegmentEvent, SpeechEnded, SpeechStarted
+from theo.types import TranscriptKind
+from theo.vad.detector import VADDetector
+
+FRAME_MS = 20
+REALTIME_MAX_S = 120.0
+_WORDS_POLL_S = 0.05
+
+_Queue = asyncio.Queue[StreamFrame | None]
+
+
+@dataclass
+class Row:
+    model: str
+    audio: str
+    config: str
+    score: Score
+    texts: dict[str, str]
+    seconds: float
+
+
+class OfflineSession:
+    """One session's front end and its worker's transcriber, without the clock."""
+
+    def __init__(self, backend: FasterWhisperBackend, manifest: ModelManifest, rate: int):
+        config = SessionConfig()
+        self.config = config
+        chain = PreprocessingChain.build(manifest.preprocessing, rate)
+        self.vad = VADDetector(
+            sensitivity=config.vad_sensitivity,
+            min_silence_ms=max(config.vad_silence_ms, config.dictation_silence_ms),
+        )
+        self.segmenter = Segmenter(chain, self.vad, preroll_ms=config.vad_prefix_padding_ms)
+        self.transcriber = StreamTranscriber(backend)
+        self.frames: _Queue = asyncio.Queue()
+        self.finals: dict[int, str] = {}
+        self.tentative: dict[int, str] = {}
+        self.words_came = asyncio.Event()
+        self.segment = 0
+
+    def send(self, samples: np.ndarray, *, is_last: bool = False, paused: bool = False) -> None:
+        """What the session sends its worker: PCM16 audio of the open segment."""
+        pcm16 = np.frombuffer(float_to_pcm16(samples), dtype="<i2")
+        self.frames.put_nowait(
+            StreamFrame(
+                audio=pcm16_to_float(pcm16),
+                is_last=is_last,
+                segment_id=self.segment,
+                language=LANGUAGE,
+                speaker_paused=paused,
+            )
+        )
+
+    async def _events(self) -> None:
+        async def frames() -> AsyncIterator[StreamFrame]:
+            while (frame := await self.frames.get()) is not None:
+                yield frame
+
+        async for event in self.transcriber.events(frames()):
+            if event.kind is TranscriptKind.FINAL:
+                self.finals[event.segment_id] = event.text
+            elif event.kind is TranscriptKind.TENTATIVE:
+                self.tentative[event.segment_id] = event.text
+                self.words_came.set()
+
+    def _apply(self, events: list[SegmentEvent]) -> None:
+        nothing = np.zeros(0, dtype=np.float32)
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                self.segment += 1
+            elif isinstance(event, SpeechEnded):
+                self.send(nothing, is_last=True)
+            else:
+                self.send(event.samples, paused=event.paused)
+
+    async def _pause_words(self) -> str | None:
+        """The words up to the current pause, once the worker sent them (None: speech
+        resumed first)."""
+        while self.segment not in self.tentative and self.vad.pausing:
+            self.words_came.clear()
+            # The worker's decode runs in a thread: wait for its words a little at a time.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.words_came.wait(), _WORDS_POLL_S)
+        return self.tentative.get(self.segment)
+
+    async def run(self, clip: StreamClip) -> str:
+        """Stream ``clip`` and its tail silence; the finals joined."""
+        worker = asyncio.create_task(self._events())
+        pcm16 = np.frombuffer(clip.pcm16, dtype="<i2")
+        tail = np.zeros(round(TAIL_SILENCE_S * clip.sample_rate), dtype=np.int16)
+        audio = pcm16_to_float(np.concatenate([pcm16, tail]))
+        step = clip.sample_rate * FRAME_MS // 1000
+        for start in range(0, audio.size, step):
+            self._apply(self.segmenter.process(audio[start : start + step]))
+            await asyncio.sleep(0)  # the transcriber takes the frame
+            paused_long = self.vad.quiet_ms >= self.config.vad_silence_ms
+            if self.segmenter.in_segment and self.vad.pausing and paused_long:
+                words = await self._pause_words()
+                ends = words is not None and not ends_inside_entity(words)
+                if ends and self.segmenter.end_pause() is not None:
+                    self.send(np.zeros(0, dtype=np.float32), is_last=True)
+        self.frames.put_nowait(None)
+        await worker
+        return " ".join(self.finals[k].strip() for k in sorted(self.finals) if self.finals[k])
+
+
+def offline_row(
+    model: str,
+    backend: FasterWhisperBackend,
+    manifest: ModelManifest,
+    audio: str,
+    chosen: list[Recording],
+    total_s: float,
+) -> Row:
+    clip = joined_clip(audio, chosen)
+    final_context._TOTAL_S = total_s
+    began = time.perf_counter()
+    text = asyncio.run(OfflineSession(backend, manifest, clip.sample_rate).run(clip))
+    seconds = time.perf_counter() - began
+    score = Score()
+    score.add("*", clip.reference or "", text)
+    score.per_recording = attribute(chosen, text)
+    label = f"offline realtime finals, context+segment {total_s:g} s"
+    log(f"{model} {audio} {label}: {score.errors}/{score.words} in {seconds:.0f} s")
+    return Row(model, audio, label, score, {"*": text}, seconds)
+
+
+def model_rows(
+    model: str, model_dir: Path, sets: dict[str, list[Recording]], totals: list[float]
+) -> list[Row]:
+    rows: list[Row] = []
+    engine = RawEngine(model_dir)
+    for audio, recordings in sets.items():
+        chosen = realtime_selection(recordings, REALTIME_MAX_S)
+        began = time.perf_counter()
+        texts = {r.name: engine.transcribe(r) for r in chosen}
+        score = score_each(chosen, texts)
+        rows.append(Row(model, audio, "raw engine", score, texts, time.perf_counter() - began))
+    del engine
+    manifest = ModelManifest.load(model_dir)
+    backend = FasterWhisperBackend()
+    backend.load(model_dir, manifest.engine_config)
+    default_total = final_context._TOTAL_S
+    try:
+        for audio, recordings in sets.items():
+            chosen = realtime_selection(recordings, REALTIME_MAX_S)
+            for total_s in totals:
+                rows.append(offline_row(model, backend, manifest, audio, chosen, total_s))
+    finally:
+        final_context._TOTAL_S = default_total
+    return rows
+
+
+def audio_sets(data: DataSet, which: str) -> dict[str, list[Recording]]:
+    sets: dict[str, list[Recording]] = {}
+    if which in ("both", "native"):
+        sets["native"] = data.recordings
+    if which in ("both", "8k"):
+        sets["8 kHz"] = [r.telephone() for r in data.recordings]
+    return sets
+
+
+def report(rows: list[Row]) -> None:
+    headers = ["model", "audio", "configuration", "words", "errors", "spelled", "recordings"]
+    table = []
+    for row in rows:
+        moved = ", ".join(f"{k} {v}" for k, v in row.score.per_recording.items() if v)
+        table.append(
+            [
+                row.model,
+                row.audio,
+                row.config,
+                str(row.score.words),
+                f"{row.score.errors} ({row.score.wer:.1%})",
+                f"{row.score.spelled_errors} ({row.score.spelled_wer:.1%})",
+                moved or "none",
+            ]
+        )
+    print_table(headers, table)
+    print(
+        "\nspelled = errors with lone numbers 0-10 spelled as words on both sides (what ITN "
+        "prints either way); recordings = errors per recording."
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--audio", choices=("both", "native", "8k"), default="both")
+    parser.add_argument(
+        "--theo-home", type=Path, default=None, help="models pulled there where missing"
+    )
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--context-total-s",
+        default=str(final_context._TOTAL_S),
+        help="comma-separated budgets of context and segment audio, one row each",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write every transcript")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    totals = [float(v) for v in args.context_total_s.split(",")]
+    data = load_data(args.data_dir.expanduser().resolve())
+    for note in data.notes:
+        log(note)
+    sets = audio_sets(data, args.audio)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="theo-offline-") as workdir:
+        home = args.theo_home.expanduser().resolve() if args.theo_home else Path(workdir)
+        for model in args.models:
+            model_dir = ensure_model(home, model, Path(workdir) / "pull.log")
+            rows.extend(model_rows(model, model_dir, sets, totals))
+    report(rows)
+    if args.json:
+        payload = [
+            {"model": r.model, "audio": r.audio, "config": r.config, "texts": r.texts} for r in rows
+        ]
+        args.json.write_text(json.dumps(payload, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
