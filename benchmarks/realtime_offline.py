@@ -61,7 +61,6 @@ from accuracy import (
     attribute,
     joined_clip,
     load_data,
-    pcm16_to_float,
     print_table,
     realtime_selection,
     score_each,
@@ -69,7 +68,7 @@ from accuracy import (
 from harness import ensure_model, log
 from streaming import StreamClip
 
-from theo.audio.pcm import float_to_pcm16
+from theo.audio.pcm import float_to_pcm16, pcm16_to_float
 from theo.engines.stt import final_context
 from theo.engines.stt.faster_whisper_backend import FasterWhisperBackend
 from theo.engines.stt.stream_transcriber import StreamFrame, StreamTranscriber
@@ -78,6 +77,7 @@ from theo.preprocessing.chain import PreprocessingChain
 from theo.session.config import SessionConfig
 from theo.session.dictation import ends_inside_entity
 from theo.session.segmenter import Segmenter, SegmentEvent, SpeechEnded, SpeechStarted
+from theo.session.speech import _endpoint_silence_ms
 from theo.types import TranscriptKind
 from theo.vad.detector import VADDetector
 
@@ -95,7 +95,6 @@ class Row:
     config: str
     score: Score
     texts: dict[str, str]
-    seconds: float
 
 
 class OfflineSession:
@@ -105,9 +104,9 @@ class OfflineSession:
         config = SessionConfig()
         self.config = config
         chain = PreprocessingChain.build(manifest.preprocessing, rate)
+        # The session's own VAD wait (the dictation window); see run() for the shorter one.
         self.vad = VADDetector(
-            sensitivity=config.vad_sensitivity,
-            min_silence_ms=max(config.vad_silence_ms, config.dictation_silence_ms),
+            sensitivity=config.vad_sensitivity, min_silence_ms=_endpoint_silence_ms(config)
         )
         self.segmenter = Segmenter(chain, self.vad, preroll_ms=config.vad_prefix_padding_ms)
         self.transcriber = StreamTranscriber(backend)
@@ -118,11 +117,11 @@ class OfflineSession:
         self.segment = 0
 
     def send(self, samples: np.ndarray, *, is_last: bool = False, paused: bool = False) -> None:
-        """What the session sends its worker: PCM16 audio of the open segment."""
-        pcm16 = np.frombuffer(float_to_pcm16(samples), dtype="<i2")
+        """What the session sends its worker: PCM16 audio of the open segment, read back
+        as the worker reads it."""
         self.frames.put_nowait(
             StreamFrame(
-                audio=pcm16_to_float(pcm16),
+                audio=pcm16_to_float(float_to_pcm16(samples)),
                 is_last=is_last,
                 segment_id=self.segment,
                 language=LANGUAGE,
@@ -165,9 +164,8 @@ class OfflineSession:
     async def run(self, clip: StreamClip) -> str:
         """Stream ``clip`` and its tail silence; the finals joined."""
         worker = asyncio.create_task(self._events())
-        pcm16 = np.frombuffer(clip.pcm16, dtype="<i2")
-        tail = np.zeros(round(TAIL_SILENCE_S * clip.sample_rate), dtype=np.int16)
-        audio = pcm16_to_float(np.concatenate([pcm16, tail]))
+        tail = bytes(2 * round(TAIL_SILENCE_S * clip.sample_rate))
+        audio = pcm16_to_float(clip.pcm16 + tail)
         step = clip.sample_rate * FRAME_MS // 1000
         for start in range(0, audio.size, step):
             self._apply(self.segmenter.process(audio[start : start + step]))
@@ -189,9 +187,9 @@ def offline_row(
     manifest: ModelManifest,
     audio: str,
     chosen: list[Recording],
+    clip: StreamClip,
     total_s: float,
 ) -> Row:
-    clip = joined_clip(audio, chosen)
     final_context._TOTAL_S = total_s
     began = time.perf_counter()
     text = asyncio.run(OfflineSession(backend, manifest, clip.sample_rate).run(clip))
@@ -201,30 +199,28 @@ def offline_row(
     score.per_recording = attribute(chosen, text)
     label = f"offline realtime finals, context+segment {total_s:g} s"
     log(f"{model} {audio} {label}: {score.errors}/{score.words} in {seconds:.0f} s")
-    return Row(model, audio, label, score, {"*": text}, seconds)
+    return Row(model, audio, label, score, {"*": text})
 
 
 def model_rows(
     model: str, model_dir: Path, sets: dict[str, list[Recording]], totals: list[float]
 ) -> list[Row]:
     rows: list[Row] = []
+    chosen = {audio: realtime_selection(recs, REALTIME_MAX_S) for audio, recs in sets.items()}
     engine = RawEngine(model_dir)
-    for audio, recordings in sets.items():
-        chosen = realtime_selection(recordings, REALTIME_MAX_S)
-        began = time.perf_counter()
-        texts = {r.name: engine.transcribe(r) for r in chosen}
-        score = score_each(chosen, texts)
-        rows.append(Row(model, audio, "raw engine", score, texts, time.perf_counter() - began))
+    for audio, recordings in chosen.items():
+        texts = {r.name: engine.transcribe(r) for r in recordings}
+        rows.append(Row(model, audio, "raw engine", score_each(recordings, texts), texts))
     del engine
     manifest = ModelManifest.load(model_dir)
     backend = FasterWhisperBackend()
     backend.load(model_dir, manifest.engine_config)
     default_total = final_context._TOTAL_S
     try:
-        for audio, recordings in sets.items():
-            chosen = realtime_selection(recordings, REALTIME_MAX_S)
+        for audio, recordings in chosen.items():
+            clip = joined_clip(audio, recordings)
             for total_s in totals:
-                rows.append(offline_row(model, backend, manifest, audio, chosen, total_s))
+                rows.append(offline_row(model, backend, manifest, audio, recordings, clip, total_s))
     finally:
         final_context._TOTAL_S = default_total
     return rows
