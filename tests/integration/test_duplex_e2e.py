@@ -115,7 +115,7 @@ def _transcribe(server: RunningServer, pcm16: bytes, rate: int, model: str, **fi
 
 
 def test_spoken_replies_say_their_text_in_order_at_the_session_rate(
-    duplex_server: RunningServer,
+    duplex_server: RunningServer, server: RunningServer
 ) -> None:
     first = "Good morning. Thank you for calling the help desk."
     second = "Please hold the line for a moment."
@@ -150,8 +150,9 @@ def test_spoken_replies_say_their_text_in_order_at_the_session_rate(
         audio = client.audio_of(start, end)
         assert end["reason"] == "done"
         assert end["duration_ms"] == round(len(audio) / 2 / RATE * 1000)
-        heard = _transcribe(duplex_server, audio, RATE, TINY_EN)
-        # Piper samples its noise: tiny.en may mishear one word of a run ("help best").
+        # Heard by base: Piper samples its noise, and tiny.en misheard a word of a run
+        # often enough to fail CI ("help best", "at least hold the line").
+        heard = _transcribe(server, audio, RATE, BASE)
         assert wer(text, heard) <= 0.15, heard
     # Streamed as the worker made it: the two sentences of the first reply came apart.
     first_reply = client.log.events.index(marks[0]) + 1
@@ -474,12 +475,14 @@ def _ended(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _check_call(
-    server: RunningServer, watcher: CallWatcher, call_id: str, heard: np.ndarray
+    hearer: RunningServer, watcher: CallWatcher, call_id: str, heard: np.ndarray
 ) -> None:
+    """`hearer` transcribes the reply with base (tiny.en mishears Piper now and then, see
+    the first test); `watcher`'s finals are the call's own."""
     (end,) = _ended(watcher.log.of_call(call_id))
     assert (end["request_id"], end["reason"]) == ("agent", "done")
     assert abs(heard.size / 8 - end["duration_ms"]) < 40  # every 20 ms frame came back
-    reply = _transcribe(server, heard.astype("<i2").tobytes(), 8_000, TINY_EN)
+    reply = _transcribe(hearer, heard.astype("<i2").tobytes(), 8_000, BASE)
     assert wer(AGENT_TEXT, reply) <= 0.15, reply
     finals = [t for t in watcher.log.finals(call_id) if t.strip()]
     assert len(finals) == 2, finals
@@ -488,7 +491,7 @@ def _check_call(
 
 
 def test_an_rtp_call_hears_the_spoken_reply_in_g711_paced_in_real_time(
-    duplex_server: RunningServer, phone_ports: PhonePorts
+    duplex_server: RunningServer, server: RunningServer, phone_ports: PhonePorts
 ) -> None:
     def dial() -> Awaitable[RtpPhone]:
         return RtpPhone.call("127.0.0.1", phone_ports.rtp, "pcmu", ssrc=0x5EED)
@@ -502,11 +505,11 @@ def test_an_rtp_call_hears_the_spoken_reply_in_g711_paced_in_real_time(
     median_gap, span = spacing_ms([at for at, _ in phone.received])
     assert 15 <= median_gap <= 30, median_gap
     assert span >= 0.8 * (len(packets) - 1) * 20, span
-    _check_call(duplex_server, watcher, call_id, phone.heard())
+    _check_call(server, watcher, call_id, phone.heard())
 
 
 def test_an_audiosocket_call_hears_the_spoken_reply_paced_in_real_time(
-    duplex_server: RunningServer, phone_ports: PhonePorts
+    duplex_server: RunningServer, server: RunningServer, phone_ports: PhonePorts
 ) -> None:
     def dial() -> Awaitable[AudioSocketPhone]:
         return AudioSocketPhone.call("127.0.0.1", phone_ports.audiosocket, uuid.uuid4())
@@ -516,7 +519,7 @@ def test_an_audiosocket_call_hears_the_spoken_reply_paced_in_real_time(
     median_gap, span = spacing_ms([at for at, _, _ in phone.received])
     assert 15 <= median_gap <= 30, median_gap
     assert span >= 0.8 * (len(phone.received) - 1) * 20, span
-    _check_call(duplex_server, watcher, call_id, phone.heard())
+    _check_call(server, watcher, call_id, phone.heard())
 
 
 def test_the_cli_echo_bot_speaks_each_final_back(
