@@ -137,7 +137,8 @@ class OfflineSession:
         async for event in self.transcriber.events(frames()):
             if event.kind is TranscriptKind.FINAL:
                 self.finals[event.segment_id] = event.text
-            elif event.kind is TranscriptKind.TENTATIVE:
+            elif event.kind is TranscriptKind.TENTATIVE and self.vad.pausing:
+                # As the session: words that come after the speaker resumed are stale.
                 self.tentative[event.segment_id] = event.text
                 self.words_came.set()
 
@@ -149,6 +150,8 @@ class OfflineSession:
             elif isinstance(event, SpeechEnded):
                 self.send(nothing, is_last=True)
             else:
+                if not event.paused:  # speech resumed: the pause's words are no longer news
+                    self.tentative.pop(self.segment, None)
                 self.send(event.samples, paused=event.paused)
 
     async def _pause_words(self) -> str | None:

@@ -25,6 +25,7 @@ cards="$work/root/usr/share/pocketsphinx/test/data/cards"
 fixtures=(
     "003|en_cards_seven_of_clubs|00d283e46bc257ae479e4aa86593cadb541656eba1d19fc8abeece37f6a5a18b|seven of clubs"
     "004|en_cards_five_five|4c44a8177f5b128b99f078cdeb918119933155574231f1833e8840d1af09c521|five five"
+    "005|en_cards_eight_of_spades|090f18f5f76cf8b2b43cd9e6b07823f4685a4742d9a36cd98b174a6586c18cf9|eight of spades four of clubs seven of hearts"
 )
 
 mkdir -p "$out_dir"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import BASE, TINY_EN
-from tests.helpers.realtime import pcm16_of, run_session, ws_url
+from tests.helpers.realtime import pcm16_of, run_session, silence, ws_url
 from tests.helpers.server import RunningServer
 from tests.helpers.wer import normalize
 
@@ -90,3 +90,25 @@ def test_a_phrase_cut_short_by_its_pauses_is_heard_in_context(server: RunningSer
     assert len(finals) >= 3, finals  # cut at its pauses: the case this test is about
     heard = normalize(" ".join(finals))
     assert heard == "ever tried ever failed no matter try again fail again fail better", finals
+
+
+_SPELLED = {"5": "five", "8": "eight", "4": "four", "7": "seven"}
+_CONFIGURE_RAW_TEXT = {"type": "session.configure", "enable_itn": False}
+
+
+def test_a_dictated_group_before_a_held_pause_stays_in_the_final(server: RunningServer) -> None:
+    """ "Five five" ends inside a dictated number, so the session holds the segment open
+    over the second of quiet after it, and "eight of spades ..." joins it. Decoded whole,
+    tiny.en left out "5 5" and said the rest twice ("8 of spades, 4 of close, 7 of hearts
+    8 of spades, ..."): the words heard at the pause now lead the final's decode."""
+    five_five, rate = pcm16_of("en_cards_five_five.wav")
+    eight_of_spades, _ = pcm16_of("en_cards_eight_of_spades.wav")
+    audio = five_five + silence(1.0, rate) + eight_of_spades
+    url = ws_url(server.base_url, TINY_EN, "en")
+    log = asyncio.run(
+        run_session(url, audio, rate, commands_before=[_CONFIGURE_RAW_TEXT], tail_silence_s=1.5)
+    )
+    assert log.close_code == 1000, log.types()
+    heard = [_SPELLED.get(w, w) for w in normalize(" ".join(log.finals())).split()]
+    assert heard[:3] == ["five", "five", "eight"], log.finals()
+    assert (heard.count("spades"), heard.count("hearts")) == (1, 1), log.finals()

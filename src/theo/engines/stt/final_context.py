@@ -29,6 +29,7 @@ import numpy.typing as npt
 from theo.audio.pcm import ENGINE_SAMPLE_RATE
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
 from theo.engines.stt.local_agreement import normalize_word
+from theo.engines.stt.pause_anchor import PauseAnchor
 from theo.types import Word
 
 # Context and segment together stay within this much audio. The encoder window (15 s at
@@ -45,6 +46,7 @@ from theo.types import Word
 _TOTAL_S = 7.0
 
 Audio = npt.NDArray[np.float32]
+_NO_AUDIO: Audio = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +79,28 @@ class FinalContext:
         """Forget every final (a segment whose start was trimmed away breaks the chain)."""
         self._finals.clear()
 
-    def decoder(self, backend: STTBackend) -> Callable[[Audio, SegmentOptions], SegmentDecode]:
-        """A decode function for a final, with the finals remembered now as its context."""
-        return functools.partial(_decode_in_context, backend, tuple(self._finals))
+    def decoder(
+        self, backend: STTBackend, anchor: PauseAnchor | None = None
+    ) -> Callable[[Audio, SegmentOptions], SegmentDecode]:
+        """A decode function for a final, with the finals remembered now as its context,
+        and ``anchor``, the words of the final's own audio up to a pause, forced after them."""
+        return functools.partial(_decode_in_context, backend, tuple(self._finals), anchor)
 
 
 def _decode_in_context(
-    backend: STTBackend, finals: Sequence[_Final], audio: Audio, options: SegmentOptions
+    backend: STTBackend,
+    finals: Sequence[_Final],
+    anchor: PauseAnchor | None,
+    audio: Audio,
+    options: SegmentOptions,
 ) -> SegmentDecode:
     """Decode ``audio`` (a final's) behind ``finals``; word times on ``audio``'s clock.
 
-    The newest finals that fit in :data:`_TOTAL_S` with ``audio`` are the context. Falls
-    back to decoding ``audio`` alone when none fits, or when the decode keeps no word
-    after the prefix.
+    The newest finals that fit in :data:`_TOTAL_S` with ``audio`` are the context. The
+    ``anchor``'s text follows theirs in the prefix, and its words open the result: Whisper
+    decodes only what was said after the pause. Falls back to decoding ``audio`` alone
+    when there is neither context nor anchor, or when the decode keeps no word after the
+    prefix.
     """
     room = round(_TOTAL_S * ENGINE_SAMPLE_RATE) - audio.size
     fitting: list[_Final] = []
@@ -99,21 +110,24 @@ def _decode_in_context(
             break
         fitting.insert(0, final)
     finals = fitting
-    if not finals or options.prefix is not None:
+    anchor = anchor if anchor is not None and anchor.text else None
+    if (not finals and anchor is None) or options.prefix is not None:
         return backend.decode_segment(audio, options)
-    context = np.concatenate([f.audio for f in finals])
-    prefix = " ".join(f.text for f in finals)
+    context = np.concatenate([_NO_AUDIO, *(f.audio for f in finals)])
+    prefix = " ".join([*(f.text for f in finals), *([anchor.text] if anchor else [])])
     offset_s = context.size / ENGINE_SAMPLE_RATE
     decode = backend.decode_segment(
         np.concatenate([context, audio]), dataclasses.replace(options, prefix=prefix)
     )
-    words = _after_prefix(decode.words, prefix, offset_s)
+    after_s = offset_s + (anchor.pause_s if anchor else 0.0)
+    words = _after_prefix(decode.words, prefix, after_s)
     if not words:
         return backend.decode_segment(audio, options)
-    shifted = tuple(
+    after = (
         Word(w.word, max(w.start - offset_s, 0.0), max(w.end - offset_s, 0.0), w.probability)
         for w in words
     )
+    shifted = (*(anchor.words if anchor else ()), *after)
     text = "".join(w.word for w in shifted).strip()
     confidence = sum(w.probability for w in shifted) / len(shifted)
     return SegmentDecode(text, shifted, decode.language, confidence)

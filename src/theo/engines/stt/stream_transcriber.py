@@ -28,6 +28,7 @@ from theo.engines.stt.backend import SegmentDecode, SegmentOptions, STTBackend
 from theo.engines.stt.final_context import FinalContext
 from theo.engines.stt.local_agreement import LocalAgreement
 from theo.engines.stt.pass_batcher import PassBatcher
+from theo.engines.stt.pause_anchor import PauseAnchor
 from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.types import StreamTranscript, TranscriptKind, Word
 
@@ -49,6 +50,12 @@ _REDO_AFTER = round(_REDO_AFTER_S * ENGINE_SAMPLE_RATE)
 # started here is rarely wasted on speech that resumes.
 _BESIDE_PASS_AFTER_S = 0.15
 _BESIDE_PASS_AFTER = round(_BESIDE_PASS_AFTER_S * ENGINE_SAMPLE_RATE)
+# A pause at least this long that the speaker resumed after makes the early final's words
+# an anchor for the segment's later finals (see pause_anchor). It is the session's default
+# end-of-speech silence: a pause this long that did not end the segment is one the
+# session held open (a dictation). Shorter pauses, between words, anchor nothing.
+_ANCHOR_PAUSE_S = 0.3
+_ANCHOR_PAUSE = round(_ANCHOR_PAUSE_S * ENGINE_SAMPLE_RATE)
 _SENTENCE_END = frozenset(".?!\u3002\uff1f\uff01\u2026")  # also CJK full stops and ellipsis
 
 
@@ -204,6 +211,7 @@ class StreamTranscriber:
         self._context = ""
         # Only an engine that reads the audio after a forced prefix (Whisper) gets context.
         in_context = getattr(backend, "decodes_after_prefix", False)
+        self._anchors_prefix = in_context
         self._history = FinalContext(self._settings.final_context_s if in_context else 0.0)
         self._segment = _Segment()
         self._options = StreamFrame(audio=_NO_AUDIO)
@@ -221,6 +229,12 @@ class StreamTranscriber:
         # stop short, so a long pause (dictation) does not leave it for is_last.
         self._redo: asyncio.Future[SegmentDecode] | None = None
         self._early_short = False  # the early final's words end well before its audio
+        # The words up to the segment's latest long pause, which later final decodes keep
+        # (see pause_anchor); while that pause's early final is still decoding, it is
+        # pending, and no final decode starts before it is settled: the same audio gives
+        # the same anchor however busy the machine is.
+        self._anchor: PauseAnchor | None = None
+        self._anchor_pending: tuple[asyncio.Future[SegmentDecode], int, float] | None = None
 
     @property
     def session_id(self) -> str:
@@ -257,6 +271,8 @@ class StreamTranscriber:
         finally:
             self._drop_pass()
             self._drop_early()
+            if self._anchor_pending is not None:
+                self._anchor_pending[0].cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
@@ -267,6 +283,7 @@ class StreamTranscriber:
             self._options = frame
         if frame.audio.size:
             if not frame.speaker_paused:
+                self._anchor_at_resumption()
                 self._drop_early()
                 self._pause_total = None
             self._segment.append(frame.audio)
@@ -274,9 +291,48 @@ class StreamTranscriber:
                 self._pause_total = self._segment.total
         return await self._finalize() if frame.is_last else None
 
+    def _anchor_at_resumption(self) -> None:
+        """The speaker resumed: after a long pause, its early final becomes the anchor."""
+        pause = self._pause_total
+        early = self._early
+        if (
+            pause is None
+            or early is None
+            or self._segment.total - pause < _ANCHOR_PAUSE
+            or self._early_key != self._segment_key()
+            or self._segment.dropped
+        ):
+            return
+        self._early = None  # kept, not cancelled with the rest
+        self._anchor_pending = (early, pause, self._early_audio_s)
+        if early.done():
+            self._settle_anchor()
+
+    def _settle_anchor(self) -> None:
+        """Make the finished pending early final the anchor (unless it failed, stopped
+        short of its audio or the segment was trimmed meanwhile)."""
+        assert self._anchor_pending is not None
+        early, pause, audio_s = self._anchor_pending
+        self._anchor_pending = None
+        if early.cancelled() or early.exception() is not None or self._segment.dropped:
+            return
+        decode = early.result()
+        if decode.words and not _stops_short(decode, audio_s, _EARLY_TAIL_GAP_S):
+            self._anchor = PauseAnchor(pause / SAMPLE_RATE, tuple(self._final_words(decode)))
+
+    async def _await_anchor(self) -> None:
+        """Settle a pending anchor before a final decode that would use it."""
+        if self._anchor_pending is not None:
+            await asyncio.wait([self._anchor_pending[0]])
+            self._settle_anchor()
+
     def _start_pass(self, inbox: asyncio.Queue[_Item]) -> None:
         segment = self._segment
+        if self._anchor_pending is not None and self._anchor_pending[0].done():
+            self._settle_anchor()
         if self._options.speaker_paused:
+            if self._anchor_pending is not None:
+                return  # no final decode before the anchor it would use is settled
             # The speaker paused: the segment is probably over. Decode the final now, so
             # it is ready (or nearly) when is_last arrives after the VAD's silence wait,
             # and start no partial pass that the final would have to wait for.
@@ -361,7 +417,7 @@ class StreamTranscriber:
             # A trimmed segment's final continues its committed words (see _decode).
             agreement = segment.agreement
             return [*agreement.committed, *agreement.beyond_committed(words)]
-        return words
+        return self._anchor.restore(words) if self._anchor is not None else words
 
     def _segment_key(self) -> int:
         """What an early final depends on besides the audio: the audio trimmed away."""
@@ -406,6 +462,7 @@ class StreamTranscriber:
         self._early = self._redo = None
 
     async def _finalize(self) -> StreamTranscript:
+        await self._await_anchor()
         early = self._take_early()
         self._drop_pass()
         segment = self._segment
@@ -440,6 +497,7 @@ class StreamTranscriber:
             )
         self._segment = _Segment()
         self._pause_total = None
+        self._anchor = None
         return event
 
     def _trim(self) -> None:
@@ -474,7 +532,10 @@ class StreamTranscriber:
         audio = self._segment.audio()[: self._segment.samples_upto(upto)]
         if not final and self._batcher is not None:
             return asyncio.wrap_future(self._batcher.submit(audio, options))
-        decode = self._history.decoder(self._backend) if final else self._backend.decode_segment
+        anchor = self._anchor if self._anchors_prefix and not self._segment.dropped else None
+        decode = (
+            self._history.decoder(self._backend, anchor) if final else self._backend.decode_segment
+        )
         if final and isinstance(self._executor, PriorityExecutor):
             return asyncio.wrap_future(self._executor.submit_urgent(decode, audio, options))
         loop = asyncio.get_running_loop()

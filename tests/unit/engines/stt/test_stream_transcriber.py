@@ -423,6 +423,91 @@ async def test_speech_after_a_pause_discards_the_early_final() -> None:
     assert final_audio.size == 2 * HALF_SECOND + SAMPLE_RATE // 5
 
 
+async def _dictated_groups(second_decode: str) -> Run:
+    """One segment held open across a long pause: "five five", 0.6 s of quiet, then more
+    speech and a pause; the second early final (the final) answers ``second_decode``,
+    its words timed after the first pause."""
+    backend = FakeBackend(
+        lambda n, audio, options: (
+            decode_of("five five") if n == 0 else decode_of(second_decode, 1.7)
+        )
+    )
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    for _ in range(2):
+        run.feed.push(segment_id=1, enable_partials=False)  # 1 s of speech
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1, enable_partials=False)
+    await until(lambda: run.texts(TranscriptKind.TENTATIVE), "the first pause's words")
+    push_pause(run.feed, SAMPLE_RATE * 2 // 5, segment_id=1, enable_partials=False)
+    for _ in range(2):  # the speaker goes on after 0.6 s (the session waited: dictation)
+        run.feed.push(segment_id=1, enable_partials=False)
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1, enable_partials=False)
+    await until(lambda: len(run.texts(TranscriptKind.TENTATIVE)) == 2, "the second pause's")
+    run.feed.push(0, is_last=True, segment_id=1, enable_partials=False)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    assert len(backend.calls) == 2
+    # The words heard at the first pause lead the final's decode as its forced prefix.
+    assert [options.prefix for _, options in backend.calls] == [None, "five five"]
+    return run
+
+
+async def test_words_before_a_held_pause_that_the_final_leaves_out_are_kept() -> None:
+    """Whisper decoded "five five ... eight of spades" whole as "8 of spades": the words
+    heard at the pause come back in front, even from a decode that skipped its prefix."""
+    run = await _dictated_groups("eight of spades")
+    assert run.texts(TranscriptKind.TENTATIVE) == ["five five", "five five eight of spades"]
+    assert run.texts(TranscriptKind.FINAL) == ["five five eight of spades"]
+    (final,) = run.events[-1:]
+    assert [round(w.start, 2) for w in final.words][:3] == [0.05, 0.55, 1.75]
+
+
+async def test_words_before_a_held_pause_are_not_doubled_when_the_final_has_them() -> None:
+    """The decode starts with the prefix (timed after the pause): its words come once."""
+    run = await _dictated_groups("five five eight of spades")
+    assert run.texts(TranscriptKind.FINAL) == ["five five eight of spades"]
+
+
+async def test_a_long_pause_anchors_its_words_even_when_they_come_after_the_speaker_resumed() -> (
+    None
+):
+    """On a busy machine the pause's early final is still decoding when speech resumes:
+    the final waits for it, and decodes as the idle machine did."""
+    gate = threading.Event()
+    backend = FakeBackend(
+        lambda n, audio, options: decode_of("five five") if n == 0 else decode_of("eight", 1.7),
+        gate=gate,
+    )
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(segment_id=1, enable_partials=False)
+    for samples in (SAMPLE_RATE // 10, SAMPLE_RATE // 2):  # the pause begins after 0.1 s
+        push_pause(run.feed, samples, segment_id=1, enable_partials=False)
+    await until(lambda: len(backend.calls) == 1, "the early final, held by the busy engine")
+    run.feed.push(segment_id=1, enable_partials=False)  # the speaker resumes
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1, enable_partials=False)
+    run.feed.push(0, is_last=True, segment_id=1, enable_partials=False)
+    await until(lambda: run.feed.requested > run.feed.pushed, "every frame read")
+    assert len(backend.calls) == 1  # nothing decoded before the anchor is known
+    gate.set()
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    assert [options.prefix for _, options in backend.calls] == [None, "five five"]
+    assert run.texts(TranscriptKind.FINAL) == ["five five eight"]
+
+
+async def test_a_short_pause_between_words_anchors_nothing() -> None:
+    backend = FakeBackend(scripted("he was", "he was not an ill disposed man"))
+    run = Run(backend, StreamSettings(final_beam_size=5))
+    run.feed.push(segment_id=1, enable_partials=False)
+    push_pause(run.feed, SAMPLE_RATE // 5, segment_id=1, enable_partials=False)  # 200 ms
+    await until(lambda: run.texts(TranscriptKind.TENTATIVE), "the pause's words")
+    run.feed.push(segment_id=1, enable_partials=False)
+    run.feed.push(0, is_last=True, segment_id=1, enable_partials=False)
+    await until(lambda: run.texts(TranscriptKind.FINAL), "the final")
+    await run.finish()
+    assert [options.prefix for _, options in backend.calls] == [None, None]
+    assert run.texts(TranscriptKind.FINAL) == ["he was not an ill disposed man"]
+
+
 async def test_passes_come_twice_as_often_until_the_first_words_are_committed() -> None:
     backend = FakeBackend(scripted("he", "he was", "he was not", "he was not an"))
     run = Run(backend, StreamSettings(partial_interval_s=0.5, first_interval_s=0.25))
