@@ -46,7 +46,6 @@ from theo.types import Word
 _TOTAL_S = 7.0
 
 Audio = npt.NDArray[np.float32]
-_NO_AUDIO: Audio = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +112,7 @@ def _decode_in_context(
     anchor = anchor if anchor is not None and anchor.text else None
     if (not finals and anchor is None) or options.prefix is not None:
         return backend.decode_segment(audio, options)
-    context = np.concatenate([_NO_AUDIO, *(f.audio for f in finals)])
+    context = np.concatenate([f.audio for f in finals]) if finals else audio[:0]
     prefix = " ".join([*(f.text for f in finals), *([anchor.text] if anchor else [])])
     offset_s = context.size / ENGINE_SAMPLE_RATE
     decode = backend.decode_segment(

@@ -209,10 +209,11 @@ class StreamTranscriber:
         self._executor = executor
         self._batcher = batcher
         self._context = ""
-        # Only an engine that reads the audio after a forced prefix (Whisper) gets context.
-        in_context = getattr(backend, "decodes_after_prefix", False)
-        self._anchors_prefix = in_context
-        self._history = FinalContext(self._settings.final_context_s if in_context else 0.0)
+        # Only an engine that reads the audio after a forced prefix (Whisper) gets context
+        # and pause anchors.
+        self._after_prefix = bool(getattr(backend, "decodes_after_prefix", False))
+        context_s = self._settings.final_context_s if self._after_prefix else 0.0
+        self._history = FinalContext(context_s)
         self._segment = _Segment()
         self._options = StreamFrame(audio=_NO_AUDIO)
         self._pass: asyncio.Future[SegmentDecode] | None = None
@@ -299,8 +300,7 @@ class StreamTranscriber:
             pause is None
             or early is None
             or self._segment.total - pause < _ANCHOR_PAUSE
-            or self._early_key != self._segment_key()
-            or self._segment.dropped
+            or self._segment.dropped  # (then the early final is stale too)
         ):
             return
         self._early = None  # kept, not cancelled with the rest
@@ -532,7 +532,7 @@ class StreamTranscriber:
         audio = self._segment.audio()[: self._segment.samples_upto(upto)]
         if not final and self._batcher is not None:
             return asyncio.wrap_future(self._batcher.submit(audio, options))
-        anchor = self._anchor if self._anchors_prefix and not self._segment.dropped else None
+        anchor = self._anchor if self._after_prefix and not self._segment.dropped else None
         decode = (
             self._history.decoder(self._backend, anchor) if final else self._backend.decode_segment
         )
