@@ -52,6 +52,7 @@ import numpy as np
 from accuracy import (
     DEFAULT_DATA_DIR,
     DEFAULT_MODELS,
+    DEFAULT_REALTIME_MAX_S,
     LANGUAGE,
     TAIL_SILENCE_S,
     DataSet,
@@ -82,7 +83,6 @@ from theo.types import TranscriptKind
 from theo.vad.detector import VADDetector
 
 FRAME_MS = 20
-REALTIME_MAX_S = 120.0
 _WORDS_POLL_S = 0.05
 
 _Queue = asyncio.Queue[StreamFrame | None]
@@ -209,7 +209,9 @@ def model_rows(
     model: str, model_dir: Path, sets: dict[str, list[Recording]], totals: list[float]
 ) -> list[Row]:
     rows: list[Row] = []
-    chosen = {audio: realtime_selection(recs, REALTIME_MAX_S) for audio, recs in sets.items()}
+    chosen = {
+        audio: realtime_selection(recs, DEFAULT_REALTIME_MAX_S) for audio, recs in sets.items()
+    }
     engine = RawEngine(model_dir)
     for audio, recordings in chosen.items():
         texts = {r.name: engine.transcribe(r) for r in recordings}

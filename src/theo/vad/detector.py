@@ -20,6 +20,9 @@ from theo.vad.silero import SAMPLE_RATE, WINDOW_SAMPLES, SileroModel, shared_mod
 
 EventKind = Literal["speech_start", "speech_end"]
 _KEEP_BELOW = 0.15  # the keep threshold's distance below the speech threshold
+# The longest dip (between the keep and the speech threshold) that a run of speech windows
+# waiting for confirmation survives: 224 ms, the gap between two stressed words.
+_MAX_RUN_DIP_WINDOWS = 7
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class VADDetector:
         self._state = VADState.SILENCE
         self._run_start = 0
         self._run_length = 0
+        self._run_dip = 0  # windows since the run's latest one at the speech threshold
         self._quiet_length = 0
         self._speech_end = 0
         self.windows_total = 0
@@ -245,13 +249,20 @@ class VADDetector:
         if self._state is VADState.SILENCE:
             # A run is confirmed on the full threshold only: Silero's output decays over
             # ~100 ms after a sound stops, and counting that tail at the lower keep
-            # threshold would let a 150 ms burst pass a 250 ms minimum.
+            # threshold would let a 150 ms burst pass a 250 ms minimum. A short dip to
+            # the keep threshold inside a run (the stop between two emphatic words, JFK's
+            # "ask ... not") neither counts nor breaks it, as Silero's own
+            # get_speech_timestamps measures a segment from its start to its drop below
+            # the lower threshold.
             if score < thresholds.speech_prob:
-                self._run_length = 0
+                self._run_dip += 1
+                if score < thresholds.keep_prob or self._run_dip > _MAX_RUN_DIP_WINDOWS:
+                    self._run_length = 0
                 return None
             if self._run_length == 0:
                 self._run_start = offset
             self._run_length += 1
+            self._run_dip = 0
             self._speech_end = offset + WINDOW_SAMPLES
             if self._run_length < self._speech_windows:
                 return None

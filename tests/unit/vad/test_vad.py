@@ -431,3 +431,53 @@ def test_vad_never_imports_an_stt_engine() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("theo/vad/assets/silero_vad_v6.onnx")
+
+
+class _ScriptedClassifier:
+    """Returns the given speech probabilities, one per window, then 0."""
+
+    def __init__(self, scores: Sequence[float]) -> None:
+        self._scores = iter(scores)
+
+    def probability(self, window: Audio) -> float:
+        return next(self._scores, 0.0)
+
+    def skip(self, window: Audio) -> None:
+        next(self._scores, None)
+
+    def reset(self) -> None:
+        pass
+
+
+class _ScriptedModel:
+    def __init__(self, scores: Sequence[float]) -> None:
+        self._scores = scores
+
+    def classifier(self) -> _ScriptedClassifier:
+        return _ScriptedClassifier(self._scores)
+
+
+def scripted_events(scores: Sequence[float]) -> list[VADEvent]:
+    """Events of a normal-sensitivity detector whose Silero scores are ``scores``, over a
+    loud tone the energy pre-filter always passes to it."""
+    windows = len(scores) + 12  # then 384 ms at 0: the end of speech
+    t = np.arange(windows * WINDOW_SAMPLES) / SAMPLE_RATE
+    tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    detector = VADDetector(model=_ScriptedModel(scores))  # type: ignore[arg-type]
+    return detector.process(tone)
+
+
+def test_a_short_dip_inside_a_run_neither_counts_nor_breaks_it() -> None:
+    # JFK's "ask ... not" heard at 8 kHz: four windows over 0.5, five between the keep
+    # threshold (0.35) and 0.5, four over 0.5 again: 8 speech windows, a 250 ms run.
+    events = scripted_events([0.6] * 4 + [0.4] * 5 + [0.6] * 4)
+    assert [(e.kind, e.sample_offset) for e in events] == [
+        ("speech_start", 0),
+        ("speech_end", 13 * WINDOW_SAMPLES),
+    ]
+    # The dip windows do not count: 4 + 3 speech windows stay short of 8.
+    assert scripted_events([0.6] * 4 + [0.4] * 5 + [0.6] * 3) == []
+    # A drop below the keep threshold, or a dip longer than 7 windows, breaks the run.
+    assert scripted_events([0.6] * 4 + [0.4, 0.2, 0.4] + [0.6] * 4) == []
+    assert scripted_events([0.6] * 4 + [0.4] * 8 + [0.6] * 4) == []
+    assert len(scripted_events([0.6] * 4 + [0.4] * 7 + [0.6] * 4)) == 2
