@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import soxr
 
-from tests.conftest import PIPER, TINY_EN, reference
+from tests.conftest import TINY_EN, reference
 from tests.helpers.audio import read_wav
 from tests.helpers.realtime import SessionLog, run_session, ws_url
 from tests.helpers.server import FIXTURES, RunningServer, free_port, serving
@@ -192,24 +191,13 @@ def test_impaired_call_and_audiosocket_call(
 
 
 def test_a_phone_number_dictated_in_groups_on_a_call_is_one_final(
-    phone_server: RunningServer, tts_server: RunningServer
+    phone_server: RunningServer,
 ) -> None:
-    # Piper's voice, one group at a time, 650 ms of silence between the groups.
-    groups = ["My phone number is five five five", "one two three", "four five six seven"]
-    parts = []
-    with tts_server.client() as client:
-        for text in groups:
-            response = client.post(
-                "/v1/audio/speech",
-                json={"model": PIPER, "voice": "joe", "input": text, "response_format": "pcm"},
-            )
-            assert response.status_code == 200, response.text
-            speech = np.frombuffer(response.content, dtype="<i2").astype(np.float32) / 32768
-            loud = np.flatnonzero(np.abs(speech) > 0.01)
-            parts.append(soxr.resample(speech[loud[0] : loud[-1] + 1], 24_000, 8_000))
-    pause = np.zeros(int(8_000 * 0.65), np.float32)
-    joined = np.concatenate([p for part in parts for p in (part, pause)] + [np.zeros(8_000)])
-    call_audio = (np.clip(joined, -1, 1) * 32767).astype(np.int16)
+    # Piper's voice, one group at a time, 650 ms of silence between the groups, speech from
+    # the first sample (scripts/make_phone_call_clip.py). Silero doubts the opening "My
+    # phone" at 8 kHz; the VAD used to confirm speech only after it, and the final lost it.
+    call_audio, rate = read_wav(FIXTURES / "en_phone_dictation_8k.wav")
+    assert rate == 8_000
 
     async def scenario() -> CallEvents:
         async with CallWatcher(phone_server.base_url) as watcher:
@@ -221,4 +209,4 @@ def test_a_phone_number_dictated_in_groups_on_a_call_is_one_final(
     log = asyncio.run(scenario())
     call_id = _call(log, codec="pcmu")["call_id"]
     finals = [f for f in log.finals(call_id) if f.strip()]
-    assert len(finals) == 1 and "555-123-4567" in finals[0], finals
+    assert len(finals) == 1 and "my phone number is 555-123-4567" in finals[0].lower(), finals

@@ -20,9 +20,12 @@ from theo.vad.silero import SAMPLE_RATE, WINDOW_SAMPLES, SileroModel, shared_mod
 
 EventKind = Literal["speech_start", "speech_end"]
 _KEEP_BELOW = 0.15  # the keep threshold's distance below the speech threshold
-# The longest dip (between the keep and the speech threshold) that a run of speech windows
+# The longest dip (windows under the speech threshold) that a run of speech windows
 # waiting for confirmation survives: 224 ms, the gap between two stressed words.
 _MAX_RUN_DIP_WINDOWS = 7
+# The most consecutive windows of such a dip that may fall under the keep threshold: 96 ms,
+# Silero's own get_speech_timestamps default (min_silence_duration_ms=100).
+_MAX_RUN_GAP_WINDOWS = 3
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class VADDetector:
         self._run_start = 0
         self._run_length = 0
         self._run_dip = 0  # windows since the run's latest one at the speech threshold
+        self._run_gap = 0  # of those, the latest consecutive ones under the keep threshold
         self._quiet_length = 0
         self._speech_end = 0
         self.windows_total = 0
@@ -239,7 +243,8 @@ class VADDetector:
         self._next_window += WINDOW_SAMPLES
         self.windows_total += 1
         prefilter = self._prefilter
-        if prefilter.classify(window).is_speech_candidate:
+        heard = prefilter.classify(window).is_speech_candidate
+        if heard:
             score = self._classifier.probability(window)
         else:
             self._classifier.skip(window)
@@ -249,20 +254,26 @@ class VADDetector:
         if self._state is VADState.SILENCE:
             # A run is confirmed on the full threshold only: Silero's output decays over
             # ~100 ms after a sound stops, and counting that tail at the lower keep
-            # threshold would let a 150 ms burst pass a 250 ms minimum. A short dip to
-            # the keep threshold inside a run (the stop between two emphatic words, JFK's
-            # "ask ... not") neither counts nor breaks it, as Silero's own
-            # get_speech_timestamps measures a segment from its start to its drop below
-            # the lower threshold.
+            # threshold would let a 150 ms burst pass a 250 ms minimum. A short dip inside
+            # a run (the stop between two emphatic words, JFK's "ask ... not"; an unsure
+            # first word, Piper's "My phone" at 8 kHz) neither counts nor breaks it, as
+            # Silero's own get_speech_timestamps keeps a segment open until its score has
+            # stayed under the lower threshold for 100 ms. A window the pre-filter rules
+            # out (too quiet or noise) is no doubt of Silero's: it breaks the run.
             if score < thresholds.speech_prob:
                 self._run_dip += 1
-                if score < thresholds.keep_prob or self._run_dip > _MAX_RUN_DIP_WINDOWS:
+                self._run_gap = self._run_gap + 1 if score < thresholds.keep_prob else 0
+                if (
+                    not heard
+                    or self._run_gap > _MAX_RUN_GAP_WINDOWS
+                    or self._run_dip > _MAX_RUN_DIP_WINDOWS
+                ):
                     self._run_length = 0
                 return None
             if self._run_length == 0:
                 self._run_start = offset
             self._run_length += 1
-            self._run_dip = 0
+            self._run_dip = self._run_gap = 0
             self._speech_end = offset + WINDOW_SAMPLES
             if self._run_length < self._speech_windows:
                 return None
