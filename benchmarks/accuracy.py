@@ -632,12 +632,16 @@ def batch_configs(model_dir: Path, rate: int) -> list[tuple[str, dict[str, str]]
     from theo.manifest import ModelManifest  # noqa: PLC0415 - heavy import
     from theo.preprocessing.chain import denoise_wanted  # noqa: PLC0415
 
-    pre = ModelManifest.load(model_dir).preprocessing
+    pre = ModelManifest.load(model_dir).preprocessing.for_input_rate(rate)
     configs: list[tuple[str, dict[str, str]]] = [("theo batch default", {})]
     if pre.dc_remove:
         configs.append(("theo batch, dc_remove off", {"dc_remove": "false"}))
     if pre.gain_normalize:
         configs.append(("theo batch, gain_normalize off", {"gain_normalize": "false"}))
+    else:
+        configs.append(
+            ("theo batch, gain_normalize on (off by default)", {"gain_normalize": "true"})
+        )
     if denoise_wanted(pre, rate):
         configs.append(("theo batch, denoise off", {"denoise": "false"}))
     else:

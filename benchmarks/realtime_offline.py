@@ -103,7 +103,7 @@ class OfflineSession:
     def __init__(self, backend: FasterWhisperBackend, manifest: ModelManifest, rate: int):
         config = SessionConfig()
         self.config = config
-        chain = PreprocessingChain.build(manifest.preprocessing, rate)
+        chain = PreprocessingChain.build(manifest.preprocessing.for_input_rate(rate), rate)
         # The session's own VAD wait (the dictation window); see run() for the shorter one.
         self.vad = VADDetector(
             sensitivity=config.vad_sensitivity, min_silence_ms=_endpoint_silence_ms(config)

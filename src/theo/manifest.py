@@ -75,6 +75,10 @@ ENGINE_CONFIG_KEYS: dict[str, frozenset[str]] = {
 typo or a setting the engine would silently ignore, so the manifest is rejected."""
 
 
+NARROWBAND_MAX_RATE = 8_000
+"""Input at this sample rate or below is telephone-band speech (G.711, AMR-NB, 8 kHz PCM)."""
+
+
 class PreprocessingConfig(BaseModel):
     """Audio stages applied before the engine; per-model defaults, overridable per request."""
 
@@ -98,6 +102,17 @@ class PreprocessingConfig(BaseModel):
     Off by default: on real 8 kHz telephone speech it cost Whisper (tiny.en and base) 4 of
     92 words, and forced on at 16 kHz 4-7 words (``benchmarks/accuracy.py``). Whisper is
     trained on noisy audio; RNNoise's artefacts hurt it more than the noise does."""
+    narrowband_gain_normalize: bool | None = None
+    """``gain_normalize`` for telephone-band input (a sample rate of 8 kHz or less); None:
+    as ``gain_normalize``. A request that sets ``gain_normalize`` decides either way."""
+
+    def for_input_rate(self, sample_rate: int) -> PreprocessingConfig:
+        """The settings for input at ``sample_rate`` Hz (the narrowband ones at 8 kHz or less),
+        before a request's own overrides."""
+        narrowband = self.narrowband_gain_normalize
+        if sample_rate > NARROWBAND_MAX_RATE or narrowband is None:
+            return self
+        return self.model_copy(update={"gain_normalize": narrowband})
 
 
 class PostProcessingConfig(BaseModel):

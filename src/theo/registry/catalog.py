@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from theo.errors import CatalogError
-from theo.manifest import Capabilities, EngineConfig, ModelManifest
+from theo.manifest import Capabilities, EngineConfig, ModelManifest, PreprocessingConfig
 from theo.types import ModelType, STTArchitecture
 
 _PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
@@ -187,6 +187,9 @@ class CatalogEntry(BaseModel):
     description: str = ""
     capabilities: Capabilities = Field(default_factory=Capabilities)
     engine_config: EngineConfig = Field(default_factory=EngineConfig)
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    """The model's audio-stage defaults, where measurement found the general ones cost it
+    words (``benchmarks/accuracy.py``)."""
     files: list[FileSpec] = Field(min_length=1)
     sources: list[SourceSpec] = Field(min_length=1)
 
@@ -212,6 +215,7 @@ class CatalogEntry(BaseModel):
             description=self.description,
             capabilities=self.capabilities,
             engine_config=self.engine_config,
+            preprocessing=self.preprocessing,
             source=source,
         )
 

@@ -32,7 +32,8 @@ def prepare_audio(
 
     Args:
         source: The uploaded file's bytes, or the (seekable) file itself.
-        config: The model's preprocessing settings.
+        config: The model's preprocessing settings (its narrowband ones apply to input at
+            8 kHz or less).
         overrides: Per-request overrides of ``config``.
         limits: Bounds on duration, sample rate, compression ratio and corrupt packets;
             the defaults when omitted.
@@ -45,8 +46,10 @@ def prepare_audio(
             a decompression bomb, or too many corrupt packets.
         AudioTooLongError: the audio is longer than ``limits.max_duration_s``.
     """
-    effective = config.model_copy(update=overrides) if overrides else config
     with StreamingDecoder(source, limits) as decoder, GrowingBuffer() as pcm16:
+        effective = config.for_input_rate(decoder.sample_rate)
+        if overrides:
+            effective = effective.model_copy(update=overrides)
         for chunk in preprocess_stream(decoder.frames(), decoder.sample_rate, effective):
             pcm16.append(float_to_pcm16_array(chunk))
         decoder.check_has_signal()

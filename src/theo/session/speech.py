@@ -333,7 +333,8 @@ class SpeechPath:
         await self._send(b"", is_last=True)
 
     def _build(self, config: SessionConfig, base: int = 0) -> Segmenter:
-        preprocessing = config.preprocessing.apply_to(self._context.manifest.preprocessing)
+        defaults = self._context.manifest.preprocessing.for_input_rate(config.input_sample_rate)
+        preprocessing = config.preprocessing.apply_to(defaults)
         chain = PreprocessingChain.build(preprocessing, config.input_sample_rate)
         vad = VADDetector(
             sensitivity=config.vad_sensitivity, min_silence_ms=_endpoint_silence_ms(config)

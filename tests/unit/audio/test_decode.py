@@ -407,3 +407,19 @@ def test_resident_peak_is_proportional_to_the_pcm_size(minutes: int, tmp_path: P
     growth_kb, pcm_bytes = map(int, result.stdout.split())
     # The growing buffer and the returned copy, plus a constant for codec and frame state.
     assert growth_kb * 1024 < 2.2 * pcm_bytes + 8 * MB, f"{growth_kb / 1024:.1f} MB"
+
+
+def test_narrowband_input_takes_the_models_narrowband_gain_unless_the_request_sets_it() -> None:
+    def quiet_tone(rate: int) -> bytes:
+        t = np.arange(rate * 2) / rate
+        return wav_bytes((np.sin(2 * np.pi * 300 * t) * 0.05 * 32767).astype(np.int16), rate)
+
+    def peak(pcm: bytes) -> float:
+        return float(np.abs(np.frombuffer(pcm, "<i2")).max()) / 32768
+
+    config = PreprocessingConfig(narrowband_gain_normalize=False)
+    narrowband = quiet_tone(8_000)
+    assert peak(prepare_audio(narrowband, config, {})) < 0.06  # as sent: no gain at 8 kHz
+    assert peak(prepare_audio(narrowband, config, {"gain_normalize": True})) > 0.6  # asked
+    assert peak(prepare_audio(narrowband, PreprocessingConfig(), {})) > 0.6  # general default
+    assert peak(prepare_audio(quiet_tone(16_000), config, {})) > 0.6  # wideband keeps gain

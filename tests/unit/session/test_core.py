@@ -7,6 +7,7 @@ buffer, worker link and outbox are the real ones. No JSON anywhere.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from typing import TypeVar
@@ -31,9 +32,10 @@ from theo.errors import (
     ModelUnavailableError,
     WorkerCrashError,
 )
+from theo.manifest import PreprocessingConfig
 from theo.session import errors
 from theo.session.audio_format import AudioEncoding, InputFormat
-from theo.session.config import SessionConfig
+from theo.session.config import PreprocessingOverrides, SessionConfig
 from theo.session.core import RealtimeSession
 from theo.session.errors import ClientError, ErrorCode, SessionClosedError, SessionLimitError
 from theo.session.events import (
@@ -486,3 +488,32 @@ async def test_unstable_words_reach_only_the_clients_that_ask_for_them(unstable:
     assert (partials[0].text, partials[0].unstable_text) == ("", "alpha")
     assert (partials[1].text, partials[1].unstable_text) == ("alpha", "bravo")
     _assert_append_only(partials[1:], events.of(TranscriptFinal)[0])
+
+
+@pytest.mark.parametrize(
+    ("rate", "overrides", "gain"),
+    [
+        (8_000, PreprocessingOverrides(), False),  # the model's narrowband default
+        (8_000, PreprocessingOverrides(gain_normalize=True), True),  # the client's choice
+        (16_000, PreprocessingOverrides(), True),  # wideband: the model's general default
+    ],
+)
+async def test_telephone_band_input_takes_the_models_narrowband_stages(
+    rate: int, overrides: PreprocessingOverrides, gain: bool
+) -> None:
+    scheduler = FakeScheduler()
+    context = fake_context(scheduler)
+    context = dataclasses.replace(
+        context,
+        manifest=context.manifest.model_copy(
+            update={"preprocessing": PreprocessingConfig(narrowband_gain_normalize=False)}
+        ),
+    )
+    config = SessionConfig(input_sample_rate=rate, preprocessing=overrides)
+    session = RealtimeSession("sess_1", context, config)
+    events = Events(session)
+    await session.start()
+    chain = session._speech._segmenter.chain
+    await _close(session, events)
+
+    assert (chain._gain is not None) is gain
