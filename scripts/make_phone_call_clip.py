@@ -29,7 +29,7 @@ import numpy as np
 import soxr  # type: ignore[import-untyped]  # soxr ships no type information
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from make_dictation_clips import write_wav  # type: ignore[import-not-found]
+from make_dictation_clips import trim, write_wav  # type: ignore[import-not-found]
 
 from tests.helpers.server import REPO_ROOT, pull, serving
 
@@ -38,7 +38,7 @@ MODEL = "piper-en-us-joe-medium"
 GROUPS = ("My phone number is five five five", "one two three", "four five six seven")
 PCM_RATE = 24_000
 OUT_RATE = 8_000
-LOUD = 0.01
+LOUD = 327  # |sample| over 0.01 of full scale
 PAUSE_S = 0.65
 END_SILENCE_S = 1.0
 
@@ -52,9 +52,8 @@ def render(client: httpx.Client) -> np.ndarray:
             json={"model": MODEL, "voice": "joe", "input": text, "response_format": "pcm"},
         )
         response.raise_for_status()
-        speech = np.frombuffer(response.content, dtype="<i2").astype(np.float32) / 32768
-        loud = np.flatnonzero(np.abs(speech) > LOUD)
-        parts.append(soxr.resample(speech[loud[0] : loud[-1] + 1], PCM_RATE, OUT_RATE))
+        speech = trim(np.frombuffer(response.content, dtype="<i2"), LOUD)
+        parts.append(soxr.resample(speech.astype(np.float32) / 32768, PCM_RATE, OUT_RATE))
         parts.append(np.zeros(round(OUT_RATE * PAUSE_S), np.float32))
     parts.append(np.zeros(round(OUT_RATE * END_SILENCE_S), np.float32))
     return (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
