@@ -126,18 +126,10 @@ WHEEL_ASSETS = "moonshine_voice/assets"
 # domain), read to its end, and Beckett's "Worstward Ho" line. Its other recordings
 # (``endgame_nagg_nell`` a scene of a play, ``clone-test`` an unnamed speaker) have no text
 # this project can cite, so they are skipped.
+# The texts are committed beside the fixtures ``scripts/make_fixtures.py`` cuts from the
+# same two recordings.
 WHEEL_REFERENCES = {
-    "two_cities": (
-        "It was the best of times, it was the worst of times, it was the age of wisdom, "
-        "it was the age of foolishness, it was the epoch of belief, it was the epoch of "
-        "incredulity, it was the season of Light, it was the season of Darkness, it was the "
-        "spring of hope, it was the winter of despair, we had everything before us, we had "
-        "nothing before us, we were all going direct to Heaven, we were all going direct the "
-        "other way; in short, the period was so far like the present period, that some of "
-        "its noisiest authorities insisted on its being received, for good or for evil, in "
-        "the superlative degree of comparison only."
-    ),
-    "beckett": "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
+    name: (FIXTURES / f"en_{name}.txt").read_text().strip() for name in ("two_cities", "beckett")
 }
 # Headerless recordings of the package with words its upstream tests assert:
 # pocketsphinx's ``cython/test/continuous_test.py`` decodes goforward.raw (16 kHz PCM16)

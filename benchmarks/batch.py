@@ -14,7 +14,10 @@ One run of this script:
    (``theo_pipeline``), and ``faster_whisper.decode_audio(path)`` + ``model.transcribe(...)``
    + iterating every segment;
    For the long clip the direct engine decodes several windows per call, as Theo's worker
-   does for a ``json`` request (``BatchedInferencePipeline``, ``long_audio_batch`` windows);
+   does for a ``json`` request (``BatchedInferencePipeline``, ``long_audio_batch`` windows).
+   The engine packs its windows with its own VAD, cutting wherever 30 s run out; Theo's
+   worker ends them at pauses and decodes again any speech a window left out, so the long
+   transcripts may differ (Theo's loses fewer words) and the ratio includes that work;
    two more series time it window by window: ``theo_verbose_json`` (segment times wanted)
    and ``direct_windowed``;
 5. prints median (and p90 when ``--runs >= 5``) per path, the theo/direct ratio, and warns

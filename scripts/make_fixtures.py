@@ -25,6 +25,10 @@ What it does (see ``tests/fixtures/audio/README.md`` for the list of files):
   digit, a "pix" payment) whose ``.txt`` holds the words spoken; where Kokoro needs a
   respelling to pronounce a word the Brazilian way, only the synthesized text differs.
 
+* Two recordings of the PyPI wheel ``moonshine-voice`` 0.1.0 (MIT), checked by sha256:
+  ``beckett.wav`` copied as is, and ``two_cities.wav`` (48 kHz) resampled with soxr to
+  16 kHz and stored as FLAC.
+
 Every encoded file is decoded back with PyAV and its duration checked.
 Needs: ``apt-get`` + ``dpkg`` (Debian/Ubuntu) and access to PyPI through pip.
 """
@@ -501,19 +505,53 @@ def make_portuguese(out: Path, work: Path, venv: Path | None) -> None:
 BECKETT_WHEEL = "moonshine-voice==0.1.0"
 BECKETT_SHA256 = "e5a26b3d29e5b0bc8dbd72c11d16a3808a4ec0ac45b21f12a27d2a2fe5c5ae61"
 BECKETT_TEXT = "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better."
+TWO_CITIES_SHA256 = "f3348494d77cb74a02862f5e685ed09faf3e75832c5cc5c80703282c2cd8b52e"
+TWO_CITIES_TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, "
+    "it was the age of foolishness, it was the epoch of belief, it was the epoch of "
+    "incredulity, it was the season of Light, it was the season of Darkness, it was the "
+    "spring of hope, it was the winter of despair, we had everything before us, we had "
+    "nothing before us, we were all going direct to Heaven, we were all going direct the "
+    "other way; in short, the period was so far like the present period, that some of "
+    "its noisiest authorities insisted on its being received, for good or for evil, in "
+    "the superlative degree of comparison only."
+)
+
+
+def wheel_asset(work: Path, name: str, sha256: str) -> bytes:
+    """One recording of the moonshine-voice wheel (downloaded once into ``work``), checked."""
+    wheels = work / "moonshine-voice"
+    if not any(wheels.glob("moonshine_voice-*.whl")):
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels)]
+        run([*pip, BECKETT_WHEEL])
+    with zipfile.ZipFile(next(wheels.glob("moonshine_voice-*.whl"))) as wheel:
+        data = wheel.read(f"moonshine_voice/assets/{name}")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"{name} in the moonshine-voice wheel changed")
+    return data
 
 
 def make_beckett(out: Path, work: Path) -> None:
     """en_beckett.wav: the wheel's own recording, copied as is (16 kHz mono PCM16)."""
-    wheels = work / "moonshine-voice"
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), BECKETT_WHEEL])
-    with zipfile.ZipFile(next(wheels.glob("moonshine_voice-*.whl"))) as wheel:
-        data = wheel.read("moonshine_voice/assets/beckett.wav")
-    if hashlib.sha256(data).hexdigest() != BECKETT_SHA256:
-        raise RuntimeError("beckett.wav in the moonshine-voice wheel changed")
-    (out / "en_beckett.wav").write_bytes(data)
+    (out / "en_beckett.wav").write_bytes(wheel_asset(work, "beckett.wav", BECKETT_SHA256))
     (out / "en_beckett.txt").write_text(BECKETT_TEXT + "\n")
     check_decodes(out / "en_beckett.wav", 9.96, SAMPLE_RATE, 1)
+
+
+def make_two_cities(out: Path, work: Path) -> None:
+    """en_two_cities.flac: the wheel's 48 kHz reading resampled with soxr (HQ) to 16 kHz
+    PCM16, stored losslessly (FLAC) to keep it small."""
+    import soxr  # noqa: PLC0415 - only this fixture needs it
+
+    path = work / "two_cities.wav"
+    path.write_bytes(wheel_asset(work, "two_cities.wav", TWO_CITIES_SHA256))
+    samples, rate = read_wav(path)
+    resampled = soxr.resample(samples.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
+    pcm = np.clip(np.round(resampled * 32768.0), -32768, 32767).astype(np.int16)
+    flac = Encoding("en_two_cities.flac", "flac", "flac", SAMPLE_RATE, "mono")
+    encode(out / flac.filename, pcm, SAMPLE_RATE, flac)
+    (out / "en_two_cities.txt").write_text(TWO_CITIES_TEXT + "\n")
+    check_decodes(out / "en_two_cities.flac", 44.37, SAMPLE_RATE, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -533,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_english:
             make_english(out, work, args.testdata_deb)
             make_beckett(out, work)
+            make_two_cities(out, work)
         if not args.skip_tts:
             make_portuguese(out, work, args.kokoro_venv)
     finally:

@@ -8,12 +8,16 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openai
 import pytest
 
 from tests.conftest import BASE, TINY_EN, reference
+from tests.helpers.audio import read_wav, wav_bytes
 from tests.helpers.server import FIXTURES, RunningServer, theo_executable
 from tests.helpers.wer import normalize, wer
+from theo.audio.decode import decode_audio
+from theo.audio.pcm import float_to_pcm16_array
 
 pytestmark = pytest.mark.e2e
 
@@ -235,3 +239,53 @@ def test_long_audio_read_as_text_is_decoded_in_batches_and_subtitles_keep_their_
     assert len(server.log_entries("long_audio_batched")) == before + 1  # not this one
     # Decoded in batches, the pipeline's 30 s chunks would make two or three segments.
     assert len(verbose["segments"]) >= 10, verbose["segments"]
+
+
+def test_long_continuous_speech_keeps_the_words_where_its_windows_meet(
+    server: RunningServer,
+) -> None:
+    """44 s of continuous reading (Dickens) in one json request, preprocessing off so the
+    engine hears the file's own samples. faster-whisper's pipeline packed speech into 30 s
+    windows greedily, ending the first one on "In short," after a sentence, and Whisper left
+    that fragment out; windows now end at a pause between sentences in their second half."""
+    path = FIXTURES / "en_two_cities.flac"
+    before = len(server.log_entries("long_audio_batched"))
+
+    text = _transcribe(
+        server, path, response_format="json", itn="false", dc_remove="false", gain_normalize="false"
+    )
+
+    assert "the other way in short the period was so far" in normalize(text), text
+    assert wer(reference("en_two_cities.txt"), text) <= 0.05, text
+    batched = server.log_entries("long_audio_batched")[before:]
+    assert [(entry["audio_s"], entry["windows"]) for entry in batched] == [(44.4, 2)]
+
+
+def test_a_sentence_a_long_audio_window_left_out_is_decoded_again(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The Dickens reading, half a second of silence, then the LibriVox one: decoding its
+    second window, tiny.en stops after "He was not an ill-disposed young man." and leaves
+    out the 5 s sentence that ends the window; the speech after a window's last segment is
+    decoded again on its own, so the sentence is in the transcript, once."""
+    dickens = decode_audio((FIXTURES / "en_two_cities.flac").read_bytes())
+    librivox, rate = read_wav(FIXTURES / "en_librivox.wav")
+    assert dickens.sample_rate == rate == 16_000
+    joined = np.concatenate(
+        [float_to_pcm16_array(dickens.samples), np.zeros(rate // 2, np.int16), librivox]
+    )
+    path = tmp_path / "dickens_then_austen.wav"
+    path.write_bytes(wav_bytes(joined, rate))
+    before = len(server.log_entries("long_audio_recovering"))
+
+    text = _transcribe(
+        server, path, response_format="json", itn="false", dc_remove="false", gain_normalize="false"
+    )
+
+    spoken = normalize(text)
+    assert "unless to be rather cold hearted and rather selfish" in spoken, text
+    assert spoken.count("ill disposed young man") == 1, text
+    expected = f"{reference('en_two_cities.txt')} {reference('en_librivox.txt')}"
+    assert wer(expected, text) <= 0.05, text
+    # The sentence came back through the second decode, not because the first kept it.
+    assert len(server.log_entries("long_audio_recovering")[before:]) == 1

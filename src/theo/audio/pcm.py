@@ -2,8 +2,10 @@
 
 Everything between decoding and the engines is 16 kHz mono: float32 samples in [-1, 1]
 inside a process, PCM16 little-endian bytes on the wire between processes. Reading scales
-by 1/32768 (every PCM16 value maps into [-1, 1)); writing clips, scales by 32767 and
-rounds to the nearest value, so a round trip never overflows.
+by 1/32768 (every PCM16 value maps into [-1, 1)); writing is its exact inverse: it scales
+by 32768, rounds to the nearest value and clips to the PCM16 range, so PCM16 that crosses a
+process boundary as float and back is unchanged to the bit (an engine hears what the
+client sent when no stage changes it) and a full-scale float (1.0) never overflows.
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ def pcm16_to_float(pcm16: bytes | bytearray | memoryview) -> Samples:
 
 
 def float_to_pcm16_array(samples: Samples) -> npt.NDArray[np.int16]:
-    """Float samples to PCM16 values: clipped to [-1, 1], scaled and rounded."""
-    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    """Float samples to PCM16 values: scaled by 32768, rounded, clipped to [-32768, 32767].
+
+    The inverse of :func:`pcm16_to_float`: a PCM16 value read and written back is the same
+    value (scaling by 32767 would move every sample above half scale by one step, which
+    alone changed a word of the engine's transcript on a 3 s recording).
+    """
+    scaled = np.round(np.asarray(samples, dtype=np.float32) * np.float32(32768.0))
+    return np.clip(scaled, -32768.0, 32767.0).astype("<i2")
 
 
 def float_to_pcm16(samples: Samples) -> bytes:

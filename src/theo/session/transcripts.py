@@ -153,20 +153,20 @@ class TranscriptEvents:
         self._opened_at.pop(segment, None)
         self._last_partial.pop(segment, None)
         self._replayed.discard(segment)
+        # Taken before the first await, so a frame arriving while the final is being
+        # post-processed does not report the segment overdue a second time.
+        ended = self._ended_at.pop(segment, None)
         self._overdue.discard(segment)
         if segment in self._discarded:
             self._discarded.discard(segment)
-            self._ended_at.pop(segment, None)
             self._offsets.pop(segment, None)
             self._vad_ended.pop(segment, None)
             await self._outbox.complete(segment)
             return
         text = await asyncio.to_thread(self._postprocess, transcript)
         metrics = self._context.metrics
-        if segment in self._ended_at:
-            metrics.stream_observation(
-                "final_delay", time.monotonic() - self._ended_at.pop(segment)
-            )
+        if ended is not None:
+            metrics.stream_observation("final_delay", time.monotonic() - ended)
         if transcript.text.strip():
             metrics.final_confidence(self._context.model_name, transcript.confidence)
         offset_ms = ms(self._offsets.pop(segment, 0))

@@ -25,6 +25,7 @@ from theo.audio.decode import (
     decode_audio,
 )
 from theo.audio.pcm import float_to_pcm16 as to_pcm16
+from theo.audio.pcm import pcm16_to_float
 from theo.config import Settings
 from theo.errors import AudioFormatError, AudioTooLongError
 from theo.manifest import PreprocessingConfig
@@ -77,8 +78,14 @@ def test_silence_and_empty_are_rejected() -> None:
 
 
 def test_pcm16_conversion_clips_and_rounds() -> None:
-    pcm = np.frombuffer(to_pcm16(np.array([0.0, 0.5, -1.0, 2.0], dtype=np.float32)), "<i2")
-    assert pcm.tolist() == [0, 16384, -32767, 32767]
+    floats = np.array([0.0, 0.5, -1.0, 1.0, 2.0, -2.0, 1.4e-5, -1.6e-5], dtype=np.float32)
+    pcm = np.frombuffer(to_pcm16(floats), "<i2")
+    assert pcm.tolist() == [0, 16384, -32768, 32767, 32767, -32768, 0, -1]
+
+
+def test_pcm16_read_and_written_back_is_unchanged_to_the_bit() -> None:
+    every_value = np.arange(-32768, 32768, dtype="<i2").tobytes()
+    assert to_pcm16(pcm16_to_float(every_value)) == every_value
 
 
 # --------------------------------------------------------------------------- bounded decoding

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -58,7 +59,9 @@ from theo.session.events import (
     TranscriptPartial,
 )
 from theo.session.state import SessionState
+from theo.session.transcripts import TranscriptEvents
 from theo.session.worker_link import SessionFailedError
+from theo.types import StreamTranscript
 
 E = TypeVar("E", bound=SessionEvent)
 
@@ -431,7 +434,18 @@ def test_refusals_before_a_session_are_never_recoverable() -> None:
         assert event.message == error.message
 
 
-async def test_a_final_overdue_by_the_lag_warning_is_reported_once_and_still_comes() -> None:
+async def test_a_final_overdue_by_the_lag_warning_is_reported_once_and_still_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Slow post-processing: frames keep arriving while the late final is being formatted,
+    # which once reported the same segment overdue a second time.
+    postprocess = TranscriptEvents._postprocess
+
+    def slow_postprocess(self: TranscriptEvents, transcript: StreamTranscript) -> str:
+        time.sleep(0.15)
+        return postprocess(self, transcript)
+
+    monkeypatch.setattr(TranscriptEvents, "_postprocess", slow_postprocess)
     session, events = await _started(
         FakeScheduler(ScriptedStream(final_delay_s=0.6)), lag_warning_s=0.2
     )

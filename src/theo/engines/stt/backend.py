@@ -181,6 +181,8 @@ class SegmentOptions:
     """Beam width; ``None`` means the model's configured beam size."""
     final: bool = False
     """The segment's final (or early final) decode: an engine may spend more on it."""
+    translate: bool = False
+    """Translate into English instead of transcribing (a batch transcript's parts)."""
 
 
 @dataclass(frozen=True, slots=True)
