@@ -449,8 +449,9 @@ class FasterWhisperBackend:
         whole trailing sentences (base lost 30 of 190 words on the Dickens and LibriVox
         readings joined), and where it still stops early, the segment times show it. The
         window's last segment and the speech after it are then decoded again on their own,
-        as a streaming final is: one encoder pass sized to them, not to 30 s. (Joined into
-        one window, the tails of several windows were read across, out of order, by base.)
+        as a streaming final is (an encoder window sized to them, not 30 s; tails of one
+        size batched). Joined into one window, the tails of several windows were read
+        across, out of order, by base.
         """
         from faster_whisper import BatchedInferencePipeline  # noqa: PLC0415 - lazy import
 
@@ -481,12 +482,19 @@ class FasterWhisperBackend:
             final=True,
             translate=params.task is Task.TRANSLATE,
         )
-        for tail in tails:
-            if cancel.is_set():
-                raise CancelledByClient
-            first = round(tail.read_from * _SAMPLE_RATE)
-            audio = plan.audio[first : round(tail.end * _SAMPLE_RATE)]
-            result = self.decode_segment(audio, tail_options)
+        if cancel.is_set():
+            raise CancelledByClient
+        passes = [
+            (
+                plan.audio[round(tail.read_from * _SAMPLE_RATE) : round(tail.end * _SAMPLE_RATE)],
+                tail_options,
+            )
+            for tail in tails
+        ]
+        # Tails of one encoder window's size share one encoder pass and one generation.
+        for tail, result in zip(tails, self._decode_passes(passes, finals=True), strict=True):
+            if isinstance(result, Exception):
+                raise result
             recovered = _Decoded.of_tail(result, plan, tail)
             if recovered is not None:
                 decoded.append(recovered)
@@ -564,10 +572,18 @@ class FasterWhisperBackend:
         alone, as :meth:`decode_segment` would. Greedy decodes come out the same either
         way.
         """
+        return self._decode_passes(passes, finals=False)
+
+    def _decode_passes(
+        self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]], *, finals: bool
+    ) -> list[SegmentDecode | Exception]:
+        """:meth:`decode_segments`, batching final passes too where ``finals`` (a stream's
+        finals are decoded alone, as soon as they are due; a long upload's tails all at
+        once)."""
         results: list[SegmentDecode | Exception | None] = [None] * len(passes)
         groups: dict[tuple[int, int, str, str | None], list[int]] = {}
         for index, (audio, options) in enumerate(passes):
-            key = self._batch_key(audio, options)
+            key = self._batch_key(audio, options, finals=finals)
             if key is not None:
                 groups.setdefault(key, []).append(index)
         for (encoder_frames, beam_size, language, _), indices in groups.items():
@@ -593,21 +609,24 @@ class FasterWhisperBackend:
         return [r for r in results if r is not None]
 
     def _batch_key(
-        self, audio: npt.NDArray[np.float32], options: SegmentOptions
+        self, audio: npt.NDArray[np.float32], options: SegmentOptions, *, finals: bool = False
     ) -> tuple[int, int, str, str | None] | None:
         """What a pass must share with others to be decoded in one batch (None: alone):
         encoder window, beam, language and prompt (CTranslate2 wants the start token at
-        one position in a batch; a prefix comes after it and may differ)."""
+        one position in a batch; a prefix comes after it and may differ). Final passes
+        only where ``finals``."""
         engine = self._model.model
         language = options.language or (None if engine.is_multilingual else "en")
-        if options.final or options.translate or audio.size > _WINDOW_SAMPLES or language is None:
+        if options.final and not finals:
+            return None
+        if options.translate or audio.size > _WINDOW_SAMPLES or language is None:
             return None
         if engine.device != "cpu":
             return None  # the per-pass encoder output is copied through numpy
         frames = audio.size // self._model.feature_extractor.hop_length
         beam_size = options.beam_size or self._beam_size
         prompt = self._fit_prompt(options.prompt, options.hot_words)
-        return _encoder_frames(frames), beam_size, language, prompt
+        return _encoder_frames(frames, options.final), beam_size, language, prompt
 
     def _decode_batch(
         self,
