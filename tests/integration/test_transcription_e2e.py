@@ -266,8 +266,8 @@ def test_a_sentence_a_long_audio_window_left_out_is_decoded_again(
 ) -> None:
     """The Dickens reading, half a second of silence, then the LibriVox one: decoding its
     second window, tiny.en stops after "He was not an ill-disposed young man." and leaves
-    out the 5 s sentence that ends the window; the speech after a window's last segment is
-    decoded again on its own, so the sentence is in the transcript, once."""
+    out the 5 s sentence that ends the window; that last segment and the speech after it
+    are decoded again on their own, so the sentence is in the transcript, once."""
     dickens = decode_audio((FIXTURES / "en_two_cities.flac").read_bytes())
     librivox, rate = read_wav(FIXTURES / "en_librivox.wav")
     assert dickens.sample_rate == rate == 16_000
@@ -289,3 +289,20 @@ def test_a_sentence_a_long_audio_window_left_out_is_decoded_again(
     assert wer(expected, text) <= 0.05, text
     # The sentence came back through the second decode, not because the first kept it.
     assert len(server.log_entries("long_audio_recovering")[before:]) == 1
+
+
+def test_long_audio_without_speech_is_answered_without_words(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """40 s of faint hiss (white noise at -50 dBFS) in a json request: no speech to plan
+    windows around, so it is not batched, and the answer is an empty transcript, not an
+    error or invented words."""
+    hiss = np.random.default_rng(7).normal(0.0, 0.00316 * 32768, 40 * 16_000)
+    path = tmp_path / "hiss.wav"
+    path.write_bytes(wav_bytes(hiss.astype(np.int16), 16_000))
+    before = len(server.log_entries("long_audio_batched"))
+
+    text = _transcribe(server, path, response_format="json")
+
+    assert normalize(text) == "", text
+    assert len(server.log_entries("long_audio_batched")) == before

@@ -127,16 +127,16 @@ def test_a_windows_last_segment_and_the_speech_it_left_out_are_decoded_again() -
     # The first window's decode stopped 3 s before its last 6 s of speech ended; the
     # second's decode covered all of its speech.
     decoded = [(0.4, 19.4), (20.2, first["end"] - 3.4), (second["start"] + 0.4, 40.0)]
-    tails = plan.abandoned(plan.clips, decoded)
+    tails = plan.abandoned(decoded)
 
     # From the start of the window's last segment (its end may cut a word) to its end,
     # read from a second before that start (which may cut a word too).
     assert tails == [Tail(pytest.approx(19.2), pytest.approx(20.2), first["end"])]
     # A last segment opening its window is read from the window's start.
-    assert plan.abandoned(plan.clips[:1], [(0.4, 10.0)]) == [Tail(0.0, 0.4, first["end"])]
+    assert plan.abandoned([(0.4, 10.0)]) == [Tail(0.0, 0.4, first["end"])]
     # A window with nothing decoded is not decoded again, nor is one whose decode left
     # less than half a second of speech (here the second window's last 0.3 s).
-    assert plan.abandoned(plan.clips, [(second["start"], second["end"] - 0.7)]) == []
+    assert plan.abandoned([(second["start"], second["end"] - 0.7)]) == []
 
 
 def test_a_tails_words_before_its_start_are_left_to_the_segments_before() -> None:

@@ -401,7 +401,13 @@ class FasterWhisperBackend:
             "temperature": params.temperature if params.temperature > 0 else 0.0,
             "beam_size": self._beam_size,
         }
-        plan = plan_long_audio(audio, find_speech(audio)) if self._batches(audio, params) else None
+        batched = self._batches(audio, params)
+        plan = plan_long_audio(audio, find_speech(audio)) if batched else None
+        if batched and plan is None:
+            # No speech: the window-by-window decoder (no VAD there) would read words into
+            # noise, as the pipeline's own VAD never let it.
+            language = "en" if params.task is Task.TRANSLATE else (params.language or "en")
+            return BatchResult(text="", language=language, duration=audio.size / _SAMPLE_RATE)
         if plan is not None:
             log.info(
                 "long_audio_batched",
@@ -467,7 +473,7 @@ class FasterWhisperBackend:
             if cancel.is_set():
                 raise CancelledByClient
             segments.append(segment)
-        tails = plan.abandoned(plan.clips, [(s.start, s.end) for s in segments])
+        tails = plan.abandoned([(s.start, s.end) for s in segments])
         if tails:
             log.info("long_audio_recovering", tails=[(t.start, t.end) for t in tails])
         decoded = [

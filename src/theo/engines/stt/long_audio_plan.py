@@ -8,6 +8,8 @@ way. In short," lost "In short," in the LibriVox reading of *A Tale of Two Citie
 the window-by-window decoder reading it). Here the same regions are packed so that a full
 window ends at the latest pause between sentences in its second half (the longest pause
 there when none is that long), and the words after that pause open the next window.
+Where a window's decode (with timestamps) still stops before its speech ends,
+:meth:`LongAudioPlan.abandoned` names the tail to decode again.
 Silence between regions is cut as the pipeline cuts it (400 ms of it kept on each side
 of speech), so a window holds as much speech as before.
 
@@ -82,10 +84,8 @@ class LongAudioPlan:
     speech: tuple[tuple[float, float], ...] = ()
     """The speech itself (unpadded), in seconds of ``audio``."""
 
-    def abandoned(
-        self, clips: Sequence[dict[str, float]], decoded: Sequence[tuple[float, float]]
-    ) -> list[Tail]:
-        """The tails of ``clips`` to decode again because the decoder left speech out:
+    def abandoned(self, decoded: Sequence[tuple[float, float]]) -> list[Tail]:
+        """The tails of the windows to decode again because the decoder left speech out:
         where at least ``MIN_ABANDONED_S`` of speech follows the end of the last segment
         decoded in a clip (``decoded``: segment start and end, seconds of ``audio``), from
         that segment's start to the clip's end, read from ``TAIL_CONTEXT_S`` earlier.
@@ -95,7 +95,7 @@ class LongAudioPlan:
         inside a word too, hence the context: the words the tail reads before the start
         belong to the segments before."""
         tails: list[Tail] = []
-        for clip in clips:
+        for clip in self.clips:
             start, end = clip["start"], clip["end"]
             inside = [(s, e) for s, e in decoded if start <= s < end]
             if not inside:
