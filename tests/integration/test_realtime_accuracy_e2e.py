@@ -92,6 +92,24 @@ def test_a_phrase_cut_short_by_its_pauses_is_heard_in_context(server: RunningSer
     assert heard == "ever tried ever failed no matter try again fail again fail better", finals
 
 
+def test_a_sentence_is_not_misread_in_the_previous_finals_context(
+    server: RunningServer,
+) -> None:
+    """Two CMU ARCTIC prompts, one after the other. Behind the first one's final forced as
+    the prefix, base read the second's "and faced Gregson" as "in face gregs in" (mean
+    word probability ~0.79); alone, as batch does, it read it right (~0.90). Every final
+    is now also decoded alone, in the same engine call, and the surer reading wins."""
+    first, rate = pcm16_of("en_arctic_a0007.wav")
+    second, _ = pcm16_of("en_arctic_a0009.wav")
+    audio = first + silence(1.0, rate) + second
+    log = asyncio.run(run_session(ws_url(server.base_url, BASE, "en"), audio, rate))
+    assert log.close_code == 1000, log.types()
+    finals = log.finals()
+    assert len(finals) == 2, finals  # two segments: the second one has context
+    assert normalize(finals[0]).startswith("and you always want to see it in the"), finals
+    assert normalize(finals[1]).startswith("he turned sharply and faced"), finals
+
+
 _SPELLED = {"5": "five", "8": "eight", "4": "four", "7": "seven"}
 _CONFIGURE_RAW_TEXT = {"type": "session.configure", "enable_itn": False}
 

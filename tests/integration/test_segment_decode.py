@@ -140,6 +140,27 @@ def test_the_loop_a_greedy_pass_read_is_recognised_as_one(
     assert not fwb._looped(tokenizer.encode(sentence), 224, sentence)
 
 
+def test_a_finals_two_readings_share_one_call_and_decode_as_alone(
+    backend: fwb.FasterWhisperBackend,
+) -> None:
+    """A realtime final behind its context and the same final alone (final_context) go
+    through one batched call: same encoder window (the final's 15 s floor) and beam."""
+    clips = utterances()
+    context = clips[0][: 3 * SAMPLE_RATE]
+    passes = [
+        (
+            np.concatenate([context, clips[1]]),
+            SegmentOptions(language="en", final=True, prefix="And Mr. John Dashwood had then"),
+        ),
+        (clips[1], SegmentOptions(language="en", final=True)),
+    ]
+    keys = [backend._batch_key(audio, options) for audio, options in passes]
+    assert keys[0] == keys[1] == (1_500, backend._beam_size, "en", None)
+    alone = [backend.decode_segment(audio, options) for audio, options in passes]
+    assert backend.decode_segments(passes) == alone
+    assert normalize(alone[1].text).startswith("he was not"), alone[1].text
+
+
 def test_batched_passes_decode_exactly_as_passes_decoded_alone(
     backend: fwb.FasterWhisperBackend,
 ) -> None:

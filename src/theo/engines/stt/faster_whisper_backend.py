@@ -498,7 +498,7 @@ class FasterWhisperBackend:
             for tail in tails
         ]
         # Tails of one encoder window's size share one encoder pass and one generation.
-        for tail, result in zip(tails, self._decode_passes(passes, finals=True), strict=True):
+        for tail, result in zip(tails, self.decode_segments(passes), strict=True):
             if isinstance(result, Exception):
                 raise result
             recovered = _Decoded.of_tail(result, plan, tail)
@@ -570,26 +570,20 @@ class FasterWhisperBackend:
     def decode_segments(
         self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]]
     ) -> list[SegmentDecode | Exception]:
-        """Decode several streams' partial passes, batching those that can share a call.
+        """Decode several passes (streams' partial passes, or a final's readings), batching
+        those that can share a call.
 
         Passes with the same encoder window, beam, prompt and known language share one encoder
         pass and one generation (on the CPU: the alignment needs each pass's encoder
         output apart); the rest, and any pass whose batched decode looped, are decoded
         alone, as :meth:`decode_segment` would. Greedy decodes come out the same either
-        way.
+        way. A final's beam and encoder window differ from a partial pass's, so finals
+        are batched with finals only.
         """
-        return self._decode_passes(passes, finals=False)
-
-    def _decode_passes(
-        self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]], *, finals: bool
-    ) -> list[SegmentDecode | Exception]:
-        """:meth:`decode_segments`, batching final passes too where ``finals`` (a stream's
-        finals are decoded alone, as soon as they are due; a long upload's tails all at
-        once)."""
         results: list[SegmentDecode | Exception | None] = [None] * len(passes)
         groups: dict[tuple[int, int, str, str | None], list[int]] = {}
         for index, (audio, options) in enumerate(passes):
-            key = self._batch_key(audio, options, finals=finals)
+            key = self._batch_key(audio, options)
             if key is not None:
                 groups.setdefault(key, []).append(index)
         for (encoder_frames, beam_size, language, _), indices in groups.items():
@@ -615,16 +609,13 @@ class FasterWhisperBackend:
         return [r for r in results if r is not None]
 
     def _batch_key(
-        self, audio: npt.NDArray[np.float32], options: SegmentOptions, *, finals: bool = False
+        self, audio: npt.NDArray[np.float32], options: SegmentOptions
     ) -> tuple[int, int, str, str | None] | None:
         """What a pass must share with others to be decoded in one batch (None: alone):
         encoder window, beam, language and prompt (CTranslate2 wants the start token at
-        one position in a batch; a prefix comes after it and may differ). Final passes
-        only where ``finals``."""
+        one position in a batch; a prefix comes after it and may differ)."""
         engine = self._model.model
         language = options.language or (None if engine.is_multilingual else "en")
-        if options.final and not finals:
-            return None
         if options.translate or audio.size > _WINDOW_SAMPLES or language is None:
             return None
         if engine.device != "cpu":

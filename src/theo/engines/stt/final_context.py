@@ -10,7 +10,10 @@ of batch at the cost of a longer prefix (every prefix word is a decoder step), w
 encoder window (15 s at least for a final) holds the extra audio at no encoder cost.
 
 Unlike a text prompt of earlier finals, which Whisper copies into an unrelated next
-segment ("10 of clubs." again), the prefix is tied to its audio. The context depends on
+segment ("10 of clubs." again), the prefix is tied to its audio. It still primes the
+decoder: a word misheard in it, or a new sentence read in its style, can come out wrong
+where the segment alone reads right, so the segment is also decoded alone, in the same
+engine call, and the surer reading wins (:func:`_surer`). The context depends on
 earlier finals only, which depend on their audio only, so finals stay independent of how
 busy the machine is.
 """
@@ -97,9 +100,10 @@ def _decode_in_context(
 
     The newest finals that fit in :data:`_TOTAL_S` with ``audio`` are the context. The
     ``anchor``'s text follows theirs in the prefix, and its words open the result: Whisper
-    decodes only what was said after the pause. Falls back to decoding ``audio`` alone
-    when there is neither context nor anchor, or when the decode keeps no word after the
-    prefix.
+    decodes only what was said after the pause. Without an anchor, ``audio`` is also
+    decoded alone, in the same engine call, and the reading whose words Whisper is surer
+    of wins (see :func:`_surer`). Falls back to decoding ``audio`` alone when there is
+    neither context nor anchor, or when the decode keeps no word after the prefix.
     """
     room = round(_TOTAL_S * ENGINE_SAMPLE_RATE) - audio.size
     fitting: list[_Final] = []
@@ -115,13 +119,15 @@ def _decode_in_context(
     context = np.concatenate([f.audio for f in finals]) if finals else audio[:0]
     prefix = " ".join([*(f.text for f in finals), *([anchor.text] if anchor else [])])
     offset_s = context.size / ENGINE_SAMPLE_RATE
-    decode = backend.decode_segment(
-        np.concatenate([context, audio]), dataclasses.replace(options, prefix=prefix)
-    )
+    in_context = (np.concatenate([context, audio]), dataclasses.replace(options, prefix=prefix))
+    if anchor is None:
+        decode, alone = _decoded(backend.decode_segments([in_context, (audio, options)]))
+    else:
+        decode, alone = backend.decode_segment(*in_context), None
     after_s = offset_s + (anchor.pause_s if anchor else 0.0)
     words = _after_prefix(decode.words, prefix, after_s)
     if not words:
-        return backend.decode_segment(audio, options)
+        return alone if alone is not None else backend.decode_segment(audio, options)
     after = (
         Word(w.word, max(w.start - offset_s, 0.0), max(w.end - offset_s, 0.0), w.probability)
         for w in words
@@ -129,7 +135,40 @@ def _decode_in_context(
     shifted = (*(anchor.words if anchor else ()), *after)
     text = "".join(w.word for w in shifted).strip()
     confidence = sum(w.probability for w in shifted) / len(shifted)
-    return SegmentDecode(text, shifted, decode.language, confidence)
+    behind = SegmentDecode(text, shifted, decode.language, confidence)
+    return _surer(alone, behind) if alone is not None else behind
+
+
+def _decoded(results: Sequence[SegmentDecode | Exception]) -> tuple[SegmentDecode, SegmentDecode]:
+    """The two decodes of a final (in context, alone); an engine error is raised."""
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    in_context, alone = results
+    assert isinstance(in_context, SegmentDecode) and isinstance(alone, SegmentDecode)
+    return in_context, alone
+
+
+def _mean_probability(words: Sequence[Word]) -> float:
+    return sum(w.probability for w in words) / len(words) if words else 0.0
+
+
+def _surer(alone: SegmentDecode, in_context: SegmentDecode) -> SegmentDecode:
+    """The decode of a final whose words Whisper is surer of (mean word probability).
+
+    The forced prefix of earlier finals primes Whisper: behind "And you always want to
+    see it in the superlative degree.", base read the next sentence's "and faced Gregson"
+    as "in face gregs in" (mean probability 0.79), alone correctly (0.91); behind
+    Beckett's "Fail better.", tiny.en heard JFK's "And so my fellow Americans" as "And so
+    am I fellow America" (0.703 against 0.707 alone). A short segment alone lacks the
+    context it needs, and is less sure: "Everfired." (0.39) alone, "Ever failed." (0.96)
+    behind "Ever tried.". Over the realtime clip at four start shifts
+    (benchmarks/realtime_offline.py: tiny.en and base, 16/48 and 8 kHz, 269 words each),
+    choosing so made 39.5 errors per shift with digits spelled instead of 48.
+    """
+    if _mean_probability(alone.words) > _mean_probability(in_context.words):
+        return alone
+    return in_context
 
 
 def _after_prefix(words: Sequence[Word], prefix: str, offset_s: float) -> list[Word]:

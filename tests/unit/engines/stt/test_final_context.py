@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions
 from theo.engines.stt.final_context import FinalContext
+from theo.engines.stt.pause_anchor import PauseAnchor
 from theo.types import Word
 
 Audio = npt.NDArray[np.float32]
@@ -18,20 +22,35 @@ def second(value: float = 0.1) -> Audio:
 
 
 class Echo:
-    """Reads the prefix over the context and "new" in the last second."""
+    """Reads the prefix over the context and "new" in the last second (with probability
+    ``sure_alone`` when decoded without a prefix, ``sure_behind`` with one)."""
 
-    def __init__(self, prefix_words: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        prefix_words: list[str] | None = None,
+        *,
+        sure_alone: float = 0.5,
+        sure_behind: float = 0.5,
+    ) -> None:
         self.calls: list[tuple[Audio, SegmentOptions]] = []
+        self.batches: list[int] = []
         self.prefix_words = prefix_words
+        self.sure_alone = sure_alone
+        self.sure_behind = sure_behind
+
+    def decode_segments(
+        self, passes: Sequence[tuple[Audio, SegmentOptions]]
+    ) -> list[SegmentDecode | Exception]:
+        self.batches.append(len(passes))
+        return [self.decode_segment(audio, options) for audio, options in passes]
 
     def decode_segment(self, audio: Audio, options: SegmentOptions) -> SegmentDecode:
         self.calls.append((audio, options))
         end = audio.size / RATE
-        said = (
-            self.prefix_words if self.prefix_words is not None else (options.prefix or "").split()
-        )
+        said = [] if not options.prefix else self.prefix_words or options.prefix.split()
         words = [Word(f" {w}", 0.1 * i, 0.1 * i + 0.05, 0.9) for i, w in enumerate(said)]
-        words.append(Word(" new", end - 0.6, end - 0.2, 0.5))
+        sure = self.sure_behind if options.prefix else self.sure_alone
+        words.append(Word(" new" if options.prefix else " alone", end - 0.6, end - 0.2, sure))
         return SegmentDecode(" ".join(w.word.strip() for w in words), tuple(words), "en", 0.7)
 
 
@@ -81,9 +100,52 @@ def test_context_and_segment_stay_within_seven_seconds() -> None:
     backend = Echo()
     for seconds in (1.0, 4.5, 6.5):
         decode(context, backend, np.zeros(round(seconds * RATE), dtype=np.float32))
-    assert [options.prefix for _, options in backend.calls] == [
-        "one. two. three.",
-        "two. three.",
-        None,
-    ]
-    assert backend.calls[1][0].size == 6 * RATE + RATE // 2
+    in_context = [(audio, options) for audio, options in backend.calls if options.prefix]
+    assert [options.prefix for _, options in in_context] == ["one. two. three.", "two. three."]
+    assert in_context[1][0].size == 6 * RATE + RATE // 2
+    # The 6.5 s segment has no context: decoded once, alone.
+    assert backend.batches == [2, 2]
+    assert backend.calls[-1][1].prefix is None and backend.calls[-1][0].size == 6.5 * RATE
+
+
+def test_a_final_in_context_is_also_decoded_alone_in_the_same_engine_call() -> None:
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    backend = Echo()
+    result = decode(context, backend, second())
+    assert backend.batches == [2]
+    assert [options.prefix for _, options in backend.calls] == ["one.", None]
+    assert result.text == "new"  # equally sure: the context's reading stays
+
+
+def test_the_reading_whisper_is_surer_of_wins() -> None:
+    """A misheard word in the prefix primes the next final ("10 of close" -> "7 of
+    close"); a short segment alone lacks context ("Everfired"): the surer reading wins."""
+    context = FinalContext(3.0)
+    context.remember(second(), "ten of close.")
+    assert decode(context, Echo(sure_alone=0.9, sure_behind=0.6), second()).text == "alone"
+    assert decode(context, Echo(sure_alone=0.4, sure_behind=0.6), second()).text == "new"
+
+
+def test_a_final_with_a_pause_anchor_is_decoded_behind_it_only() -> None:
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    anchor = PauseAnchor(0.5, (Word(" five", 0.1, 0.3, 0.9),))
+    backend = Echo(sure_alone=0.99)
+    result = context.decoder(backend, anchor)(second(), SegmentOptions(final=True))  # type: ignore[arg-type]
+    assert backend.batches == []
+    assert [options.prefix for _, options in backend.calls] == ["one. five"]
+    assert result.text == "five new"
+
+
+def test_an_engine_error_in_either_reading_is_raised() -> None:
+    class Failing(Echo):
+        def decode_segments(
+            self, passes: Sequence[tuple[Audio, SegmentOptions]]
+        ) -> list[SegmentDecode | Exception]:
+            return [RuntimeError("engine died"), *super().decode_segments(passes[1:])]
+
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    with pytest.raises(RuntimeError, match="engine died"):
+        decode(context, Failing(), second())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,6 +83,11 @@ class FakeBackend(STTBackend):
         finally:
             with self._lock:
                 self.running -= 1
+
+    def decode_segments(
+        self, passes: Sequence[tuple[Audio, SegmentOptions]]
+    ) -> list[SegmentDecode | Exception]:
+        return [self.decode_segment(audio, options) for audio, options in passes]
 
     def tail_tokens(self, text: str, max_tokens: int) -> str:
         return " ".join(text.split()[-max_tokens:])
@@ -698,11 +703,14 @@ async def test_a_final_ending_with_its_audio_is_not_decoded_again() -> None:
 
 def behind_the_context(new_text: str) -> Responder:
     """A decode with a prefix reads the prefix over all but the last 0.4 s of the audio and
-    ``new_text`` in it; one without reads ``new_text`` from the start."""
+    ``new_text`` in it; the first decode reads "ever tried", a later one without prefix
+    (the final alone) an unsure "everfired"."""
 
     def respond(n: int, audio: Audio, options: SegmentOptions) -> SegmentDecode:
         if options.prefix is None:
-            return decode_of(new_text if n else "ever tried")
+            if not n:
+                return decode_of("ever tried")
+            return SegmentDecode("everfired", (Word(" everfired", 0.05, 0.4, 0.4),), "en", 0.4)
         end = audio.size / SAMPLE_RATE
         prefix = [
             Word(f" {w}", 0.05 + i * 0.1, 0.1 + i * 0.1, 0.9)
@@ -726,10 +734,12 @@ async def test_a_final_is_decoded_behind_the_previous_finals_audio_and_text() ->
     await run.finish()
 
     assert run.texts(TranscriptKind.FINAL) == ["ever tried", "failed"]
-    (first_audio, first), (second_audio, second) = backend.calls
+    (first_audio, first), (second_audio, second), (alone_audio, alone) = backend.calls
     assert first.prefix is None and first_audio.size == HALF_SECOND
     assert second.prefix == "ever tried" and second.final
     assert second_audio.size == HALF_SECOND + 2 * HALF_SECOND
+    # Also decoded alone, in the same engine call; the surer reading in context won.
+    assert alone.prefix is None and alone_audio.size == 2 * HALF_SECOND
     # Word times are on the segment's own clock again.
     final = run.events[-1]
     assert (final.start_ms, final.end_ms) == (650, 950)
@@ -804,7 +814,7 @@ async def test_a_finals_context_is_its_decoded_audio_not_the_pause_that_ended_it
     await run.finish()
 
     assert run.texts(TranscriptKind.FINAL) == ["ever tried", "failed"]
-    (early_audio, _), (second_audio, second) = backend.calls
+    (early_audio, _), (second_audio, second), _alone = backend.calls
     assert early_audio.size == HALF_SECOND + SAMPLE_RATE // 10
     assert second.prefix == "ever tried"
     assert second_audio.size == early_audio.size + 2 * HALF_SECOND
