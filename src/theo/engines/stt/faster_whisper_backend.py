@@ -425,8 +425,13 @@ class FasterWhisperBackend:
                 vad_filter=self._vad_filter,
                 **options,
             )
-            timed = (_Decoded.of(seg, seg.start, seg.end) for seg in found)  # lazily
             duration = info.duration
+            # Whisper times a segment with the window's timestamp tokens, and the last one
+            # can run past the audio into the window's padding ("He might even have been
+            # made amiable himself." at 24.1-31.1 s of a 27.3 s file): clamped to the end.
+            timed = (  # lazily
+                _Decoded.of(seg, min(seg.start, duration), min(seg.end, duration)) for seg in found
+            )
         language = "en" if params.task is Task.TRANSLATE else info.language
         segments: list[Segment] = []
         for index, item in enumerate(timed):
