@@ -98,7 +98,7 @@ def test_a_sentence_is_not_misread_in_the_previous_finals_context(
     """Two CMU ARCTIC prompts, one after the other. Behind the first one's final forced as
     the prefix, base read the second's "and faced Gregson" as "in face gregs in" (mean
     word probability ~0.79); alone, as batch does, it read it right (~0.90). Every final
-    is now also decoded alone, in the same engine call, and the surer reading wins."""
+    is now also decoded alone, and the surer reading wins."""
     first, rate = pcm16_of("en_arctic_a0007.wav")
     second, _ = pcm16_of("en_arctic_a0009.wav")
     audio = first + silence(1.0, rate) + second

@@ -143,8 +143,9 @@ def test_the_loop_a_greedy_pass_read_is_recognised_as_one(
 def test_a_finals_two_readings_share_one_call_and_decode_as_alone(
     backend: fwb.FasterWhisperBackend,
 ) -> None:
-    """A realtime final behind its context and the same final alone (final_context) go
-    through one batched call: same encoder window (the final's 15 s floor) and beam."""
+    """A final behind its context and the same final alone (the two readings of
+    final_context, decoded one after the other there) can share one batched call: same
+    encoder window (the final's 15 s floor) and beam."""
     clips = utterances()
     context = clips[0][: 3 * SAMPLE_RATE]
     passes = [

@@ -12,10 +12,9 @@ encoder window (15 s at least for a final) holds the extra audio at no encoder c
 Unlike a text prompt of earlier finals, which Whisper copies into an unrelated next
 segment ("10 of clubs." again), the prefix is tied to its audio. It still primes the
 decoder: a word misheard in it, or a new sentence read in its style, can come out wrong
-where the segment alone reads right, so the segment is also decoded alone, in the same
-engine call, and the surer reading wins (:func:`_surer`). The context depends on
-earlier finals only, which depend on their audio only, so finals stay independent of how
-busy the machine is.
+where the segment alone reads right, so the segment is also decoded alone, and the
+surer reading wins (:func:`_surer`). The context depends on earlier finals only, which
+depend on their audio only, so finals stay independent of how busy the machine is.
 """
 
 from __future__ import annotations
@@ -101,7 +100,7 @@ def _decode_in_context(
     The newest finals that fit in :data:`_TOTAL_S` with ``audio`` are the context. The
     ``anchor``'s text follows theirs in the prefix, and its words open the result: Whisper
     decodes only what was said after the pause. Without an anchor, ``audio`` is also
-    decoded alone, in the same engine call, and the reading whose words Whisper is surer
+    decoded alone, and the reading whose words Whisper is surer
     of wins (see :func:`_surer`). Falls back to decoding ``audio`` alone when there is
     neither context nor anchor, or when the decode keeps no word after the prefix.
     """
@@ -120,10 +119,10 @@ def _decode_in_context(
     prefix = " ".join([*(f.text for f in finals), *([anchor.text] if anchor else [])])
     offset_s = context.size / ENGINE_SAMPLE_RATE
     in_context = (np.concatenate([context, audio]), dataclasses.replace(options, prefix=prefix))
-    if anchor is None:
-        decode, alone = _decoded(backend.decode_segments([in_context, (audio, options)]))
-    else:
-        decode, alone = backend.decode_segment(*in_context), None
+    decode = backend.decode_segment(*in_context)
+    # One after the other, not batched: a batch of two finals grew the worker's memory
+    # (CTranslate2 keeps buffers of every shape it has seen; +31-48 MB in a 2-minute soak).
+    alone = backend.decode_segment(audio, options) if anchor is None else None
     after_s = offset_s + (anchor.pause_s if anchor else 0.0)
     words = _after_prefix(decode.words, prefix, after_s)
     if not words:
@@ -137,16 +136,6 @@ def _decode_in_context(
     confidence = sum(w.probability for w in shifted) / len(shifted)
     behind = SegmentDecode(text, shifted, decode.language, confidence)
     return _surer(alone, behind) if alone is not None else behind
-
-
-def _decoded(results: Sequence[SegmentDecode | Exception]) -> tuple[SegmentDecode, SegmentDecode]:
-    """The two decodes of a final (in context, alone); an engine error is raised."""
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    in_context, alone = results
-    assert isinstance(in_context, SegmentDecode) and isinstance(alone, SegmentDecode)
-    return in_context, alone
 
 
 def _mean_probability(words: Sequence[Word]) -> float:

@@ -738,7 +738,7 @@ async def test_a_final_is_decoded_behind_the_previous_finals_audio_and_text() ->
     assert first.prefix is None and first_audio.size == HALF_SECOND
     assert second.prefix == "ever tried" and second.final
     assert second_audio.size == HALF_SECOND + 2 * HALF_SECOND
-    # Also decoded alone, in the same engine call; the surer reading in context won.
+    # Also decoded alone; the surer reading, in context, won.
     assert alone.prefix is None and alone_audio.size == 2 * HALF_SECOND
     # Word times are on the segment's own clock again.
     final = run.events[-1]
