@@ -575,15 +575,15 @@ class FasterWhisperBackend:
     def decode_segments(
         self, passes: Sequence[tuple[npt.NDArray[np.float32], SegmentOptions]]
     ) -> list[SegmentDecode | Exception]:
-        """Decode several passes (streams' partial passes, or a final's readings), batching
-        those that can share a call.
+        """Decode several passes (streams' partial passes, or a long upload's tails),
+        batching those that can share a call.
 
         Passes with the same encoder window, beam, prompt and known language share one encoder
         pass and one generation (on the CPU: the alignment needs each pass's encoder
         output apart); the rest, and any pass whose batched decode looped, are decoded
         alone, as :meth:`decode_segment` would. Greedy decodes come out the same either
-        way. A final's beam and encoder window differ from a partial pass's, so finals
-        are batched with finals only.
+        way. A final pass's beam and encoder window differ from a partial pass's, so
+        finals are batched with finals only.
         """
         results: list[SegmentDecode | Exception | None] = [None] * len(passes)
         groups: dict[tuple[int, int, str, str | None], list[int]] = {}

@@ -100,8 +100,8 @@ def _decode_in_context(
     The newest finals that fit in :data:`_TOTAL_S` with ``audio`` are the context. The
     ``anchor``'s text follows theirs in the prefix, and its words open the result: Whisper
     decodes only what was said after the pause. Without an anchor, ``audio`` is also
-    decoded alone, and the reading whose words Whisper is surer
-    of wins (see :func:`_surer`). Falls back to decoding ``audio`` alone when there is
+    decoded alone, and the reading whose words Whisper is surer of wins (see
+    :func:`_surer`). Falls back to decoding ``audio`` alone when there is
     neither context nor anchor, or when the decode keeps no word after the prefix.
     """
     room = round(_TOTAL_S * ENGINE_SAMPLE_RATE) - audio.size
@@ -133,8 +133,7 @@ def _decode_in_context(
     )
     shifted = (*(anchor.words if anchor else ()), *after)
     text = "".join(w.word for w in shifted).strip()
-    confidence = sum(w.probability for w in shifted) / len(shifted)
-    behind = SegmentDecode(text, shifted, decode.language, confidence)
+    behind = SegmentDecode(text, shifted, decode.language, _mean_probability(shifted))
     return _surer(alone, behind) if alone is not None else behind
 
 
