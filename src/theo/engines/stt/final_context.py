@@ -23,6 +23,7 @@ import dataclasses
 import functools
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,8 @@ from theo.types import Word
 _TOTAL_S = 7.0
 
 Audio = npt.NDArray[np.float32]
+Beside = Callable[[Callable[[], SegmentDecode]], Future[SegmentDecode]]
+"""Queues an engine call on another engine lane (``PriorityExecutor.submit_urgent``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +84,26 @@ class FinalContext:
         self._finals.clear()
 
     def decoder(
-        self, backend: STTBackend, anchor: PauseAnchor | None = None
+        self,
+        backend: STTBackend,
+        anchor: PauseAnchor | None = None,
+        beside: Beside | None = None,
     ) -> Callable[[Audio, SegmentOptions], SegmentDecode]:
         """A decode function for a final, with the finals remembered now as its context,
-        and ``anchor``, the words of the final's own audio up to a pause, forced after them."""
-        return functools.partial(_decode_in_context, backend, tuple(self._finals), anchor)
+        and ``anchor``, the words of the final's own audio up to a pause, forced after them.
+
+        ``beside`` queues the final's second reading (alone) on another engine lane, so the
+        two readings run side by side when a lane is free; without it, or while no lane
+        has taken it by the time the first reading is done, the caller decodes it too.
+        """
+        return functools.partial(_decode_in_context, backend, tuple(self._finals), anchor, beside)
 
 
 def _decode_in_context(
     backend: STTBackend,
     finals: Sequence[_Final],
     anchor: PauseAnchor | None,
+    beside: Beside | None,
     audio: Audio,
     options: SegmentOptions,
 ) -> SegmentDecode:
@@ -119,10 +131,12 @@ def _decode_in_context(
     prefix = " ".join([*(f.text for f in finals), *([anchor.text] if anchor else [])])
     offset_s = context.size / ENGINE_SAMPLE_RATE
     in_context = (np.concatenate([context, audio]), dataclasses.replace(options, prefix=prefix))
+    alone_call = functools.partial(backend.decode_segment, audio, options)
+    # Side by side on two lanes, or one after the other; not batched: a batch of two
+    # finals grew the worker's memory (+31-48 MB in a 2-minute soak).
+    alone_beside = beside(alone_call) if beside is not None and anchor is None else None
     decode = backend.decode_segment(*in_context)
-    # One after the other, not batched: a batch of two finals grew the worker's memory
-    # (CTranslate2 keeps buffers of every shape it has seen; +31-48 MB in a 2-minute soak).
-    alone = backend.decode_segment(audio, options) if anchor is None else None
+    alone = None if anchor is not None else _second_reading(alone_beside, alone_call)
     after_s = offset_s + (anchor.pause_s if anchor else 0.0)
     words = _after_prefix(decode.words, prefix, after_s)
     if not words:
@@ -135,6 +149,17 @@ def _decode_in_context(
     text = "".join(w.word for w in shifted).strip()
     behind = SegmentDecode(text, shifted, decode.language, _mean_probability(shifted))
     return _surer(alone, behind) if alone is not None else behind
+
+
+def _second_reading(
+    queued: Future[SegmentDecode] | None, call: Callable[[], SegmentDecode]
+) -> SegmentDecode:
+    """The result of ``call`` queued on another lane, or of ``call`` run here when no lane
+    has started it (cancelling it first: two finals holding both lanes each run their own
+    second reading instead of waiting for a lane that never frees)."""
+    if queued is None or queued.cancel():
+        return call()
+    return queued.result()
 
 
 def _mean_probability(words: Sequence[Word]) -> float:

@@ -533,11 +533,14 @@ class StreamTranscriber:
         if not final and self._batcher is not None:
             return asyncio.wrap_future(self._batcher.submit(audio, options))
         anchor = self._anchor if self._after_prefix and not self._segment.dropped else None
+        lanes = self._executor if isinstance(self._executor, PriorityExecutor) else None
+        if final and lanes is not None:
+            beside = lanes.submit_urgent if lanes.lanes > 1 else None
+            decode = self._history.decoder(self._backend, anchor, beside)
+            return asyncio.wrap_future(lanes.submit_urgent(decode, audio, options))
         decode = (
             self._history.decoder(self._backend, anchor) if final else self._backend.decode_segment
         )
-        if final and isinstance(self._executor, PriorityExecutor):
-            return asyncio.wrap_future(self._executor.submit_urgent(decode, audio, options))
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, decode, audio, options)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
 
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions
 from theo.engines.stt.final_context import FinalContext
 from theo.engines.stt.pause_anchor import PauseAnchor
+from theo.engines.stt.priority_executor import PriorityExecutor
 from theo.types import Word
 
 Audio = npt.NDArray[np.float32]
@@ -124,3 +127,62 @@ def test_a_final_with_a_pause_anchor_is_decoded_behind_it_only() -> None:
     result = context.decoder(backend, anchor)(second(), SegmentOptions(final=True))  # type: ignore[arg-type]
     assert [options.prefix for _, options in backend.calls] == ["one. five"]
     assert result.text == "five new"
+
+
+class Threads(Echo):
+    """An Echo that records which thread decoded each reading; the reading behind a prefix
+    waits (at most 5 s) for the one alone to start, so side by side they overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[str, str] = {}
+        self.alone_started = threading.Event()
+
+    def decode_segment(self, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+        reading = "behind" if options.prefix else "alone"
+        self.threads[reading] = threading.current_thread().name
+        if options.prefix:
+            self.alone_started.wait(5)
+        else:
+            self.alone_started.set()
+        return super().decode_segment(audio, options)
+
+
+def test_with_a_free_lane_the_two_readings_run_side_by_side() -> None:
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    backend = Threads()
+    lanes = PriorityExecutor("lane", lanes=2)
+    try:
+        decoder = context.decoder(backend, beside=lanes.submit_urgent)  # type: ignore[arg-type]
+        result = lanes.submit_urgent(decoder, second(), SegmentOptions(final=True)).result(10)
+    finally:
+        lanes.shutdown()
+    assert backend.alone_started.is_set()
+    assert backend.threads["alone"] != backend.threads["behind"]
+    assert result.text == "new"
+
+
+def test_without_a_free_lane_the_final_reads_alone_itself() -> None:
+    """Finals holding every lane must not wait for a lane to take their second reading."""
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    backend = Echo(sure_alone=0.9)
+    lanes = PriorityExecutor("lane", lanes=1)
+    try:
+        decoder = context.decoder(backend, beside=lanes.submit_urgent)  # type: ignore[arg-type]
+        result = lanes.submit_urgent(decoder, second(), SegmentOptions(final=True)).result(10)
+    finally:
+        lanes.shutdown()
+    assert [options.prefix for _, options in backend.calls] == ["one.", None]
+    assert result.text == "alone"
+
+
+def test_a_final_with_a_pause_anchor_queues_nothing_beside() -> None:
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    anchor = PauseAnchor(0.5, (Word(" five", 0.1, 0.3, 0.9),))
+    queued: list[object] = []
+    decoder = context.decoder(Echo(), anchor, beside=queued.append)  # type: ignore[arg-type]
+    assert decoder(second(), SegmentOptions(final=True)).text == "five new"
+    assert queued == []
