@@ -240,6 +240,22 @@ def growth_mb(samples: list[Sample], attr: str, after_audio_s: float) -> float |
     return statistics.mean(values[-third:]) - statistics.mean(values[:third])
 
 
+def floor_growth_mb(samples: list[Sample], attr: str, after_audio_s: float) -> float | None:
+    """Lowest sample of the last third after warm-up minus the lowest of the first third.
+
+    The memory a process keeps between its swings: at 4x real time the server's RSS saws
+    by ~15-20 MB within 20 s of wall time (freed memory given back to the system in steps;
+    not cyclic garbage: the collector found next to none with ``gc.DEBUG_SAVEALL``), so
+    the means of a short run's thirds differ by that much either way, while a leak lifts
+    the floor too. 6 minutes at 4x: the floor stayed at 266-271 MB.
+    """
+    values = [getattr(s, attr) for s in samples if s.audio_s >= after_audio_s and getattr(s, attr)]
+    if len(values) < 6:
+        return None
+    third = len(values) // 3
+    return min(values[-third:]) - min(values[:third])
+
+
 def drift(finals: list[Final], warmup_s: float, window_s: float, total_s: float) -> float | None:
     """Mean final delay of the last window over that of the first window after warm-up."""
     first = [f.delay_s for f in finals if warmup_s <= f.audio_end_s < warmup_s + window_s]
@@ -306,6 +322,14 @@ def print_report(run: Run, args: argparse.Namespace, result: dict[str, Any]) -> 
         print(
             f"- {label}: {shown} (target {target}): {'MISSED' if key in result['missed'] else 'ok'}"
         )
+    floors = [result[f"{name}_rss_floor_growth_mb"] for name in ("server", "worker")]
+    print(
+        "- RSS floor growth (lowest sample, last third vs first): "
+        + ", ".join(
+            f"{name} {'n/a' if value is None else f'{value:+.2f} MB'}"
+            for name, value in zip(("server", "worker"), floors, strict=True)
+        )
+    )
     wer = "n/a" if result["wer"] is None else f"{result['wer']:.3f}"
     print(
         f"- {len(run.finals)} finals (ids in order: {result['segment_ids_in_order']}), "
@@ -376,6 +400,8 @@ def main() -> int:
         == list(range(1, len(run.finals) + 1)),
         "server_rss_growth_mb": growth_mb(run.samples, "server_mb", warmup_s),
         "worker_rss_growth_mb": growth_mb(run.samples, "worker_mb", warmup_s),
+        "server_rss_floor_growth_mb": floor_growth_mb(run.samples, "server_mb", warmup_s),
+        "worker_rss_floor_growth_mb": floor_growth_mb(run.samples, "worker_mb", warmup_s),
         "latency_drift": drift(run.finals, warmup_s, window_s, run.audio_s),
         "final_delay_p50_ms": percentile(delays_ms, 0.5) if delays_ms else None,
         "wer": wer(" ".join([reference] * repeats), " ".join(f.text for f in run.finals))

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.e2e
 
 # The 5 MB / 20 % targets are for the 30-minute run after 2 minutes of warm-up. This
 # 2-minute run at 4x (30 s of wall time) catches gross leaks only: the worker's RSS swings
-# by ~30 MB as CTranslate2 caches and frees buffers (the server's by ~10 MB).
+# by ~30 MB as CTranslate2 caches and frees buffers, the server's saws by ~15-20 MB within
+# 20 s (memory given back in steps, not cyclic garbage), so the server is judged by its
+# floor (the lowest sample of the last third against the first's), which a leak lifts.
 MAX_SERVER_GROWTH_MB = 10.0
 MAX_WORKER_GROWTH_MB = 25.0
 
@@ -56,5 +58,5 @@ def test_two_minutes_in_one_session_stay_bounded(theo_home: Path, tmp_path: Path
     assert figures["wer"] <= 0.15
     assert figures["worker_pids"] == 1
     assert len(figures["samples"]) >= 10
-    assert figures["server_rss_growth_mb"] <= MAX_SERVER_GROWTH_MB
+    assert figures["server_rss_floor_growth_mb"] <= MAX_SERVER_GROWTH_MB
     assert figures["worker_rss_growth_mb"] <= MAX_WORKER_GROWTH_MB
