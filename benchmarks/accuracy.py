@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import io
 import json
 import os
@@ -94,7 +93,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import wave
@@ -110,6 +108,7 @@ import soxr  # type: ignore[import-untyped]  # soxr ships no type information
 from harness import ensure_model, log
 from streaming import StreamClip, stream_session, wait_idle
 
+from tests.helpers.pypi_sdist import sdist_member
 from tests.helpers.server import RunningServer, start_server
 from tests.helpers.wer import normalize, wer
 
@@ -136,7 +135,6 @@ WHEEL_REFERENCES = {
 # and expects exactly these words.
 PACKAGE_RAW_REFERENCES = {"goforward.raw": "go forward ten meters"}
 PACKAGE_RAW_RATE = 16_000
-PYPI_JSON = "https://pypi.org/pypi"
 
 
 @dataclass(frozen=True)
@@ -376,24 +374,8 @@ def fetch_sdist_member(data_dir: Path, item: SdistRecording) -> Path:
     target = data_dir / "sdist" / item.project / Path(item.member).name
     if target.exists():
         return target
-    try:
-        log(f"fetching {item.project}=={item.version} for {item.name}")
-        with httpx.Client(timeout=300, follow_redirects=True) as client:
-            meta = client.get(f"{PYPI_JSON}/{item.project}/json")
-            meta.raise_for_status()
-            files = meta.json()["releases"][item.version]
-            source = next(u for u in files if u["packagetype"] == "sdist")
-            archive = client.get(source["url"])
-            archive.raise_for_status()
-        if hashlib.sha256(archive.content).hexdigest() != source["digests"]["sha256"]:
-            raise RuntimeError(f"{source['filename']}: sha256 differs from PyPI's")
-        with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
-            member = tar.extractfile(item.member)
-            if member is None:
-                raise RuntimeError(f"{item.member} is not a file")
-            data = member.read()
-    except (httpx.HTTPError, KeyError, StopIteration, tarfile.TarError) as exc:
-        raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
+    log(f"fetching {item.project}=={item.version} for {item.name}")
+    data = sdist_member(item.project, item.version, item.member)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return target

