@@ -233,11 +233,8 @@ def growth_mb(samples: list[Sample], attr: str, after_audio_s: float) -> float |
     Thirds rather than single samples: the worker's RSS swings by ~30 MB as CTranslate2
     caches and frees buffers, while a leak moves the whole level.
     """
-    values = [getattr(s, attr) for s in samples if s.audio_s >= after_audio_s and getattr(s, attr)]
-    if len(values) < 6:
-        return None
-    third = len(values) // 3
-    return statistics.mean(values[-third:]) - statistics.mean(values[:third])
+    thirds = _outer_thirds(samples, attr, after_audio_s)
+    return None if thirds is None else statistics.mean(thirds[1]) - statistics.mean(thirds[0])
 
 
 def floor_growth_mb(samples: list[Sample], attr: str, after_audio_s: float) -> float | None:
@@ -249,11 +246,19 @@ def floor_growth_mb(samples: list[Sample], attr: str, after_audio_s: float) -> f
     the means of a short run's thirds differ by that much either way, while a leak lifts
     the floor too. 6 minutes at 4x: the floor stayed at 266-271 MB.
     """
+    thirds = _outer_thirds(samples, attr, after_audio_s)
+    return None if thirds is None else min(thirds[1]) - min(thirds[0])
+
+
+def _outer_thirds(
+    samples: list[Sample], attr: str, after_audio_s: float
+) -> tuple[list[float], list[float]] | None:
+    """The first and last third of the ``attr`` samples after warm-up (None: under 6)."""
     values = [getattr(s, attr) for s in samples if s.audio_s >= after_audio_s and getattr(s, attr)]
     if len(values) < 6:
         return None
     third = len(values) // 3
-    return min(values[-third:]) - min(values[:third])
+    return values[:third], values[-third:]
 
 
 def drift(finals: list[Final], warmup_s: float, window_s: float, total_s: float) -> float | None:

@@ -135,7 +135,12 @@ def _decode_in_context(
     # Side by side on two lanes, or one after the other; not batched: a batch of two
     # finals grew the worker's memory (+31-48 MB in a 2-minute soak).
     alone_beside = beside(alone_call) if beside is not None and anchor is None else None
-    decode = backend.decode_segment(*in_context)
+    try:
+        decode = backend.decode_segment(*in_context)
+    except Exception:
+        if alone_beside is not None:
+            alone_beside.cancel()  # the final failed: no lane need read it alone
+        raise
     alone = None if anchor is not None else _second_reading(alone_beside, alone_call)
     after_s = offset_s + (anchor.pause_s if anchor else 0.0)
     words = _after_prefix(decode.words, prefix, after_s)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from theo.engines.stt.backend import SegmentDecode, SegmentOptions
 from theo.engines.stt.final_context import FinalContext
@@ -148,16 +150,22 @@ class Threads(Echo):
         return super().decode_segment(audio, options)
 
 
-def test_with_a_free_lane_the_two_readings_run_side_by_side() -> None:
+def decode_on_lanes(backend: Echo, lanes: int) -> SegmentDecode:
+    """A final behind "one." decoded on a lane of an executor with ``lanes`` lanes, its
+    second reading queued on the same executor."""
     context = FinalContext(3.0)
     context.remember(second(), "one.")
-    backend = Threads()
-    lanes = PriorityExecutor("lane", lanes=2)
+    executor = PriorityExecutor("lane", lanes=lanes)
     try:
-        decoder = context.decoder(backend, beside=lanes.submit_urgent)  # type: ignore[arg-type]
-        result = lanes.submit_urgent(decoder, second(), SegmentOptions(final=True)).result(10)
+        decoder = context.decoder(backend, beside=executor.submit_urgent)  # type: ignore[arg-type]
+        return executor.submit_urgent(decoder, second(), SegmentOptions(final=True)).result(10)
     finally:
-        lanes.shutdown()
+        executor.shutdown()
+
+
+def test_with_a_free_lane_the_two_readings_run_side_by_side() -> None:
+    backend = Threads()
+    result = decode_on_lanes(backend, lanes=2)
     assert backend.alone_started.is_set()
     assert backend.threads["alone"] != backend.threads["behind"]
     assert result.text == "new"
@@ -165,17 +173,26 @@ def test_with_a_free_lane_the_two_readings_run_side_by_side() -> None:
 
 def test_without_a_free_lane_the_final_reads_alone_itself() -> None:
     """Finals holding every lane must not wait for a lane to take their second reading."""
-    context = FinalContext(3.0)
-    context.remember(second(), "one.")
     backend = Echo(sure_alone=0.9)
-    lanes = PriorityExecutor("lane", lanes=1)
-    try:
-        decoder = context.decoder(backend, beside=lanes.submit_urgent)  # type: ignore[arg-type]
-        result = lanes.submit_urgent(decoder, second(), SegmentOptions(final=True)).result(10)
-    finally:
-        lanes.shutdown()
+    result = decode_on_lanes(backend, lanes=1)
     assert [options.prefix for _, options in backend.calls] == ["one.", None]
     assert result.text == "alone"
+
+
+def test_a_failed_first_reading_withdraws_the_queued_second() -> None:
+    class Failing(Echo):
+        def decode_segment(self, audio: Audio, options: SegmentOptions) -> SegmentDecode:
+            if options.prefix:
+                raise RuntimeError("engine failed")
+            return super().decode_segment(audio, options)
+
+    context = FinalContext(3.0)
+    context.remember(second(), "one.")
+    queued: Future[SegmentDecode] = Future()
+    decoder = context.decoder(Failing(), beside=lambda call: queued)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        decoder(second(), SegmentOptions(final=True))
+    assert queued.cancelled()
 
 
 def test_a_final_with_a_pause_anchor_queues_nothing_beside() -> None:
