@@ -2,8 +2,11 @@
 
 The speech is Kokoro's pt-BR voice, one group at a time, joined with 650 ms of silence
 (the pauses callers make between groups), streamed at real-time pace into
-faster-whisper-base. Dictation-aware endpointing keeps each entity in one segment, so its
-final is formatted whole; ordinary sentences with the same pauses still end apart.
+faster-whisper-base. The English phone number is Piper's, which samples noise as it
+speaks: it is the committed ``en_phone_dictation.wav`` (the same groups and pauses), so
+that every run hears the same rendering. Dictation-aware endpointing keeps each entity in
+one segment, so its final is formatted whole; ordinary sentences with the same pauses
+still end apart.
 """
 
 from __future__ import annotations
@@ -15,22 +18,20 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
-from tests.conftest import BASE, KOKORO, PIPER
+from tests.conftest import BASE, KOKORO
+from tests.helpers.audio import read_wav
 from tests.helpers.openai_realtime import TRANSCRIPTION, EventLog, chunks, drain, send_paced
 from tests.helpers.realtime import SessionLog, run_session, ws_url
-from tests.helpers.server import RunningServer
+from tests.helpers.server import FIXTURES, RunningServer
 
 RATE = 24_000  # response_format=pcm
 PAUSE_S = 0.65
 
 
 PT_VOICE = {"model": KOKORO, "voice": "jm_kumo", "language": "pt-br"}
-EN_VOICE = {"model": PIPER, "voice": "joe"}
 
 
-def _spoken(
-    tts_server: RunningServer, groups: list[str], voice: dict[str, str] = PT_VOICE
-) -> bytes:
+def _spoken(tts_server: RunningServer, groups: list[str]) -> bytes:
     """The groups spoken one by one, ``PAUSE_S`` of silence between them."""
     pause = bytes(int(RATE * PAUSE_S) * 2)
     parts: list[bytes] = []
@@ -38,11 +39,17 @@ def _spoken(
         for text in groups:
             response = client.post(
                 "/v1/audio/speech",
-                json={**voice, "input": text, "response_format": "pcm"},
+                json={**PT_VOICE, "input": text, "response_format": "pcm"},
             )
             assert response.status_code == 200, response.text
             parts.append(_trimmed(response.content))
     return pause.join(parts)
+
+
+def _phone_clip() -> bytes:
+    samples, rate = read_wav(FIXTURES / "en_phone_dictation.wav")
+    assert rate == RATE
+    return samples.astype("<i2").tobytes()
 
 
 def _trimmed(pcm: bytes) -> bytes:
@@ -75,11 +82,9 @@ def dictation(tts_server: RunningServer) -> Iterator[dict[str, bytes]]:
                 "nove, zero, um, dois",
             ],
         ),
-        "en_phone": _spoken(
-            tts_server,
-            ["My phone number is five five five", "one two three", "four five six seven"],
-            EN_VOICE,
-        ),
+        # "My phone number is five five five" / "one two three" / "four five six seven"
+        # (scripts/make_phone_call_clip.py --wideband).
+        "en_phone": _phone_clip(),
     }
 
 

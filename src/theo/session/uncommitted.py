@@ -30,13 +30,48 @@ _CHUNK_BYTES = BYTES_PER_SECOND // 2
 
 
 @dataclass(slots=True)
+class _Run:
+    """Consecutive audio of a segment recorded with the same settings, up to ``end``."""
+
+    end: int
+    options: StreamAudio
+    closed: bool = False
+    """No later audio joins it: it is the first paused audio, whose end marks the pause."""
+
+
+@dataclass(slots=True)
 class _Pending:
-    """An uncommitted segment: where its audio lies in the ring buffer, how it was sent."""
+    """An uncommitted segment: where its audio lies in the ring buffer, how it was sent.
+
+    Audio that waited for a busy stream is sent in one go, but never across a change of
+    settings: the worker learns where the speaker paused from where the first audio
+    flagged ``speaker_paused`` ends, so that audio goes alone, and the worker decodes the
+    same audio for a pause however busy the session's stream was.
+    """
 
     start: int
     end: int
     options: StreamAudio
+    runs: list[_Run] = dataclasses.field(default_factory=list)
     ended: bool = False
+
+    def add(self, end: int, audio: StreamAudio) -> None:
+        """Audio with ``audio``'s settings was written up to ring offset ``end``."""
+        settings = dataclasses.replace(audio, audio_pcm16=b"", is_last=False)
+        last = self.runs[-1] if self.runs else None
+        if last is not None and not last.closed and last.options == settings:
+            last.end = end
+        else:
+            first_paused = audio.speaker_paused and (
+                last is None or not last.options.speaker_paused
+            )
+            self.runs.append(_Run(end, settings, closed=first_paused))
+        self.end = end
+        self.options = audio
+
+    def run_at(self, offset: int) -> _Run:
+        """The run holding the audio at ring offset ``offset`` (below :attr:`end`)."""
+        return next(run for run in self.runs if offset < run.end)
 
 
 class Route:
@@ -94,8 +129,7 @@ class UncommittedAudio:
             self._pending[audio.segment_id] = pending
         if audio.audio_pcm16:
             self._ring.write(audio.audio_pcm16)
-            pending.end = self._ring.written
-            pending.options = audio
+            pending.add(self._ring.written, audio)
         pending.ended = pending.ended or audio.is_last
         return True
 
@@ -119,6 +153,8 @@ class UncommittedAudio:
         if correction is not None:
             for pending in self._pending.values():
                 pending.options = correction(pending.options)
+                for run in pending.runs:
+                    run.options = correction(run.options)
             return []
         given_up = sorted(self._pending)
         self._pending.clear()
@@ -142,9 +178,10 @@ class UncommittedAudio:
                 pending = self._pending.get(segment)
                 while pending is not None and route.sent.get(segment, pending.start) < pending.end:
                     sent = route.sent.get(segment, pending.start)
-                    end = min(pending.end, sent + _CHUNK_BYTES)
+                    run = pending.run_at(sent)
+                    end = min(run.end, sent + _CHUNK_BYTES)
                     chunk = self._ring.read(sent, end)
-                    options = self._options(pending, replay=replay)
+                    options = _replayed(run.options) if replay else run.options
                     await route.stream.send(
                         dataclasses.replace(options, audio_pcm16=chunk, is_last=False)
                     )
@@ -152,7 +189,7 @@ class UncommittedAudio:
                     pending = self._pending.get(segment)  # the audio may have grown
                 if pending is not None and pending.ended and segment not in route.closed:
                     # A segment's end is never a pause of the speaker.
-                    options = self._options(pending, replay=True)
+                    options = _replayed(pending.options)
                     await route.stream.send(
                         dataclasses.replace(options, audio_pcm16=b"", is_last=True)
                     )
@@ -180,9 +217,7 @@ class UncommittedAudio:
             await self.flush(route, replay=True)
         return replayed
 
-    def _options(self, pending: _Pending, *, replay: bool) -> StreamAudio:
-        options = pending.options
-        if replay:
-            # Audio sent again is not live: the speaker's pause is long over.
-            options = dataclasses.replace(options, speaker_paused=False)
-        return options
+
+def _replayed(options: StreamAudio) -> StreamAudio:
+    # Audio sent again is not live: the speaker's pause is long over.
+    return dataclasses.replace(options, speaker_paused=False)
