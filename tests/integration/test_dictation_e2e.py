@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 
 from tests.conftest import BASE, KOKORO
 from tests.helpers.audio import read_wav
+from tests.helpers.load import cores_loaded
 from tests.helpers.openai_realtime import TRANSCRIPTION, EventLog, chunks, drain, send_paced
 from tests.helpers.realtime import SessionLog, run_session, ws_url
 from tests.helpers.server import FIXTURES, RunningServer
@@ -142,6 +143,22 @@ def test_phones_cards_and_amounts_dictated_in_groups_are_one_final(
     server: RunningServer, dictation: dict[str, bytes], clip: str, entity: str, english: bool
 ) -> None:
     _assert_formatted(*_finals(server, dictation[clip], english=english), entity)
+
+
+def test_a_dictation_reads_the_same_on_a_busy_machine(
+    server: RunningServer, dictation: dict[str, bytes]
+) -> None:
+    """Each pause of a dictation is decoded up to where the VAD marked it, and that reading
+    anchors the rest of the number: the anchors, like the finals, depend on the audio
+    only, so the raw finals (no ITN) are the same idle and with both cores taken by
+    another job. (Audio that piles up behind a slow write to the worker keeps where the
+    pause began: tests/unit/session/test_uncommitted.py.)"""
+    raw = {"enable_itn": False}
+    idle, _ = _finals(server, dictation["en_phone"], english=True, **raw)
+    with cores_loaded():
+        busy, _ = _finals(server, dictation["en_phone"], english=True, **raw)
+    assert busy == idle
+    assert len(idle) == 1 and "555" in idle[0], idle
 
 
 def test_ordinary_sentences_with_the_same_pause_stay_apart(

@@ -8,35 +8,16 @@ pause, not by when a decode could start: so the finals depend on the audio only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import BASE, TINY_EN
+from tests.helpers.load import cores_loaded
 from tests.helpers.realtime import pcm16_of, run_session, silence, ws_url
 from tests.helpers.server import RunningServer
 from tests.helpers.wer import normalize
 
 pytestmark = pytest.mark.e2e
-
-# Busy loops, one per core: a machine whose cores are all taken by another job.
-_BURN = "while True:\n    pass\n"
-
-
-@contextlib.contextmanager
-def cores_loaded() -> Iterator[None]:
-    """Run one CPU-bound process per core for the duration of the block."""
-    burners = [subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(os.cpu_count() or 2)]
-    try:
-        yield
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
 
 
 def _finals(server: RunningServer) -> list[str]:
