@@ -610,6 +610,8 @@ def batch_configs(model_dir: Path, rate: int) -> list[tuple[str, dict[str, str]]
     configs: list[tuple[str, dict[str, str]]] = [("theo batch default", {})]
     if pre.dc_remove:
         configs.append(("theo batch, dc_remove off", {"dc_remove": "false"}))
+    else:
+        configs.append(("theo batch, dc_remove on (off by default)", {"dc_remove": "true"}))
     if pre.gain_normalize:
         configs.append(("theo batch, gain_normalize off", {"gain_normalize": "false"}))
     else:

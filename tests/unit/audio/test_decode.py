@@ -430,3 +430,17 @@ def test_narrowband_input_takes_the_models_narrowband_gain_unless_the_request_se
     assert peak(prepare_audio(narrowband, config, {"gain_normalize": True})) > 0.6  # asked
     assert peak(prepare_audio(narrowband, PreprocessingConfig(), {})) > 0.6  # general default
     assert peak(prepare_audio(quiet_tone(16_000), config, {})) > 0.6  # wideband keeps gain
+
+
+def test_a_narrowband_dc_removal_default_applies_to_telephone_band_input_only() -> None:
+    def offset_tone(rate: int) -> bytes:
+        t = np.arange(rate * 2) / rate
+        return wav_bytes(((np.sin(2 * np.pi * 300 * t) * 0.3 + 0.2) * 32767).astype(np.int16), rate)
+
+    def offset(pcm: bytes) -> float:
+        return float(np.frombuffer(pcm, "<i2").mean()) / 32768
+
+    config = PreprocessingConfig(narrowband_dc_remove=False, gain_normalize=False)
+    assert offset(prepare_audio(offset_tone(8_000), config, {})) > 0.15  # kept at 8 kHz
+    assert abs(offset(prepare_audio(offset_tone(8_000), config, {"dc_remove": True}))) < 0.02
+    assert abs(offset(prepare_audio(offset_tone(16_000), config, {}))) < 0.02  # wideband

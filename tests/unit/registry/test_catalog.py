@@ -124,15 +124,16 @@ def test_entry_builds_the_manifest_it_installs(catalog: ModelCatalog) -> None:
     assert manifest.source == {"kind": "pypi"}
 
 
-def test_tiny_en_skips_gain_normalization_on_telephone_band_input_only(
+def test_tiny_en_skips_gain_and_dc_removal_on_telephone_band_input_only(
     catalog: ModelCatalog,
 ) -> None:
     tiny = catalog.get("faster-whisper-tiny.en").to_manifest({"kind": "pypi"}).preprocessing
-    assert tiny.narrowband_gain_normalize is False
-    assert tiny.for_input_rate(8_000).gain_normalize is False
-    assert tiny.for_input_rate(16_000).gain_normalize is True
-    base = catalog.get(BASE).to_manifest({"kind": "pypi"}).preprocessing
-    assert base.for_input_rate(8_000).gain_normalize is True  # base at 8 kHz needs it
+    assert (tiny.narrowband_gain_normalize, tiny.narrowband_dc_remove) == (False, False)
+    narrowband, wideband = tiny.for_input_rate(8_000), tiny.for_input_rate(16_000)
+    assert (narrowband.gain_normalize, narrowband.dc_remove) == (False, False)
+    assert (wideband.gain_normalize, wideband.dc_remove) == (True, True)
+    base = catalog.get(BASE).to_manifest({"kind": "pypi"}).preprocessing.for_input_rate(8_000)
+    assert (base.gain_normalize, base.dc_remove) == (True, True)  # base at 8 kHz needs them
 
 
 def test_unknown_name_suggests_close_matches(catalog: ModelCatalog) -> None:
