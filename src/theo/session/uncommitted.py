@@ -11,6 +11,7 @@ arrives while it is being sent included.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ class _Pending:
 
     def run_at(self, offset: int) -> _Run:
         """The run holding the audio at ring offset ``offset`` (below :attr:`end`)."""
-        return next(run for run in self.runs if offset < run.end)
+        # Runs end in ascending order; a long dictation holds many (a few per pause).
+        return self.runs[bisect.bisect_right(self.runs, offset, key=lambda run: run.end)]
 
 
 class Route:
